@@ -1,0 +1,303 @@
+"""Instance schema: the contract with the user.
+
+Strict, frozen pydantic v2 models. Every numeric field is finite, non-negative where a negative
+value makes no sense, and below a sane magnitude (HiGHS treats 1e20 as infinity); unknown fields
+are rejected. Unit conventions live in the field names: quantities in tonnes (`_t`), money per
+kilogram (`_per_kg`, the way the rare-earth trade quotes prices), shares as fractions (0-1).
+
+Field-level checks live here; checks that need the whole instance (references, year alignment,
+duplicates, cycles, unservable demand) live in `validation.py`, which `Instance` runs after
+construction. This module must not import Pyomo or anything downstream of it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+# --- magnitudes ------------------------------------------------------------------------------
+MAX_TONNES = 1.0e8  # 100 Mt per year: two orders above world rare-earth mining
+MAX_PRICE_PER_KG = 1.0e6  # far above any rare-earth product; catches kg/t and cents mix-ups
+MAX_MONEY = 1.0e13  # a one-off payment
+DEFAULT_UNMET_PENALTY_PER_KG = 10_000.0  # > 3x the dearest oxide price in the fact sheet
+MIN_YEAR, MAX_YEAR = 1990, 2100
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        strict=True,
+        frozen=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+
+# --- scalar types ----------------------------------------------------------------------------
+Id = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"),
+]
+"""Identifiers: letters, digits, '_', '-', '.'; case-sensitive; no spaces."""
+
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+"""ISO 3166-1 alpha-2 code (checked against the ISO list in validation)."""
+
+Tonnes = Annotated[float, Field(ge=0, le=MAX_TONNES)]
+PricePerKg = Annotated[float, Field(ge=0, le=MAX_PRICE_PER_KG)]
+Money = Annotated[float, Field(ge=0, le=MAX_MONEY)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Year = Annotated[int, Field(ge=MIN_YEAR, le=MAX_YEAR)]
+
+TonnesSeries = Tonnes | dict[Year, Tonnes]
+"""A constant, or one value per year (the years are checked against the horizon or window)."""
+PriceSeries = PricePerKg | dict[Year, PricePerKg]
+
+
+class Stage(StrEnum):
+    """Supply-chain stage codes (rare-earth fact sheet, section 0)."""
+
+    MINE = "MINE"
+    CRACK = "CRACK"
+    SEP_L = "SEP_L"
+    SEP_H = "SEP_H"
+    METAL = "METAL"
+    MAGNET = "MAGNET"
+    RECYCLE = "RECYCLE"
+    OTHER = "OTHER"
+
+
+class MaterialForm(StrEnum):
+    CONCENTRATE = "concentrate"
+    MIXED_COMPOUND = "mixed_compound"
+    OXIDE = "oxide"
+    METAL = "metal"
+    ALLOY = "alloy"
+    MAGNET = "magnet"
+    SCRAP = "scrap"
+    OTHER = "other"
+
+
+StageField = Annotated[Stage, Field(strict=False)]
+"""Stage codes are written as text in files; lax mode turns 'MAGNET' into Stage.MAGNET."""
+FormField = Annotated[MaterialForm, Field(strict=False)]
+
+
+# --- sections --------------------------------------------------------------------------------
+class Meta(_Strict):
+    name: Annotated[str, StringConstraints(min_length=1)]
+    description: str = ""
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    price_year: Year
+    sources: dict[str, str] = Field(default_factory=dict)
+    """Source IDs cited in the instance (e.g. S05) mapped to a short description."""
+
+
+class Horizon(_Strict):
+    first_year: Year
+    last_year: Year
+    discount_rate: Annotated[float, Field(ge=0, le=0.5)] = 0.0
+    """Annual real discount rate as a fraction (0.08 = 8 %)."""
+    base_year: Year | None = None
+    """Year whose cash flows are not discounted; defaults to first_year."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Horizon:
+        if self.last_year < self.first_year:
+            raise ValueError(
+                f"last_year {self.last_year} is before first_year {self.first_year}"
+            )
+        return self
+
+    @property
+    def years(self) -> list[int]:
+        return list(range(self.first_year, self.last_year + 1))
+
+
+class CountryGroup(_Strict):
+    id: Id
+    members: list[CountryCode] = Field(min_length=1)
+    description: str = ""
+    source: str = ""
+
+
+class Material(_Strict):
+    id: Id
+    name: str = ""
+    form: FormField
+    unit: Literal["t"] = "t"
+    unmet_penalty_per_kg: PricePerKg = DEFAULT_UNMET_PENALTY_PER_KG
+    """Cost of each kg of demand left unmet; reported as its own cost term."""
+    typical_price_per_kg: Annotated[list[PricePerKg], Field(min_length=2, max_length=2)] | None = None
+    """Plausible price range; prices outside it are flagged (a kg/t or oxide/metal mix-up)."""
+
+
+class Facility(_Strict):
+    id: Id
+    name: str = ""
+    company: Annotated[str, StringConstraints(min_length=1)]
+    country: CountryCode
+    stage: StageField
+    product: Id
+    capacity_t: TonnesSeries
+    """Output capacity in tonnes of `product` per year, shared by every contract and toll."""
+    recipe: dict[Id, Annotated[float, Field(gt=0, le=1000)]] = Field(default_factory=dict)
+    """Tonnes of each input material per tonne of product. Empty = own feed (a source)."""
+    opex_per_kg: PriceSeries = 0.0
+    """Processing (toll) cost per kg of product made from buyer-owned inputs."""
+    feed_origin: dict[StageField, CountryCode] = Field(default_factory=dict)
+    """For own-feed sales: country of each upstream stage not modelled as a facility."""
+    source: str = ""
+    notes: str = ""
+
+
+class Arc(_Strict):
+    from_: Id = Field(alias="from")
+    to: Id
+    freight_per_kg: PricePerKg = 0.0
+    source: str = ""
+
+
+class Network(_Strict):
+    default_arcs: bool = True
+    """Allow every arc whose material fits (a node's product is an input or a demand of the
+    next node), i.e. consecutive stages; listed arcs then only set freight."""
+    default_freight_per_kg: PricePerKg = 0.0
+    arcs: list[Arc] = Field(default_factory=list)
+
+
+class Buyer(_Strict):
+    id: Id
+    name: str = ""
+    country: CountryCode
+    buyer_class: Annotated[str, StringConstraints(min_length=1)] = "commercial"
+    demand_t: dict[Id, TonnesSeries] = Field(min_length=1)
+    """Tonnes demanded per material and year."""
+    source: str = ""
+
+
+class Offer(_Strict):
+    id: Id
+    supplier: Id
+    """Facility that sells; the offered material is its product, from its own feed."""
+    material: Id
+    buyers: list[Id] | None = None
+    """Buyers who may take volume under this offer; None means every buyer."""
+    first_year: Year
+    last_year: Year
+    min_t_per_year: Tonnes = 0.0
+    max_t_per_year: Tonnes
+    price_per_kg: PriceSeries
+    signing_cost: Money = 0.0
+    """One-off signing / qualification cost, paid in first_year if the offer is signed."""
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    source: str = ""
+    notes: str = ""
+
+
+class SpotMarket(_Strict):
+    id: Id
+    material: Id
+    origin: CountryCode
+    price_per_kg: PriceSeries
+    availability_t: TonnesSeries | None = None
+    unlimited: bool = False
+    """Set true (and leave availability_t out) for a market with no volume limit."""
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _availability_or_unlimited(self) -> SpotMarket:
+        if self.unlimited == (self.availability_t is not None):
+            raise ValueError("give exactly one of availability_t or unlimited: true")
+        return self
+
+
+class Scope(_Strict):
+    """Which part of the instance a rule speaks about; None means all."""
+
+    buyers: list[Id] | None = None
+    materials: list[Id] | None = None
+    years: list[Year] | None = None
+
+
+class _RuleBase(_Strict):
+    id: Id
+    description: str = ""
+    source: str = ""
+    scope: Scope = Field(default_factory=Scope)
+    hard: bool = True
+    penalty_per_unit: Money | None = None
+    """Soft rules only: cost per unit of violation (unit given by the rule kind)."""
+
+    @model_validator(mode="after")
+    def _soft_needs_penalty(self) -> _RuleBase:
+        if not self.hard and self.penalty_per_unit is None:
+            raise ValueError("a soft rule (hard: false) needs penalty_per_unit")
+        if self.hard and self.penalty_per_unit is not None:
+            raise ValueError("penalty_per_unit is only for soft rules (hard: false)")
+        return self
+
+
+class MaxSuppliersRule(_RuleBase):
+    """At most `max_count` distinct suppliers with a signed offer in scope (violation unit:
+    suppliers)."""
+
+    kind: Literal["max_suppliers"]
+    max_count: Annotated[int, Field(ge=0, le=10_000)]
+    count: Literal["facility", "company"] = "facility"
+
+
+Rule = Annotated[MaxSuppliersRule, Field(discriminator="kind")]
+
+
+class Scenario(_Strict):
+    id: Id
+    probability: Fraction
+    description: str = ""
+
+
+class Instance(_Strict):
+    meta: Meta
+    horizon: Horizon
+    country_groups: list[CountryGroup] = Field(default_factory=list)
+    materials: list[Material] = Field(min_length=1)
+    facilities: list[Facility] = Field(default_factory=list)
+    network: Network = Field(default_factory=Network)
+    buyers: list[Buyer] = Field(min_length=1)
+    offers: list[Offer] = Field(default_factory=list)
+    spot_markets: list[SpotMarket] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+    scenarios: list[Scenario] = Field(
+        default_factory=lambda: [Scenario(id="base", probability=1.0)]
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Instance:
+        from offtake.validation import check_instance  # the whole-instance checks
+        from offtake.findings import InvalidInstance, errors
+
+        found = errors(check_instance(self))
+        if found:
+            raise InvalidInstance(found)
+        return self
+
+
+SECTION_MODELS: dict[str, type[_Strict]] = {
+    "meta": Meta,
+    "horizon": Horizon,
+    "country_groups": CountryGroup,
+    "materials": Material,
+    "facilities": Facility,
+    "network": Network,
+    "buyers": Buyer,
+    "offers": Offer,
+    "spot_markets": SpotMarket,
+    "scenarios": Scenario,
+}
+"""Model of each top-level section (for list sections: of each item). Rules use `Rule`."""
+
+LIST_SECTIONS = ("country_groups", "materials", "facilities", "buyers", "offers",
+                 "spot_markets", "rules", "scenarios")

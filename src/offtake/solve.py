@@ -1,0 +1,184 @@
+"""Solving: the only module that names HiGHS.
+
+Hands a Pyomo model to HiGHS (through Pyomo's `highs` interface on highspy), maps what comes
+back to our own `SolveOutcome`, and loads variable values only when a solution exists. A time
+limit with no incumbent is `no_solution`: no plan of zeros is ever produced.
+
+Refuses highspy 1.14.0 (wrong MIP optima) and anything older than 1.15.1.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.factory import SolverFactory
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+Status = Literal["optimal", "feasible", "infeasible", "unbounded", "no_solution", "error"]
+MIN_HIGHSPY = (1, 15, 1)
+BAD_HIGHSPY = {(1, 14, 0)}
+DEFAULT_MIP_GAP = 1e-6
+
+
+class SolverVersionError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    time_limit: float | None = None
+    """Seconds; None = no limit."""
+    mip_gap: float = DEFAULT_MIP_GAP
+    """Relative MIP gap at which HiGHS stops (HiGHS's own default is 1e-4)."""
+    threads: int | None = None
+    write_model: Path | None = None
+    """Write the model exactly as handed to HiGHS, as MPS (names from Pyomo)."""
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    rows: int
+    columns: int
+    nonzeros: int
+    binaries: int
+    integers: int
+
+
+@dataclass(frozen=True)
+class SolveOutcome:
+    status: Status
+    objective: float | None
+    bound: float | None
+    mip_gap: float | None
+    solver: str
+    solver_version: str
+    solve_seconds: float
+    highs_seconds: float | None
+    termination: str
+    size: ModelSize | None
+    message: str = ""
+
+    @property
+    def has_solution(self) -> bool:
+        return self.status in ("optimal", "feasible")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def highspy_version() -> tuple[int, ...]:
+    text = importlib.metadata.version("highspy")
+    return tuple(int(p) for p in text.split(".")[:3] if p.isdigit())
+
+
+def check_solver_version() -> str:
+    """The highspy version, or SolverVersionError when it is known to give wrong answers."""
+    v = highspy_version()
+    text = ".".join(map(str, v))
+    if v in BAD_HIGHSPY or v < MIN_HIGHSPY:
+        raise SolverVersionError(
+            f"highspy {text} is not supported: 1.14.0 returns wrong MIP optima; "
+            f"install highspy>={'.'.join(map(str, MIN_HIGHSPY))}"
+        )
+    return text
+
+
+def solve(m: pyo.ConcreteModel, options: SolveOptions = SolveOptions()) -> SolveOutcome:
+    """Solve `m` with HiGHS; load the solution into `m` only when one exists."""
+    version = check_solver_version()
+    solver = SolverFactory("highs")
+    solver_options = {"mip_rel_gap": options.mip_gap}
+    if options.threads:
+        solver_options["threads"] = options.threads
+    kwargs = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False,
+              "solver_options": solver_options}
+    if options.time_limit is not None:
+        kwargs["time_limit"] = options.time_limit
+    start = time.perf_counter()
+    try:
+        res = solver.solve(m, **kwargs)
+    except Exception as exc:  # solver crashed: report, never pretend
+        return SolveOutcome("error", None, None, None, "highs", version,
+                            time.perf_counter() - start, None, "error", None, str(exc))
+    seconds = time.perf_counter() - start
+    highs = solver._solver_model  # the highspy.Highs object Pyomo filled
+    size = _size(highs)
+    if options.write_model is not None:
+        _write_mps(solver, highs, Path(options.write_model))
+    status, message = _status(res.termination_condition, res.solution_status)
+    objective = bound = gap = None
+    if status in ("optimal", "feasible"):
+        res.solution_loader.load_vars()
+        objective = float(res.incumbent_objective)
+        bound = _finite(res.objective_bound)
+        gap = _gap(objective, bound, size)
+    highs_seconds = getattr(res.timing_info, "highs_time", None)
+    return SolveOutcome(status, objective, bound, gap, "highs", version, seconds,
+                        highs_seconds, res.termination_condition.name, size, message)
+
+
+def _status(tc: TerminationCondition, ss: SolutionStatus) -> tuple[Status, str]:
+    if ss == SolutionStatus.optimal:
+        return "optimal", ""
+    if ss == SolutionStatus.feasible:
+        if tc == TerminationCondition.convergenceCriteriaSatisfied:
+            return "optimal", ""
+        return "feasible", f"stopped by {tc.name} with an incumbent"
+    if tc in (TerminationCondition.provenInfeasible, TerminationCondition.locallyInfeasible):
+        return "infeasible", "HiGHS proved the model infeasible"
+    if tc == TerminationCondition.infeasibleOrUnbounded:
+        # every cost coefficient is >= 0 and every variable >= 0, so the objective is bounded
+        # below by 0: "infeasible or unbounded" can only be infeasible here
+        return "infeasible", "HiGHS reported infeasible-or-unbounded; costs are non-negative"
+    if tc == TerminationCondition.unbounded:
+        return "unbounded", "HiGHS reported the model unbounded"
+    if tc in (TerminationCondition.maxTimeLimit, TerminationCondition.iterationLimit,
+              TerminationCondition.interrupted, TerminationCondition.objectiveLimit):
+        return "no_solution", f"stopped by {tc.name} before finding any feasible plan"
+    return "error", f"HiGHS ended with {tc.name} and no solution"
+
+
+def _finite(x: float | None) -> float | None:
+    if x is None or x != x or abs(x) == float("inf"):
+        return None
+    return float(x)
+
+
+def _gap(objective: float, bound: float | None, size: ModelSize | None) -> float | None:
+    if size is not None and size.binaries + size.integers == 0:
+        return 0.0  # an LP solved to optimality has no MIP gap
+    if bound is None:
+        return None
+    return abs(objective - bound) / max(abs(objective), 1e-10)
+
+
+def _size(highs) -> ModelSize | None:
+    try:
+        lp = highs.getLp()
+    except Exception:  # pragma: no cover - only if Pyomo changes its internals
+        return None
+    integrality = list(lp.integrality_)
+    lower, upper = list(lp.col_lower_), list(lp.col_upper_)
+    ints = [i for i, t in enumerate(integrality) if int(t) == 1]
+    binaries = sum(1 for i in ints if lower[i] >= 0 and upper[i] <= 1)
+    return ModelSize(rows=lp.num_row_, columns=lp.num_col_, nonzeros=len(lp.a_matrix_.value_),
+                     binaries=binaries, integers=len(ints) - binaries)
+
+
+def _write_mps(solver, highs, path: Path) -> None:
+    """Name HiGHS's columns and rows after the Pyomo components, then let HiGHS write MPS."""
+    for var_id, col in solver._pyomo_var_to_solver_var_map.items():
+        highs.passColName(col, _mps_name(solver._vars[var_id][0].name))
+    for con, row in solver._pyomo_con_to_solver_con_map.items():
+        highs.passRowName(row, _mps_name(con.name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    highs.writeModel(str(path))
+
+
+def _mps_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_[],.-" else "_" for ch in name)

@@ -1,0 +1,301 @@
+"""Whole-instance checks that a single field cannot make on its own.
+
+`check_instance` returns every finding at once (errors and warnings): unknown country codes,
+duplicate IDs, references to unknown IDs (with the nearest known ID), time series that do not
+match the horizon or contract window, inverted windows, min above max, probabilities that do
+not sum to one, mixed currencies, implausible prices, cycles in the processing chain, demand
+that no supplier can serve, orphan suppliers and empty instances.
+
+It works on an `Instance` or on any object with the same section attributes (the loader passes
+the parts of a file that parsed, so that all problems are reported in one run). Pure Python:
+no Pyomo, nothing downstream of the schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import pycountry
+
+from offtake.findings import Finding, nearest
+from offtake.network import active_nodes, at, effective_arcs, find_cycle, node_inputs, node_products
+
+PROBABILITY_TOL = 1e-9
+_NUMERIC_LOOKING = re.compile(r"^[0-9]+([eE][0-9]+)?$|^[0-9]+\.[0-9]+$")
+
+
+@lru_cache(maxsize=1)
+def iso_countries() -> frozenset[str]:
+    return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+class _Collector:
+    def __init__(self, unparsed_ids: frozenset[str] = frozenset()) -> None:
+        self.items: list[Finding] = []
+        self.unparsed_ids = unparsed_ids
+        """IDs of items that failed field validation: references to them are not reported."""
+
+    def error(self, code: str, loc: str, msg: str, hint: str = "") -> None:
+        self.items.append(Finding(code, "error", loc, msg, hint))
+
+    def warn(self, code: str, loc: str, msg: str, hint: str = "") -> None:
+        self.items.append(Finding(code, "warning", loc, msg, hint))
+
+
+def check_instance(inst: Any) -> list[Finding]:
+    """Every whole-instance finding for `inst` (see module docstring)."""
+    c = _Collector(frozenset(getattr(inst, "unparsed_ids", ())))
+    _check_ids(inst, c)
+    _check_countries(inst, c)
+    _check_references(inst, c)
+    _check_years(inst, c)
+    _check_offers(inst, c)
+    _check_scenarios(inst, c)
+    _check_prices(inst, c)
+    if not any(f.severity == "error" for f in c.items):
+        _check_network(inst, c)
+    return c.items
+
+
+# --- identifiers -----------------------------------------------------------------------------
+def _check_ids(inst: Any, c: _Collector) -> None:
+    namespaces = {
+        "materials": inst.materials,
+        "country_groups": inst.country_groups,
+        "offers": inst.offers,
+        "rules": inst.rules,
+        "scenarios": inst.scenarios,
+        # facilities, buyers and spot markets are all nodes of the network: one namespace
+        "nodes": [("facilities", i, x) for i, x in enumerate(inst.facilities)]
+        + [("buyers", i, x) for i, x in enumerate(inst.buyers)]
+        + [("spot_markets", i, x) for i, x in enumerate(inst.spot_markets)],
+    }
+    for space, items in namespaces.items():
+        rows = items if space == "nodes" else [(space, i, x) for i, x in enumerate(items)]
+        seen: dict[str, str] = {}
+        for section, i, x in rows:
+            loc = f"{section}[{i}].id"
+            key = x.id.lower()
+            if key in seen:
+                same = "the same ID" if seen[key].endswith(f"'{x.id}'") else "an ID differing only in case"
+                c.error("duplicate_id", loc, f"'{x.id}' repeats {same} at {seen[key]}",
+                        "IDs must be unique (case-insensitive) within " + space)
+            else:
+                seen[key] = f"{loc} '{x.id}'"
+            if _NUMERIC_LOOKING.match(x.id):
+                c.warn("numeric_looking_id", loc, f"ID '{x.id}' looks like a number",
+                       "spreadsheets turn such IDs into numbers (007 -> 7, 1E5 -> 100000); "
+                       "prefer a letter prefix")
+
+
+def _check_countries(inst: Any, c: _Collector) -> None:
+    iso = iso_countries()
+
+    def one(code: str, loc: str) -> None:
+        if code not in iso:
+            c.error("unknown_country", loc, f"'{code}' is not an ISO 3166-1 alpha-2 code",
+                    nearest(code, iso) or "use two-letter ISO codes, e.g. US, CN, AU")
+
+    for i, f in enumerate(inst.facilities):
+        one(f.country, f"facilities[{i}].country")
+        for stage, code in f.feed_origin.items():
+            one(code, f"facilities[{i}].feed_origin.{stage.value}")
+    for i, b in enumerate(inst.buyers):
+        one(b.country, f"buyers[{i}].country")
+    for i, k in enumerate(inst.spot_markets):
+        one(k.origin, f"spot_markets[{i}].origin")
+    for i, g in enumerate(inst.country_groups):
+        for j, code in enumerate(g.members):
+            one(code, f"country_groups[{i}].members[{j}]")
+
+
+# --- references ------------------------------------------------------------------------------
+def _ref(c: _Collector, value: str, known: Iterable[str], loc: str, what: str) -> bool:
+    known = list(known)
+    if value in known or value in c.unparsed_ids:
+        return True
+    c.error("unknown_reference", loc, f"unknown {what} '{value}'", nearest(value, known))
+    return False
+
+
+def _check_references(inst: Any, c: _Collector) -> None:
+    mats = [m.id for m in inst.materials]
+    facs = {f.id: f for f in inst.facilities}
+    buyers = [b.id for b in inst.buyers]
+    spots = [k.id for k in inst.spot_markets]
+    for i, f in enumerate(inst.facilities):
+        _ref(c, f.product, mats, f"facilities[{i}].product", "material")
+        for m in f.recipe:
+            _ref(c, m, mats, f"facilities[{i}].recipe.{m}", "material")
+        if f.product in f.recipe and len(f.recipe) > 1:
+            c.warn("recipe_self_input", f"facilities[{i}].recipe",
+                   f"'{f.id}' consumes its own product '{f.product}' among other inputs")
+    for i, b in enumerate(inst.buyers):
+        for m in b.demand_t:
+            _ref(c, m, mats, f"buyers[{i}].demand_t.{m}", "material")
+    for i, k in enumerate(inst.spot_markets):
+        _ref(c, k.material, mats, f"spot_markets[{i}].material", "material")
+    for i, o in enumerate(inst.offers):
+        ok = _ref(c, o.supplier, facs, f"offers[{i}].supplier", "facility")
+        if _ref(c, o.material, mats, f"offers[{i}].material", "material") and ok:
+            if facs[o.supplier].product != o.material:
+                c.error("offer_material_mismatch", f"offers[{i}].material",
+                        f"offer '{o.id}' sells '{o.material}' but facility '{o.supplier}' "
+                        f"makes '{facs[o.supplier].product}'",
+                        "an offer sells the product of its supplier facility")
+        for j, b in enumerate(o.buyers or []):
+            _ref(c, b, buyers, f"offers[{i}].buyers[{j}]", "buyer")
+    senders = list(facs) + spots
+    receivers = list(facs) + buyers
+    for i, a in enumerate(inst.network.arcs):
+        _ref(c, a.from_, senders, f"network.arcs[{i}].from", "facility or spot market")
+        _ref(c, a.to, receivers, f"network.arcs[{i}].to", "facility or buyer")
+    for i, r in enumerate(inst.rules):
+        for j, b in enumerate(r.scope.buyers or []):
+            _ref(c, b, buyers, f"rules[{i}].scope.buyers[{j}]", "buyer")
+        for j, m in enumerate(r.scope.materials or []):
+            _ref(c, m, mats, f"rules[{i}].scope.materials[{j}]", "material")
+
+
+# --- years -----------------------------------------------------------------------------------
+def _series_years(c: _Collector, series: Any, wanted: list[int], loc: str, what: str) -> None:
+    if not isinstance(series, Mapping):
+        return
+    got = set(series)
+    missing = sorted(set(wanted) - got)
+    extra = sorted(got - set(wanted))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing years {missing}")
+        if extra:
+            parts.append(f"extra years {extra}")
+        c.error("misaligned_years", loc, f"{what}: {'; '.join(parts)}",
+                f"give one value per year {wanted[0]}-{wanted[-1]}, or a single constant")
+
+
+def _check_years(inst: Any, c: _Collector) -> None:
+    years = inst.horizon.years
+    h = inst.horizon
+    if h.base_year is not None and not (h.first_year <= h.base_year <= h.last_year):
+        c.warn("base_year_outside_horizon", "horizon.base_year",
+               f"base year {h.base_year} lies outside {h.first_year}-{h.last_year}")
+    for i, f in enumerate(inst.facilities):
+        _series_years(c, f.capacity_t, years, f"facilities[{i}].capacity_t", "capacity")
+        _series_years(c, f.opex_per_kg, years, f"facilities[{i}].opex_per_kg", "opex")
+    for i, b in enumerate(inst.buyers):
+        for m, s in b.demand_t.items():
+            _series_years(c, s, years, f"buyers[{i}].demand_t.{m}", "demand")
+    for i, k in enumerate(inst.spot_markets):
+        _series_years(c, k.price_per_kg, years, f"spot_markets[{i}].price_per_kg", "price")
+        _series_years(c, k.availability_t, years, f"spot_markets[{i}].availability_t",
+                      "availability")
+    for i, r in enumerate(inst.rules):
+        for j, y in enumerate(r.scope.years or []):
+            if y not in years:
+                c.error("year_outside_horizon", f"rules[{i}].scope.years[{j}]",
+                        f"year {y} is outside the horizon {years[0]}-{years[-1]}")
+
+
+def _check_offers(inst: Any, c: _Collector) -> None:
+    years = inst.horizon.years
+    currency = getattr(inst.meta, "currency", None) if inst.meta is not None else None
+    for i, o in enumerate(inst.offers):
+        loc = f"offers[{i}]"
+        if o.last_year < o.first_year:
+            c.error("inverted_window", f"{loc}.last_year",
+                    f"offer '{o.id}' ends ({o.last_year}) before it starts ({o.first_year})")
+            continue
+        window = list(range(o.first_year, o.last_year + 1))
+        _series_years(c, o.price_per_kg, window, f"{loc}.price_per_kg",
+                      f"price over the contract window {o.first_year}-{o.last_year}")
+        inside = [y for y in window if y in years]
+        if not inside:
+            c.warn("window_outside_horizon", loc,
+                   f"offer '{o.id}' ({o.first_year}-{o.last_year}) lies wholly outside the "
+                   f"horizon {years[0]}-{years[-1]}; it cannot be signed")
+        elif len(inside) < len(window):
+            c.warn("window_clipped", loc,
+                   f"offer '{o.id}' runs {o.first_year}-{o.last_year}; only {inside[0]}-"
+                   f"{inside[-1]} fall inside the horizon and are modelled")
+        if o.min_t_per_year > o.max_t_per_year:
+            c.error("min_above_max", f"{loc}.min_t_per_year",
+                    f"offer '{o.id}': min {o.min_t_per_year:g} t/yr > max "
+                    f"{o.max_t_per_year:g} t/yr")
+        if o.currency is not None and currency is not None and o.currency != currency:
+            c.error("mixed_currency", f"{loc}.currency",
+                    f"offer '{o.id}' is in {o.currency}, the instance in {currency}",
+                    f"convert to {currency} at the instance's price year")
+
+
+def _check_scenarios(inst: Any, c: _Collector) -> None:
+    if not inst.scenarios:
+        c.error("no_scenario", "scenarios", "at least one scenario is needed")
+        return
+    total = sum(s.probability for s in inst.scenarios)
+    if abs(total - 1.0) > PROBABILITY_TOL:
+        c.error("probabilities_not_one", "scenarios",
+                f"scenario probabilities sum to {total:.12g}, not 1")
+
+
+def _check_prices(inst: Any, c: _Collector) -> None:
+    ranges = {m.id: m.typical_price_per_kg for m in inst.materials if m.typical_price_per_kg}
+
+    def one(material: str, series: Any, loc: str) -> None:
+        rng = ranges.get(material)
+        if rng is None:
+            return
+        values = series.values() if isinstance(series, Mapping) else [series]
+        bad = [v for v in values if not rng[0] <= v <= rng[1]]
+        if bad:
+            c.warn("implausible_price", loc,
+                   f"price(s) {bad} per kg of '{material}' outside the typical "
+                   f"{rng[0]:g}-{rng[1]:g}", "check units: per kg, not per t; oxide vs metal")
+
+    for i, o in enumerate(inst.offers):
+        one(o.material, o.price_per_kg, f"offers[{i}].price_per_kg")
+    for i, k in enumerate(inst.spot_markets):
+        one(k.material, k.price_per_kg, f"spot_markets[{i}].price_per_kg")
+
+
+# --- network ---------------------------------------------------------------------------------
+def _check_network(inst: Any, c: _Collector) -> None:
+    products, inputs = node_products(inst), node_inputs(inst)
+    for i, a in enumerate(inst.network.arcs):
+        if a.from_ in products and a.to in inputs and products[a.from_] not in inputs[a.to]:
+            c.error("arc_material_mismatch", f"network.arcs[{i}]",
+                    f"'{a.from_}' sends '{products[a.from_]}', which '{a.to}' does not take",
+                    f"'{a.to}' takes {sorted(inputs[a.to])}")
+    arcs = effective_arcs(inst)
+    cycle = find_cycle(arcs)
+    if cycle:
+        c.error("cycle", "network", "processing chain has a cycle: " + " -> ".join(cycle),
+                "remove an arc of the cycle; with network.default_arcs, list arcs explicitly")
+        return
+    demand = [(i, b, m, y, at(s, y)) for i, b in enumerate(inst.buyers)
+              for m, s in b.demand_t.items() for y in inst.horizon.years]
+    if sum(d[-1] for d in demand) <= 0:
+        c.error("empty_instance", "buyers", "no buyer demands anything: nothing to optimise")
+        return
+    used: set[str] = set()
+    for i, b in enumerate(inst.buyers):
+        short: dict[str, list[int]] = {}
+        for y in inst.horizon.years:
+            active = active_nodes(inst, arcs, b.id, y)
+            delivered = {a.material for a in arcs if a.to_node == b.id and a.from_node in active}
+            used |= active
+            for m, s in b.demand_t.items():
+                if at(s, y) > 0 and m not in delivered:
+                    short.setdefault(m, []).append(y)
+        for m, yrs in short.items():
+            c.error("unservable_demand", f"buyers[{i}].demand_t.{m}",
+                    f"buyer '{b.id}' demands '{m}' in {yrs}, but no offer, spot market or "
+                    "processing chain can deliver it in those years",
+                    "add an eligible offer or spot market, or fix the arcs")
+    for i, f in enumerate(inst.facilities):
+        if f.id not in used:
+            c.warn("orphan_facility", f"facilities[{i}]",
+                   f"facility '{f.id}' can deliver to no buyer (no eligible offer or input)")
