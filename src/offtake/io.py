@@ -119,7 +119,7 @@ def validate_mapping(raw: Any) -> LoadResult:
         parts[name] = _validate_section(name, raw[name], findings, parts["unparsed_ids"])
     if parts.get("meta") is None or parts.get("horizon") is None:
         return LoadResult(None, findings)
-    findings += check_instance(SimpleNamespace(**parts))
+    findings += check_instance(SimpleNamespace(**parts), partial=bool(errors(findings)))
     if errors(findings):
         return LoadResult(None, findings)
     try:
@@ -156,9 +156,15 @@ def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: 
         return None
 
 
+_SCALAR_TYPE_ERRORS = {"float_type", "int_type", "string_type", "bool_type", "is_instance_of"}
+
+
 def _pydantic_findings(exc: ValidationError, prefix: list[str | int]) -> list[Finding]:
     out = []
-    for err in exc.errors(include_url=False):
+    errs = exc.errors(include_url=False)
+    for err in errs:
+        if _wrong_union_branch(err, errs):
+            continue
         loc = prefix + [p for p in err["loc"] if not _is_union_tag(p)]
         value = err.get("input")
         msg = err["msg"]
@@ -184,6 +190,17 @@ def _pydantic_findings(exc: ValidationError, prefix: list[str | int]) -> list[Fi
                 msg = "blank value where a number is required"
         out.append(Finding(f"schema.{kind}", "error", format_loc(loc), msg, hint))
     return out
+
+
+def _wrong_union_branch(err: Any, errs: list[Any]) -> bool:
+    """A 'constant or by-year' field given a mapping fails the constant branch too: drop that
+    error when the mapping branch has its own, more precise errors."""
+    if err["type"] not in _SCALAR_TYPE_ERRORS or not isinstance(err.get("input"), dict | list):
+        return False
+    plain = [p for p in err["loc"] if not _is_union_tag(p)]
+    return any(len(e["loc"]) > len(err["loc"])
+               and [p for p in e["loc"] if not _is_union_tag(p)][: len(plain)] == plain
+               for e in errs if e is not err)
 
 
 def _is_union_tag(part: Any) -> bool:

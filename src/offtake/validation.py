@@ -45,8 +45,12 @@ class _Collector:
         self.items.append(Finding(code, "warning", loc, msg, hint))
 
 
-def check_instance(inst: Any) -> list[Finding]:
-    """Every whole-instance finding for `inst` (see module docstring)."""
+def check_instance(inst: Any, partial: bool = False) -> list[Finding]:
+    """Every whole-instance finding for `inst` (see module docstring).
+
+    `partial`: some items failed field validation and are missing, so checks of the network
+    as a whole (cycles, unservable demand, emptiness) would report false problems: skip them.
+    """
     c = _Collector(frozenset(getattr(inst, "unparsed_ids", ())))
     _check_ids(inst, c)
     _check_countries(inst, c)
@@ -55,7 +59,7 @@ def check_instance(inst: Any) -> list[Finding]:
     _check_offers(inst, c)
     _check_scenarios(inst, c)
     _check_prices(inst, c)
-    if not any(f.severity == "error" for f in c.items):
+    if not partial and not any(f.severity == "error" for f in c.items):
         _check_network(inst, c)
     return c.items
 
@@ -141,7 +145,7 @@ def _check_references(inst: Any, c: _Collector) -> None:
     for i, o in enumerate(inst.offers):
         ok = _ref(c, o.supplier, facs, f"offers[{i}].supplier", "facility")
         if _ref(c, o.material, mats, f"offers[{i}].material", "material") and ok:
-            if facs[o.supplier].product != o.material:
+            if o.supplier in facs and facs[o.supplier].product != o.material:
                 c.error("offer_material_mismatch", f"offers[{i}].material",
                         f"offer '{o.id}' sells '{o.material}' but facility '{o.supplier}' "
                         f"makes '{facs[o.supplier].product}'",

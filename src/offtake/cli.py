@@ -1,0 +1,90 @@
+"""Command-line interface: `offtake validate | solve | check`.
+
+Exit codes: 0 solution found (or input valid / plan clean), 1 invalid input, 2 infeasible,
+3 no solution within limits, 4 solver or internal error (including a plan the independent
+checker rejects).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from offtake.check import check_folder
+from offtake.io import load_instance
+from offtake.pipeline import run
+from offtake.report import findings_table, print_run, violations_table
+from offtake.solve import SolveOptions, SolverVersionError, check_solver_version
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Choose rare-earth magnet offtake contracts at least cost.")
+console = Console(width=140)
+
+EXIT = {"optimal": 0, "feasible": 0, "invalid": 1, "infeasible": 2, "unbounded": 4,
+        "no_solution": 3, "error": 4}
+
+
+@app.command()
+def validate(instance: Annotated[Path, typer.Argument(help="instance YAML file")]) -> None:
+    """Validate an instance; print every finding. Exit 0 if valid, 1 if not."""
+    loaded = load_instance(instance)
+    if loaded.findings:
+        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
+    console.print("[green]valid[/]" if loaded.ok else "[red]invalid[/]")
+    raise typer.Exit(0 if loaded.ok else 1)
+
+
+@app.command()
+def solve(
+    instance: Annotated[Path, typer.Argument(help="instance YAML file")],
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("out"),
+    time_limit: Annotated[float | None, typer.Option(help="seconds")] = None,
+    mip_gap: Annotated[float, typer.Option(help="relative MIP gap")] = SolveOptions.mip_gap,
+    threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
+    write_model: Annotated[Path | None, typer.Option(help="write the model as MPS")] = None,
+) -> None:
+    """Solve an instance, write DIR/summary.json and tables, and check the plan."""
+    try:
+        check_solver_version()
+    except SolverVersionError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(4) from exc
+    options = SolveOptions(time_limit=time_limit, mip_gap=mip_gap, threads=threads,
+                           write_model=write_model)
+    result = run(instance, out, options)
+    if result.results is None:
+        console.print(findings_table(result.load.findings, f"Findings in {instance}"))
+        raise typer.Exit(EXIT["invalid"])
+    warnings = [f for f in result.load.findings if f.severity == "warning"]
+    if warnings:
+        console.print(findings_table(warnings, "Warnings"))
+    print_run(console, result.results, result.check)
+    console.print(f"written to {out}/")
+    code = EXIT[result.results.status]
+    if result.check is not None and result.check.violations:
+        code = EXIT["error"]
+    raise typer.Exit(code)
+
+
+@app.command()
+def check(
+    instance: Annotated[Path, typer.Argument(help="instance YAML file")],
+    out: Annotated[Path, typer.Argument(help="folder written by `offtake solve`")],
+) -> None:
+    """Recompute every constraint and the objective from the instance and DIR's tables."""
+    loaded = load_instance(instance)
+    if loaded.instance is None:
+        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
+        raise typer.Exit(EXIT["invalid"])
+    report = check_folder(loaded.instance, out)
+    if report.violations:
+        console.print(violations_table(report))
+        raise typer.Exit(EXIT["error"])
+    console.print(f"[green]no violations[/]; recomputed objective {report.objective:,.2f}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

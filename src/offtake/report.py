@@ -1,0 +1,98 @@
+"""What a person reads in the terminal: findings, the run summary, costs and contracts.
+
+Reads only `Results`, `CheckReport` and `Finding`s; renders with rich.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from offtake.check import CheckReport
+from offtake.findings import Finding
+from offtake.results import Results
+
+
+def findings_table(findings: Sequence[Finding], title: str = "Findings") -> Table:
+    t = Table(title=title, show_lines=False)
+    for col in ("severity", "code", "location", "message", "hint"):
+        t.add_column(col, overflow="fold")
+    for f in findings:
+        style = "red" if f.severity == "error" else "yellow"
+        t.add_row(f"[{style}]{f.severity}[/]", f.code, f.location, f.message, f.hint)
+    return t
+
+
+def _money(x: float | None, currency: str) -> str:
+    return "-" if x is None else f"{x:,.0f} {currency}"
+
+
+def summary_table(r: Results) -> Table:
+    t = Table(title=f"offtake: {r.instance_name}", show_header=False)
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    t.add_row("status", r.status + (f" ({r.message})" if r.message else ""))
+    t.add_row("objective", _money(r.objective, r.currency))
+    t.add_row("bound / gap", f"{_money(r.bound, r.currency)} / "
+              + ("-" if r.mip_gap is None else f"{r.mip_gap:.2e}"))
+    t.add_row("solver", f"{r.solver} {r.solver_version}")
+    t.add_row("build / solve", f"{r.build_seconds:.2f} s / {r.solve_seconds:.2f} s")
+    if r.model_size:
+        s = r.model_size
+        t.add_row("model size", f"{s['rows']} rows, {s['columns']} columns, {s['nonzeros']} "
+                  f"nonzeros, {s['binaries']} binaries")
+    if r.violations is not None:
+        t.add_row("checker", "no violations" if r.violations == 0
+                  else f"[red]{r.violations} violation(s)[/]")
+    return t
+
+
+def costs_table(r: Results) -> Table:
+    t = Table(title="Cost by term (discounted, expected)")
+    t.add_column("term")
+    t.add_column(f"{r.currency}", justify="right")
+    for term, value in r.cost_terms().items():
+        t.add_row(term, f"{value:,.0f}")
+    return t
+
+
+def contracts_table(r: Results) -> Table:
+    t = Table(title="Signed contracts (t per year)")
+    c = r.tables.get("contracts")
+    if c is None or c.empty:
+        return t
+    c = c[c["signed"] == 1]
+    pivot = c.pivot_table(index=["offer_id", "supplier", "buyer"], columns="year",
+                          values="volume_t", aggfunc="sum")
+    t.add_column("offer")
+    t.add_column("supplier")
+    t.add_column("buyer")
+    for y in pivot.columns:
+        t.add_column(str(y), justify="right")
+    for (o, s, b), row in pivot.iterrows():
+        t.add_row(o, s, b, *(f"{v:,.0f}" for v in row))
+    return t
+
+
+def violations_table(report: CheckReport) -> Table:
+    t = Table(title="Checker violations")
+    for col in ("constraint", "index", "amount", "message"):
+        t.add_column(col, overflow="fold")
+    for v in report.violations[:50]:
+        t.add_row(v.constraint, v.index, f"{v.amount:.6g}", v.message)
+    return t
+
+
+def print_run(console: Console, r: Results, report: CheckReport | None) -> None:
+    console.print(summary_table(r))
+    if r.has_solution:
+        console.print(costs_table(r))
+        console.print(contracts_table(r))
+        unmet = r.tables.get("unmet")
+        if unmet is not None and (unmet["unmet_t"] > 0).any():
+            total = unmet["unmet_t"].sum()
+            console.print(f"[red]Unmet demand: {total:,.1f} t (see unmet.csv)[/]")
+    if report is not None and report.violations:
+        console.print(violations_table(report))

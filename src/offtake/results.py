@@ -1,0 +1,230 @@
+"""Typed results: the status, objective, bound and gap, the cost by registered term, and tidy
+tables, with metadata (instance hash, solver version, options, timings).
+
+Built once from the instance, the derived data, the variable values the model layer hands
+over, and the solver outcome; written to and read back from an output folder (CSV + JSON).
+Reports, the checker and the CLI read only this. Never touches Pyomo.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from offtake.data import KG_PER_T, ModelData
+from offtake.network import at
+from offtake.schema import Instance
+from offtake.solve import SolveOutcome
+
+ZERO = 1e-9
+TABLE_COLUMNS: dict[str, list[str]] = {
+    "offers": ["offer_id", "supplier", "material", "signed", "signing_cost", "signing_year"],
+    "contracts": ["offer_id", "supplier", "company", "material", "buyer", "year", "signed",
+                  "volume_t", "price_per_kg", "payment"],
+    "flows": ["buyer", "from_node", "to_node", "material", "year", "scenario", "flow_t",
+              "freight_per_kg", "freight_cost"],
+    "production": ["facility", "buyer", "year", "scenario", "production_t", "opex_per_kg",
+                   "opex_cost"],
+    "spot": ["market", "material", "origin", "buyer", "to_node", "year", "scenario",
+             "volume_t", "price_per_kg", "cost"],
+    "unmet": ["buyer", "material", "year", "scenario", "demand_t", "delivered_t", "unmet_t",
+              "penalty_per_kg", "penalty"],
+    "costs": ["term", "value"],
+    "rules": ["rule_id", "kind", "year", "scenario", "lhs", "bound", "slack", "violation",
+              "binding", "hard"],
+}
+ID_COLUMNS = {"offer_id", "supplier", "company", "material", "buyer", "from_node", "to_node",
+              "scenario", "facility", "market", "origin", "term", "rule_id", "kind"}
+
+
+@dataclass
+class Results:
+    status: str
+    objective: float | None
+    bound: float | None
+    mip_gap: float | None
+    currency: str
+    solver: str
+    solver_version: str
+    build_seconds: float
+    solve_seconds: float
+    instance_name: str
+    instance_sha256: str
+    model_size: dict[str, int] | None
+    message: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    violations: int | None = None
+    """Count of the independent checker's violations (None until checked)."""
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def has_solution(self) -> bool:
+        return self.status in ("optimal", "feasible")
+
+    def cost_terms(self) -> dict[str, float]:
+        costs = self.tables.get("costs")
+        if costs is None or costs.empty:
+            return {}
+        return dict(zip(costs["term"], costs["value"].astype(float), strict=True))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "mip_gap": self.mip_gap,
+            "currency": self.currency,
+            "solver": self.solver,
+            "solver_version": self.solver_version,
+            "build_seconds": self.build_seconds,
+            "solve_seconds": self.solve_seconds,
+            "violations": self.violations,
+            "instance_name": self.instance_name,
+            "instance_sha256": self.instance_sha256,
+            "model_size": self.model_size,
+            "message": self.message,
+            "options": self.options,
+            "cost_terms": self.cost_terms(),
+        }
+
+    def write(self, out_dir: str | Path) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in TABLE_COLUMNS:
+            stale = out / f"{name}.csv"
+            if stale.exists():
+                stale.unlink()  # never leave an older run's plan beside a new summary
+        for name, frame in self.tables.items():
+            frame.to_csv(out / f"{name}.csv", index=False)
+        (out / "summary.json").write_text(json.dumps(self.summary(), indent=2) + "\n")
+        return out
+
+    @classmethod
+    def read(cls, out_dir: str | Path) -> Results:
+        out = Path(out_dir)
+        s = json.loads((out / "summary.json").read_text())
+        tables = {name: read_table(out / f"{name}.csv") for name in TABLE_COLUMNS
+                  if (out / f"{name}.csv").exists()}
+        keys = cls.__dataclass_fields__.keys() - {"tables"}
+        return cls(**{k: s.get(k) for k in keys if k in s}, tables=tables)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a result CSV keeping IDs as written ('NA' is Namibia, '007' stays '007')."""
+    head = pd.read_csv(path, nrows=0)
+    dtypes = {c: str for c in head.columns if c in ID_COLUMNS}
+    return pd.read_csv(path, dtype=dtypes, keep_default_na=False, na_values=[""])
+
+
+def assemble(
+    inst: Instance,
+    d: ModelData,
+    outcome: SolveOutcome,
+    values: dict[str, pd.DataFrame] | None,
+    *,
+    build_seconds: float,
+    sha256: str = "",
+    options: dict[str, Any] | None = None,
+) -> Results:
+    """Results from the solver outcome and (when a solution exists) the variable values."""
+    res = Results(
+        status=outcome.status,
+        objective=outcome.objective,
+        bound=outcome.bound,
+        mip_gap=outcome.mip_gap,
+        currency=inst.meta.currency,
+        solver=outcome.solver,
+        solver_version=outcome.solver_version,
+        build_seconds=build_seconds,
+        solve_seconds=outcome.solve_seconds,
+        instance_name=inst.meta.name,
+        instance_sha256=sha256,
+        model_size=None if outcome.size is None else dict(vars(outcome.size)),
+        message=outcome.message,
+        options=options or {},
+    )
+    if values is not None and outcome.has_solution:
+        res.tables = _tables(inst, d, values)
+    return res
+
+
+def _clean(frame: pd.DataFrame, col: str) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.loc[frame[col].abs() < ZERO, col] = 0.0
+    return frame
+
+
+def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    offers = {o.id: o for o in inst.offers}
+    facs = {f.id: f for f in inst.facilities}
+    spots = {k.id: k for k in inst.spot_markets}
+    signed = dict(zip(v["signed"]["offer_id"], v["signed"]["signed"], strict=True))
+
+    offer_rows = pd.DataFrame(
+        [(o, d.offer_supplier[o], d.offer_material[o], signed[o], d.offer_signing_cost[o],
+          d.offer_signing_year[o]) for o in d.OFFERS], columns=TABLE_COLUMNS["offers"])
+
+    c = _clean(v["volume"], "volume_t")
+    c["supplier"] = c["offer_id"].map(d.offer_supplier)
+    c["company"] = c["supplier"].map(lambda f: facs[f].company)
+    c["material"] = c["offer_id"].map(d.offer_material)
+    c["signed"] = c["offer_id"].map(signed)
+    c["price_per_kg"] = [at(offers[o].price_per_kg, y) for o, y in zip(c["offer_id"], c["year"],
+                                                                      strict=True)]
+    c["payment"] = c["volume_t"] * c["price_per_kg"] * KG_PER_T
+
+    f = _clean(v["flows"], "flow_t")
+    f = f[f["flow_t"] > 0].reset_index(drop=True)
+    arc = list(zip(f["from_node"], f["to_node"], strict=True))
+    f["material"] = [d.arc_material[a] for a in arc]
+    f["freight_per_kg"] = [d.freight_per_t[a] / KG_PER_T for a in arc]
+    f["freight_cost"] = f["flow_t"] * f["freight_per_kg"] * KG_PER_T
+
+    p = _clean(v["production"], "production_t")
+    p = p[p["production_t"] > 0].reset_index(drop=True)
+    p["opex_per_kg"] = [at(facs[x].opex_per_kg, y) for x, y in zip(p["facility"], p["year"],
+                                                                  strict=True)]
+    p["opex_cost"] = p["production_t"] * p["opex_per_kg"] * KG_PER_T
+
+    s = f[f["from_node"].isin(spots)].rename(columns={"from_node": "market", "flow_t": "volume_t"})
+    s["origin"] = s["market"].map(lambda k: spots[k].origin)
+    s["price_per_kg"] = [at(spots[k].price_per_kg, y) for k, y in zip(s["market"], s["year"],
+                                                                    strict=True)]
+    s["cost"] = s["volume_t"] * s["price_per_kg"] * KG_PER_T
+
+    u = _clean(v["unmet"], "unmet_t")
+    arrivals = f[f["to_node"] == f["buyer"]].groupby(
+        ["buyer", "material", "year", "scenario"])["flow_t"].sum()
+    keys = list(zip(u["buyer"], u["material"], u["year"], u["scenario"], strict=True))
+    u["demand_t"] = [d.demand_t[k[:3]] for k in keys]
+    u["delivered_t"] = [float(arrivals.get(k, 0.0)) for k in keys]
+    u["penalty_per_kg"] = u["material"].map(lambda mat: d.unmet_penalty_per_t[mat] / KG_PER_T)
+    u["penalty"] = u["unmet_t"] * u["penalty_per_kg"] * KG_PER_T
+
+    return {
+        "offers": offer_rows,
+        "contracts": c[TABLE_COLUMNS["contracts"]],
+        "flows": f[TABLE_COLUMNS["flows"]],
+        "production": p[TABLE_COLUMNS["production"]],
+        "spot": s[TABLE_COLUMNS["spot"]].reset_index(drop=True),
+        "unmet": u[TABLE_COLUMNS["unmet"]],
+        "costs": v["costs"][TABLE_COLUMNS["costs"]],
+        "rules": _rule_rows(inst, v),
+    }
+
+
+def _rule_rows(inst: Instance, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    used = v["supplier_used"].groupby("rule_id")["used"].sum().round()
+    viol = dict(zip(v["rule_violation"]["rule_id"], v["rule_violation"]["violation"],
+                    strict=True))
+    rows = []
+    for r in inst.rules:
+        lhs = float(used.get(r.id, 0.0))
+        slack = r.max_count - lhs
+        rows.append((r.id, r.kind, "", "", lhs, float(r.max_count), slack,
+                     max(0.0, float(viol.get(r.id, 0.0)), -slack), abs(slack) < ZERO, r.hard))
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["rules"])

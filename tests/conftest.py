@@ -1,0 +1,66 @@
+"""Shared test helpers: a small valid instance as a dict, and loaders for dicts and YAML text."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from offtake.io import LoadResult, load_instance, validate_mapping
+
+ROOT = Path(__file__).resolve().parents[1]
+INSTANCES = ROOT / "instances"
+
+BASE: dict = {
+    "meta": {"name": "base", "currency": "USD", "price_year": 2025},
+    "horizon": {"first_year": 2026, "last_year": 2027, "discount_rate": 0.0},
+    "materials": [{"id": "MAG", "form": "magnet", "typical_price_per_kg": [20, 300]}],
+    "facilities": [
+        {"id": "S1", "company": "One", "country": "US", "stage": "MAGNET", "product": "MAG",
+         "capacity_t": 100},
+        {"id": "S2", "company": "Two", "country": "DE", "stage": "MAGNET", "product": "MAG",
+         "capacity_t": {2026: 50, 2027: 80}},
+    ],
+    "buyers": [{"id": "B1", "country": "US", "demand_t": {"MAG": {2026: 60, 2027: 90}}}],
+    "offers": [
+        {"id": "O1", "supplier": "S1", "material": "MAG", "first_year": 2026,
+         "last_year": 2027, "max_t_per_year": 100, "price_per_kg": 80},
+        {"id": "O2", "supplier": "S2", "material": "MAG", "first_year": 2026,
+         "last_year": 2027, "max_t_per_year": 80, "price_per_kg": {2026: 70, 2027: 72}},
+    ],
+}
+
+
+def base() -> dict:
+    return copy.deepcopy(BASE)
+
+
+def check(raw: dict) -> LoadResult:
+    return validate_mapping(copy.deepcopy(raw))
+
+
+def load_text(tmp_path: Path, text: str, name: str = "inst.yaml") -> LoadResult:
+    p = tmp_path / name
+    p.write_text(text)
+    return load_instance(p)
+
+
+def dump(raw: dict) -> str:
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+def codes(res: LoadResult, severity: str | None = None) -> list[str]:
+    return [f.code for f in res.findings if severity is None or f.severity == severity]
+
+
+def only(res: LoadResult, code: str):
+    found = [f for f in res.findings if f.code == code]
+    assert found, f"no finding {code}; got {[str(f) for f in res.findings]}"
+    return found[0]
+
+
+@pytest.fixture
+def base_dict() -> dict:
+    return base()
