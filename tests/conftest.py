@@ -64,3 +64,25 @@ def only(res: LoadResult, code: str):
 @pytest.fixture
 def base_dict() -> dict:
     return base()
+
+
+def solve_checked(inst, out_dir: Path, **options):
+    """Solve through the whole pipeline, write the folder and run the independent checker on
+    it; fail the test on any checker violation. Returns the Results."""
+    from offtake.check import check_folder
+    from offtake.pipeline import solve_instance
+    from offtake.solve import SolveOptions
+
+    res = solve_instance(inst, SolveOptions(**options))
+    res.write(out_dir)
+    if res.has_solution:
+        report = check_folder(inst, out_dir)
+        assert report.violations == [], [str(v) for v in report.violations]
+        assert abs(report.objective - res.objective) <= 1e-6 * max(1.0, abs(res.objective))
+    return res
+
+
+def instance(raw: dict):
+    from offtake.schema import Instance
+
+    return Instance.model_validate(raw)

@@ -195,8 +195,8 @@ def add_demand_balance(m: pyo.ConcreteModel, d: ModelData) -> None:
 
     Reads buyers' demand_t. Dual: marginal cost of serving one more tonne (currency per t).
     """
-    arrivals = _group(d.BUYER_ARCS, lambda k: (k[0], d.arc_material[k[1], k[2]]),
-                      lambda k: k[1])
+    arrivals = _group([k for k in d.BUYER_ARCS if k[2] == k[0]],
+                      lambda k: (k[0], d.arc_material[k[1], k[2]]), lambda k: k[1])
     m.demand_balance = pyo.Constraint(
         m.UNMET,
         rule=lambda _, b, k, y, s: sum(m.v_flow_t[b, i, b, y, s] for i in arrivals.get((b, k), []))

@@ -1,0 +1,149 @@
+"""Layer 1: structure without solving (formulation <-> builders, derived data, residuals of a
+family at fixed values) and the solver wrapper's status mapping."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import pyomo.environ as pyo
+import pytest
+from conftest import ROOT, base, instance
+
+from offtake import model, solve
+from offtake.data import build_data
+from offtake.solve import SolveOptions, SolverVersionError
+
+NOT_FAMILIES = {"add_sets", "add_variables"}
+
+
+def _builders() -> set[str]:
+    return {name[4:] for name, fn in inspect.getmembers(model, inspect.isfunction)
+            if name.startswith("add_") and name not in NOT_FAMILIES}
+
+
+def _sections() -> set[str]:
+    text = (ROOT / "models" / "formulation.md").read_text()
+    return set(re.findall(r"^### (\w+)\s*$", text, flags=re.M))
+
+
+def test_every_builder_has_a_formulation_section_and_back():
+    assert _builders() == _sections()
+
+
+def test_every_builder_documents_its_formula_and_dual():
+    for name in _builders():
+        doc = inspect.getdoc(getattr(model, f"add_{name}")) or ""
+        assert ".. math::" in doc, name
+        assert "Dual" in doc, name
+
+
+def test_cost_terms_are_documented():
+    text = (ROOT / "models" / "formulation.md").read_text()
+    for term in model.COST_TERMS:
+        assert f"`{term}`" in text, term
+
+
+def test_derived_data_is_sparse_and_in_model_units():
+    d = build_data(instance(base()))
+    assert d.offer_price_per_t["O2", 2027] == 72_000
+    assert d.capacity_t["S2", 2026] == 50
+    assert d.BUYER_ARCS == (("B1", "S1", "B1"), ("B1", "S2", "B1"))
+    assert d.OFFER_BUYER_YEARS == (("O1", "B1", 2026), ("O1", "B1", 2027),
+                                   ("O2", "B1", 2026), ("O2", "B1", 2027))
+    assert d.PROCESSOR_BUYERS == ()
+    assert d.discount == {2026: 1.0, 2027: 1.0}
+
+
+def test_window_clipped_to_horizon_in_data():
+    raw = base()
+    raw["offers"][0].update(first_year=2020, last_year=2026,
+                            price_per_kg={y: 80 for y in range(2020, 2027)})
+    d = build_data(instance(raw))
+    assert [y for o, y in d.OFFER_YEARS if o == "O1"] == [2026]
+    assert d.offer_signing_year["O1"] == 2026
+
+
+def test_capacity_and_balance_residuals_at_fixed_values():
+    """Fix a plan by hand and read each family's residual (body - bound)."""
+    m = model.build_model(build_data(instance(base())))
+    m.v_signed["O1"].fix(1)
+    m.v_signed["O2"].fix(1)
+    for (o, b, y), q in {("O1", "B1", 2026): 10, ("O1", "B1", 2027): 10,
+                         ("O2", "B1", 2026): 60, ("O2", "B1", 2027): 80}.items():
+        m.v_volume_t[o, b, y].fix(q)
+    # S2 capacity is 50 in 2026: 60 sold -> residual +10 above the upper bound
+    con = m.facility_capacity_max["S2", 2026, "base"]
+    assert pyo.value(con.body) - pyo.value(con.upper) == pytest.approx(10)
+    # output balance at S1 with no flow: 0 out vs 10 bought -> body = out - in = -10
+    for k in m.v_flow_t:
+        m.v_flow_t[k].fix(0)
+    bal = m.facility_output_balance["S1", "B1", 2026, "base"]
+    assert abs(pyo.value(bal.body) - pyo.value(bal.upper)) == pytest.approx(10)
+    # demand 60 in 2026, nothing arrives, no unmet -> short by 60
+    m.v_unmet_t["B1", "MAG", 2026, "base"].fix(0)
+    dem = m.demand_balance["B1", "MAG", 2026, "base"]
+    assert pyo.value(dem.lower) - pyo.value(dem.body) == pytest.approx(60)
+
+
+def test_objective_is_the_sum_of_registered_terms():
+    m = model.build_model(build_data(instance(base())))
+    for v in m.component_data_objects(pyo.Var):
+        v.set_value(1.0 if v.is_binary() else 0.5)
+    total = sum(pyo.value(getattr(m, f"cost_{n}")) for n in model.COST_TERMS)
+    assert pyo.value(m.total_cost) == pytest.approx(total)
+
+
+def _knapsack(n: int = 60) -> pyo.ConcreteModel:
+    import random
+
+    rnd = random.Random(1)
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(range(n), domain=pyo.Binary)
+    w = [rnd.randint(10, 100) for _ in range(n)]
+    v = [rnd.randint(10, 100) for _ in range(n)]
+    m.c1 = pyo.Constraint(expr=sum(w[i] * m.x[i] for i in range(n)) == sum(w) // 2 + 1)
+    m.c2 = pyo.Constraint(expr=sum(v[i] * m.x[i] for i in range(n)) == sum(v) // 2 + 3)
+    m.o = pyo.Objective(expr=sum((i % 7) * m.x[i] for i in range(n)))
+    return m
+
+
+def test_time_limit_without_incumbent_is_no_solution_and_loads_nothing():
+    m = _knapsack()
+    out = solve.solve(m, SolveOptions(time_limit=0.0))
+    assert out.status == "no_solution"
+    assert out.objective is None and not out.has_solution
+    assert all(m.x[i].value is None for i in m.x)  # no plan of zeros
+
+
+def test_infeasible_lp_and_mip_are_reported():
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 1))
+    m.c = pyo.Constraint(expr=m.x >= 2)
+    m.o = pyo.Objective(expr=m.x)
+    assert solve.solve(m).status == "infeasible"
+    m = pyo.ConcreteModel()
+    m.z = pyo.Var(domain=pyo.Binary)
+    m.y = pyo.Var(bounds=(0, 1))
+    m.c = pyo.Constraint(expr=m.z + m.y >= 3)
+    m.o = pyo.Objective(expr=m.z)
+    assert solve.solve(m).status == "infeasible"
+
+
+def test_known_bad_highspy_refused(monkeypatch):
+    monkeypatch.setattr(solve, "highspy_version", lambda: (1, 14, 0))
+    with pytest.raises(SolverVersionError, match="1.14.0"):
+        solve.check_solver_version()
+    monkeypatch.setattr(solve, "highspy_version", lambda: (1, 13, 1))
+    with pytest.raises(SolverVersionError):
+        solve.check_solver_version()
+
+
+def test_write_model_writes_named_mps(tmp_path):
+    m = model.build_model(build_data(instance(base())))
+    path = tmp_path / "model.mps"
+    out = solve.solve(m, SolveOptions(write_model=path))
+    text = path.read_text()
+    assert out.status == "optimal"
+    assert "facility_capacity_max" in text and "v_volume_t" in text
+    assert text.count("\n") > 10
