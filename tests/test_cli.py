@@ -1,0 +1,83 @@
+"""The command line end to end: validate, solve (files, keys, exit codes), check."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from conftest import INSTANCES, base, dump
+from typer.testing import CliRunner
+
+from offtake import pipeline
+from offtake.cli import app
+from offtake.solve import SolveOutcome
+
+runner = CliRunner()
+TINY = str(INSTANCES / "tiny_two_offers.yaml")
+SUMMARY_KEYS = {"status", "objective", "bound", "mip_gap", "currency", "solver",
+                "build_seconds", "solve_seconds", "violations", "instance_sha256"}
+
+
+def test_validate_valid_and_invalid(tmp_path):
+    assert runner.invoke(app, ["validate", TINY]).exit_code == 0
+    raw = base()
+    raw["offers"][0]["supplier"] = "S7"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(dump(raw))
+    out = runner.invoke(app, ["validate", str(bad)])
+    assert out.exit_code == 1
+    assert "offers[0].supplier" in out.output and "S7" in out.output
+
+
+def test_solve_writes_summary_and_tables(tmp_path):
+    out_dir = tmp_path / "out"
+    mps = tmp_path / "model.mps"
+    res = runner.invoke(app, ["solve", TINY, "--out", str(out_dir), "--write-model", str(mps)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["status"] == "optimal" and summary["violations"] == 0
+    assert abs(summary["objective"] - 20_250_000) < 1e-3
+    for name in ("contracts", "flows", "spot", "unmet", "costs"):
+        assert (out_dir / f"{name}.csv").exists(), name
+    costs = pd.read_csv(out_dir / "costs.csv")
+    assert abs(costs["value"].sum() - summary["objective"]) < 1e-3
+    assert mps.read_text().startswith("NAME")
+    assert "20,250,000" in res.output
+
+
+def test_solve_invalid_input_exit_1(tmp_path):
+    raw = base()
+    raw["horizon"]["discount_rate"] = 5
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(dump(raw))
+    res = runner.invoke(app, ["solve", str(bad), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert not (tmp_path / "o" / "summary.json").exists()
+
+
+def _fake_outcome(status: str) -> SolveOutcome:
+    return SolveOutcome(status, None, None, None, "highs", "x", 0.0, None, status, None, "fake")
+
+
+def test_exit_codes_for_infeasible_no_solution_and_error(tmp_path, monkeypatch):
+    for status, code in (("infeasible", 2), ("no_solution", 3), ("error", 4)):
+        monkeypatch.setattr(pipeline, "solve", lambda m, o, s=status: _fake_outcome(s))
+        out_dir = tmp_path / status
+        res = runner.invoke(app, ["solve", TINY, "--out", str(out_dir)])
+        assert res.exit_code == code, (status, res.output)
+        summary = json.loads((out_dir / "summary.json").read_text())
+        assert summary["status"] == status and summary["objective"] is None
+        assert not (out_dir / "contracts.csv").exists()  # never a plan of zeros
+
+
+def test_check_catches_a_tampered_plan(tmp_path):
+    out_dir = tmp_path / "out"
+    assert runner.invoke(app, ["solve", TINY, "--out", str(out_dir)]).exit_code == 0
+    assert runner.invoke(app, ["check", TINY, str(out_dir)]).exit_code == 0
+    c = pd.read_csv(out_dir / "contracts.csv")
+    c.loc[(c["offer_id"] == "OFF-B") & (c["year"] == 2027), "volume_t"] = 130.0
+    c.to_csv(out_dir / "contracts.csv", index=False)
+    res = runner.invoke(app, ["check", TINY, str(out_dir)])
+    assert res.exit_code == 4
+    assert "contract_volume_max" in res.output
