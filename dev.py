@@ -25,7 +25,7 @@ DEMO = ["instances/us_ev_oem_small.yaml", "--out", "out/us_ev_oem_small"]
 
 
 def ensure_env() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be started by an older python3
         sys.exit(f"offtake needs Python 3.11+, this is {sys.version.split()[0]}")
     stamp = VENV / ".offtake-installed"
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()

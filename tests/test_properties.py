@@ -40,7 +40,7 @@ def instances(draw) -> dict:
     if draw(st.booleans()):
         spot["unlimited"] = True
     else:
-        spot["availability_t"] = draw(st.integers(0, 100))
+        spot["availability_t"] = draw(st.integers(1, 100))  # some source every year
     return {
         "meta": {"name": "random", "currency": "USD", "price_year": 2025},
         "horizon": {"first_year": YEARS[0], "last_year": YEARS[-1],

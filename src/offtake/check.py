@@ -210,10 +210,10 @@ def _row_ok(c: _Ctx, name: str, pos: int, row: dict) -> bool:
     if "scenario" in row and name != "rules" and row["scenario"] not in c.probability:
         c.flag("table", where, 1.0, f"unknown scenario '{row['scenario']}'")
         return False
-    return _ids_ok(c, where, row)
+    return _ids_ok(c, name, where, row)
 
 
-def _ids_ok(c: _Ctx, where: str, row: dict) -> bool:
+def _ids_ok(c: _Ctx, name: str, where: str, row: dict) -> bool:
     known = {
         "offer_id": c.offers, "buyer": c.buyers, "facility": c.facilities,
         "market": c.markets, "rule_id": c.rules,
@@ -222,10 +222,10 @@ def _ids_ok(c: _Ctx, where: str, row: dict) -> bool:
         if col in row and row[col] not in ids:
             c.flag("table", where, 1.0, f"unknown {col} '{row[col]}'")
             return False
-    if "material" in row and row["material"] not in c.materials:
+    if name != "flows" and "material" in row and row["material"] not in c.materials:
         c.flag("table", where, 1.0, f"unknown material '{row['material']}'")
         return False
-    return True
+    return True  # flows: nodes and material are judged by check_arc_allowed
 
 
 def _read_plan(c: _Ctx, t: dict[str, pd.DataFrame]) -> _Plan:
@@ -424,7 +424,7 @@ def check_facility_capacity(c: _Ctx, plan: _Plan) -> None:
                   at(c.facilities[f].capacity_t, year), "contract sales + production")
 
 
-def production_rows(c: _Ctx, t: dict[str, pd.DataFrame]) -> None:
+def check_production_rows(c: _Ctx, t: dict[str, pd.DataFrame]) -> None:
     """production.csv: opex per kg from the instance and the undiscounted opex cost."""
     for pos, r in _rows(t["production"]):
         opex = at(c.facilities[r["facility"]].opex_per_kg, int(r["year"]))
@@ -614,7 +614,7 @@ def check_tables(
     check_facility_output_balance(c, plan)
     check_facility_input_balance(c, plan)
     check_facility_capacity(c, plan)
-    production_rows(c, t)
+    check_production_rows(c, t)
     check_spot_availability(c, plan)
     check_spot_table(c, t, plan)
     check_demand_balance(c, t, plan)

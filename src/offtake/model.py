@@ -276,7 +276,7 @@ def solution_values(m: pyo.ConcreteModel, d: ModelData) -> dict[str, pd.DataFram
     """Variable values and cost terms as tidy frames (called only when a solution is loaded)."""
 
     def frame(var, cols, value_col):
-        rows = [(*k, var[k].value or 0.0) for k in var]
+        rows = [(*(k if isinstance(k, tuple) else (k,)), var[k].value or 0.0) for k in var]
         return pd.DataFrame(rows, columns=[*cols, value_col])
 
     signed = {o: round(m.v_signed[o].value or 0.0) for o in m.OFFERS}

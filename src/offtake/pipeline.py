@@ -19,9 +19,10 @@ from offtake.schema import Instance
 from offtake.solve import SolveOptions, solve
 
 
-def solve_instance(inst: Instance, options: SolveOptions = SolveOptions(), *,
+def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
                    sha256: str = "") -> Results:
     """Build and solve; the Results hold tables only when HiGHS returned a solution."""
+    options = options or SolveOptions()
     start = time.perf_counter()
     data = build_data(inst)
     model = build_model(data)
@@ -40,7 +41,7 @@ class Run:
     check: CheckReport | None = None
 
 
-def run(path: str | Path, out_dir: str | Path, options: SolveOptions = SolveOptions()) -> Run:
+def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = None) -> Run:
     """Load, solve, write the output folder, then check it independently from the folder."""
     loaded = load_instance(path)
     if loaded.instance is None:

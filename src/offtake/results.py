@@ -213,17 +213,22 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
         "spot": s[TABLE_COLUMNS["spot"]].reset_index(drop=True),
         "unmet": u[TABLE_COLUMNS["unmet"]],
         "costs": v["costs"][TABLE_COLUMNS["costs"]],
-        "rules": _rule_rows(inst, v),
+        "rules": _rule_rows(inst, d, signed, v),
     }
 
 
-def _rule_rows(inst: Instance, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    used = v["supplier_used"].groupby("rule_id")["used"].sum().round()
+def _rule_rows(inst: Instance, d: ModelData, signed: dict[str, int],
+               v: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per rule: lhs = distinct supplier units with a signed offer in scope."""
+    units: dict[str, set[str]] = {}
+    for r, unit, o in d.RULE_SUPPLIER_OFFERS:
+        if signed.get(o):
+            units.setdefault(r, set()).add(unit)
     viol = dict(zip(v["rule_violation"]["rule_id"], v["rule_violation"]["violation"],
                     strict=True))
     rows = []
     for r in inst.rules:
-        lhs = float(used.get(r.id, 0.0))
+        lhs = float(len(units.get(r.id, ())))
         slack = r.max_count - lhs
         rows.append((r.id, r.kind, "", "", lhs, float(r.max_count), slack,
                      max(0.0, float(viol.get(r.id, 0.0)), -slack), abs(slack) < ZERO, r.hard))

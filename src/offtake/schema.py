@@ -131,7 +131,9 @@ class Material(_Strict):
     unit: Literal["t"] = "t"
     unmet_penalty_per_kg: PricePerKg = DEFAULT_UNMET_PENALTY_PER_KG
     """Cost of each kg of demand left unmet; reported as its own cost term."""
-    typical_price_per_kg: Annotated[list[PricePerKg], Field(min_length=2, max_length=2)] | None = None
+    typical_price_per_kg: Annotated[list[PricePerKg], Field(min_length=2, max_length=2)] | None = (
+        None
+    )
     """Plausible price range; prices outside it are flagged (a kg/t or oxide/metal mix-up)."""
 
 
@@ -192,7 +194,8 @@ class Offer(_Strict):
     max_t_per_year: Tonnes
     price_per_kg: PriceSeries
     signing_cost: Money = 0.0
-    """One-off signing / qualification cost, paid in first_year if the offer is signed."""
+    """One-off signing / qualification cost, paid in the offer's first year inside the
+    horizon (max(first_year, horizon.first_year)) if the offer is signed."""
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     source: str = ""
     notes: str = ""
@@ -276,8 +279,8 @@ class Instance(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Instance:
-        from offtake.validation import check_instance  # the whole-instance checks
         from offtake.findings import InvalidInstance, errors
+        from offtake.validation import check_instance  # the whole-instance checks
 
         found = errors(check_instance(self))
         if found:

@@ -88,8 +88,9 @@ def check_solver_version() -> str:
     return text
 
 
-def solve(m: pyo.ConcreteModel, options: SolveOptions = SolveOptions()) -> SolveOutcome:
+def solve(m: pyo.ConcreteModel, options: SolveOptions | None = None) -> SolveOutcome:
     """Solve `m` with HiGHS; load the solution into `m` only when one exists."""
+    options = options or SolveOptions()
     version = check_solver_version()
     solver = SolverFactory("highs")
     solver_options = {"mip_rel_gap": options.mip_gap}

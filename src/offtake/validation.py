@@ -84,7 +84,8 @@ def _check_ids(inst: Any, c: _Collector) -> None:
             loc = f"{section}[{i}].id"
             key = x.id.lower()
             if key in seen:
-                same = "the same ID" if seen[key].endswith(f"'{x.id}'") else "an ID differing only in case"
+                same = ("the same ID" if seen[key].endswith(f"'{x.id}'")
+                        else "an ID differing only in case")
                 c.error("duplicate_id", loc, f"'{x.id}' repeats {same} at {seen[key]}",
                         "IDs must be unique (case-insensitive) within " + space)
             else:
@@ -144,12 +145,12 @@ def _check_references(inst: Any, c: _Collector) -> None:
         _ref(c, k.material, mats, f"spot_markets[{i}].material", "material")
     for i, o in enumerate(inst.offers):
         ok = _ref(c, o.supplier, facs, f"offers[{i}].supplier", "facility")
-        if _ref(c, o.material, mats, f"offers[{i}].material", "material") and ok:
-            if o.supplier in facs and facs[o.supplier].product != o.material:
-                c.error("offer_material_mismatch", f"offers[{i}].material",
-                        f"offer '{o.id}' sells '{o.material}' but facility '{o.supplier}' "
-                        f"makes '{facs[o.supplier].product}'",
-                        "an offer sells the product of its supplier facility")
+        known = _ref(c, o.material, mats, f"offers[{i}].material", "material") and ok
+        if known and o.supplier in facs and facs[o.supplier].product != o.material:
+            c.error("offer_material_mismatch", f"offers[{i}].material",
+                    f"offer '{o.id}' sells '{o.material}' but facility '{o.supplier}' "
+                    f"makes '{facs[o.supplier].product}'",
+                    "an offer sells the product of its supplier facility")
         for j, b in enumerate(o.buyers or []):
             _ref(c, b, buyers, f"offers[{i}].buyers[{j}]", "buyer")
     senders = list(facs) + spots
