@@ -48,10 +48,11 @@ def test_derived_data_is_sparse_and_in_model_units():
     d = build_data(instance(base()))
     assert d.offer_price_per_t["O2", 2027] == 72_000
     assert d.capacity_t["S2", 2026] == 50
-    assert d.BUYER_ARCS == (("B1", "S1", "B1"), ("B1", "S2", "B1"))
+    assert d.BUYER_ARC_TAGS == (("B1", "S1", "B1", "MAGNET:US"), ("B1", "S2", "B1", "MAGNET:DE"))
     assert d.OFFER_BUYER_YEARS == (("O1", "B1", 2026), ("O1", "B1", 2027),
                                    ("O2", "B1", 2026), ("O2", "B1", 2027))
-    assert d.PROCESSOR_BUYERS == ()
+    assert d.COMBOS == ()
+    assert d.ARRIVALS == (("B1", "MAG", "MAGNET:DE"), ("B1", "MAG", "MAGNET:US"))
     assert d.discount == {2026: 1.0, 2027: 1.0}
 
 
@@ -78,7 +79,7 @@ def test_capacity_and_balance_residuals_at_fixed_values():
     # output balance at S1 with no flow: 0 out vs 10 bought -> body = out - in = -10
     for k in m.v_flow_t:
         m.v_flow_t[k].fix(0)
-    bal = m.facility_output_balance["S1", "B1", 2026, "base"]
+    bal = m.facility_output_balance["S1", "B1", "MAGNET:US", 2026, "base"]
     assert abs(pyo.value(bal.body) - pyo.value(bal.upper)) == pytest.approx(10)
     # demand 60 in 2026, nothing arrives, no unmet -> short by 60
     m.v_unmet_t["B1", "MAG", 2026, "base"].fix(0)

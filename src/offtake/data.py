@@ -2,11 +2,14 @@
 
 Owns the translation from the user's schema (tonnes, money per kg, series by year) to what the
 model needs: sorted sparse index sets named after their dimensions, per-tonne coefficients,
-discount factors and scenario probabilities. Which flow variables exist is decided here, from
-the network: an arc is modelled for a buyer only if material can reach its tail (from an
-eligible offer or a spot market) and its head leads on to that buyer.
+discount factors, scenario probabilities, the origin tags that can reach each node for each
+buyer (see `origin`), and the rows of every procurement rule (see `ruledata`).
 
-Index order is fixed project-wide: offer/facility/node first, then buyer, material, year,
+Which flow variables exist is decided here, from the network: an arc is modelled for a buyer
+only if material can reach its tail (from an eligible offer or a spot market) and its head
+leads on to that buyer, and only for the tags that can actually travel on it.
+
+Index order is fixed project-wide: offer/facility/node first, then buyer, material, tag, year,
 scenario. Must not import Pyomo.
 """
 
@@ -22,9 +25,40 @@ from offtake.network import (
     offer_eligible,
     upstream_of,
 )
-from offtake.schema import Instance, MaxSuppliersRule
+from offtake.origin import combos, own_feed_tag, spot_tag
+from offtake.schema import Instance
 
 KG_PER_T = 1000.0
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    """One row of a procurement rule, in linear form, for one year (and every scenario):
+
+        sum(num terms) - share * sum(den terms)  (<= or >=)  rhs
+
+    Terms are keys of model quantities: arrivals (buyer, material, tag), contract volumes
+    (offer, buyer), spot flows (buyer, market, to, tag), processing (facility, buyer).
+    """
+
+    row_id: str
+    rule: str
+    kind: str
+    label: str
+    """What the row is about, e.g. 'B1|SEP_L|CN|MAGNET' (buyer group | stage | country | ...)."""
+    year: int
+    sense: str  # "le" or "ge"
+    share: float
+    rhs: float
+    num_arrivals: tuple[tuple[str, str, str], ...] = ()
+    den_arrivals: tuple[tuple[str, str, str], ...] = ()
+    num_volumes: tuple[tuple[str, str], ...] = ()
+    den_volumes: tuple[tuple[str, str], ...] = ()
+    den_spot: tuple[tuple[str, str, str, str], ...] = ()
+    num_production: tuple[tuple[str, str], ...] = ()
+    den_production: tuple[tuple[str, str], ...] = ()
+    demand_t: float = 0.0
+    """For shares of demand: the demand the share applies to (rhs = share * demand_t)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +81,8 @@ class ModelData:
     offer_max_t: dict[str, float]
     offer_signing_cost: dict[str, float]
     offer_signing_year: dict[str, int]
+    offer_tag: dict[str, str]
+    """Origin tag of what an offer delivers (its supplier's own-feed chain)."""
     OFFER_YEARS: tuple[tuple[str, int], ...]
     OFFER_BUYER_YEARS: tuple[tuple[str, str, int], ...]
     offer_price_per_t: dict[tuple[str, int], float]
@@ -56,14 +92,18 @@ class ModelData:
     ARCS: tuple[tuple[str, str], ...]
     arc_material: dict[tuple[str, str], str]
     freight_per_t: dict[tuple[str, str], float]
-    BUYER_ARCS: tuple[tuple[str, str, str], ...]
-    """(buyer, from, to): arcs on which the buyer's material may move."""
-    PROCESSOR_BUYERS: tuple[tuple[str, str], ...]
-    """(facility, buyer): facilities that may process inputs owned by the buyer."""
-    NODE_BUYERS: tuple[tuple[str, str], ...]
-    """(facility, buyer): facilities where the buyer's material enters or is made."""
-    INPUT_BUYERS: tuple[tuple[str, str, str], ...]
-    """(facility, buyer, material): recipe inputs of processors, per buyer."""
+    BUYER_ARC_TAGS: tuple[tuple[str, str, str, str], ...]
+    """(buyer, from, to, tag): arcs on which the buyer's material of that origin may move."""
+    OUTPUT_TAGS: tuple[tuple[str, str, str], ...]
+    """(facility, buyer, tag): what a facility can hand on for a buyer, by origin."""
+    COMBOS: tuple[tuple[str, str, str], ...]
+    """(facility, buyer, combo): input-tag combinations a processor can run for a buyer."""
+    combo_inputs: dict[tuple[str, str], dict[str, str]]
+    combo_output: dict[tuple[str, str], str]
+    INPUT_TAGS: tuple[tuple[str, str, str, str], ...]
+    """(facility, buyer, material, tag): recipe inputs of processors, by origin."""
+    ARRIVALS: tuple[tuple[str, str, str], ...]
+    """(buyer, material, tag): what can arrive at a buyer, by origin."""
     spot_material: dict[str, str]
     spot_price_per_t: dict[tuple[str, int], float]
     spot_availability_t: dict[tuple[str, int], float]
@@ -71,15 +111,22 @@ class ModelData:
     DEMANDS: tuple[tuple[str, str, int], ...]
     demand_t: dict[tuple[str, str, int], float]
     unmet_penalty_per_t: dict[str, float]
-    MAX_SUPPLIER_RULES: tuple[str, ...] = ()
-    rule_max_count: dict[str, int] = field(default_factory=dict)
+    RULE_IDS: tuple[str, ...] = ()
+    rule_kind: dict[str, str] = field(default_factory=dict)
     rule_hard: dict[str, bool] = field(default_factory=dict)
     rule_penalty: dict[str, float] = field(default_factory=dict)
+    rule_count_bound: dict[str, int] = field(default_factory=dict)
     RULE_SUPPLIER_OFFERS: tuple[tuple[str, str, str], ...] = ()
-    """(rule, supplier unit, offer): offers in a max_suppliers rule's scope, by supplier."""
+    """(rule, supplier unit, offer): offers in a supplier-count rule's scope, by supplier."""
+    rule_rows: dict[str, tuple[RuleRow, ...]] = field(default_factory=dict)
+    """Rows of the share, exclusion and offtake rules, by rule kind."""
+    elastic: bool = False
+    """Give every hard rule row a violation variable (infeasibility diagnosis)."""
 
 
-def build_data(inst: Instance) -> ModelData:
+def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
+    from offtake.ruledata import count_rule_offers, rule_rows  # rows need the sets below
+
     years = tuple(inst.horizon.years)
     base = inst.horizon.base_year or inst.horizon.first_year
     rate = inst.horizon.discount_rate
@@ -87,11 +134,8 @@ def build_data(inst: Instance) -> ModelData:
     buyers = tuple(sorted(b.id for b in inst.buyers))
 
     arcs = effective_arcs(inst)
-    relevant = _relevant_nodes(inst, arcs)
-    buyer_arcs = tuple(sorted(
-        (b, a.from_node, a.to_node) for a in arcs for b in buyers
-        if a.from_node in relevant[b] and (a.to_node == b or a.to_node in relevant[b])
-    ))
+    relevant = {b.id: active_nodes(inst, arcs, b.id, None) & upstream_of(arcs, b.id)
+                for b in inst.buyers}
 
     offer_years, obys, price = [], [], {}
     for o in inst.offers:
@@ -101,14 +145,10 @@ def build_data(inst: Instance) -> ModelData:
                 price[(o.id, y)] = at(o.price_per_kg, y) * KG_PER_T
                 obys += [(o.id, b, y) for b in buyers
                          if offer_eligible(o, b) and o.supplier in relevant[b]]
-    processors = {f.id for f in inst.facilities if f.recipe}
-    proc_buyers = tuple(sorted((f, b) for b in buyers for f in relevant[b] if f in processors))
-    supplier = {o.id: o.supplier for o in inst.offers}
-    node_buyers = tuple(sorted(set(proc_buyers) | {(supplier[o], b) for o, b, _ in obys}))
+    tags = _propagate_tags(inst, arcs, relevant, {(o, b) for o, b, _ in obys})
     demands = {(b.id, m, y): at(s, y) for b in inst.buyers for m, s in b.demand_t.items()
                for y in years}
-    rules = [r for r in inst.rules if isinstance(r, MaxSuppliersRule)]
-    return ModelData(
+    d = ModelData(
         currency=inst.meta.currency,
         YEARS=years,
         SCENARIOS=tuple(s.id for s in inst.scenarios),
@@ -119,12 +159,13 @@ def build_data(inst: Instance) -> ModelData:
         FACILITIES=tuple(sorted(fac)),
         SPOTS=tuple(sorted(k.id for k in inst.spot_markets)),
         OFFERS=tuple(sorted({o for o, _ in offer_years})),
-        offer_supplier=supplier,
+        offer_supplier={o.id: o.supplier for o in inst.offers},
         offer_material={o.id: o.material for o in inst.offers},
         offer_min_t={o.id: o.min_t_per_year for o in inst.offers},
         offer_max_t={o.id: o.max_t_per_year for o in inst.offers},
         offer_signing_cost={o.id: o.signing_cost for o in inst.offers},
         offer_signing_year={o.id: max(o.first_year, years[0]) for o in inst.offers},
+        offer_tag={o.id: own_feed_tag(fac[o.supplier]) for o in inst.offers},
         OFFER_YEARS=tuple(sorted(offer_years)),
         OFFER_BUYER_YEARS=tuple(sorted(obys)),
         offer_price_per_t=price,
@@ -135,10 +176,6 @@ def build_data(inst: Instance) -> ModelData:
         ARCS=tuple((a.from_node, a.to_node) for a in arcs),
         arc_material={(a.from_node, a.to_node): a.material for a in arcs},
         freight_per_t={(a.from_node, a.to_node): a.freight_per_kg * KG_PER_T for a in arcs},
-        BUYER_ARCS=buyer_arcs,
-        PROCESSOR_BUYERS=proc_buyers,
-        NODE_BUYERS=node_buyers,
-        INPUT_BUYERS=tuple(sorted((f, b, m) for f, b in proc_buyers for m in fac[f].recipe)),
         spot_material={k.id: k.material for k in inst.spot_markets},
         spot_price_per_t={(k.id, y): at(k.price_per_kg, y) * KG_PER_T
                           for k in inst.spot_markets for y in years},
@@ -147,36 +184,90 @@ def build_data(inst: Instance) -> ModelData:
         DEMANDS=tuple(sorted(k for k, v in demands.items() if v > 0)),
         demand_t={k: v for k, v in demands.items() if v > 0},
         unmet_penalty_per_t={m.id: m.unmet_penalty_per_kg * KG_PER_T for m in inst.materials},
-        MAX_SUPPLIER_RULES=tuple(r.id for r in rules),
-        rule_max_count={r.id: r.max_count for r in rules},
-        rule_hard={r.id: r.hard for r in rules},
-        rule_penalty={r.id: r.penalty_per_unit or 0.0 for r in rules},
-        RULE_SUPPLIER_OFFERS=tuple(sorted(_rule_supplier_offers(inst, rules, years))),
+        RULE_IDS=tuple(r.id for r in inst.rules),
+        rule_kind={r.id: r.kind for r in inst.rules},
+        rule_hard={r.id: r.hard for r in inst.rules},
+        rule_penalty={r.id: r.penalty_per_unit or 0.0 for r in inst.rules},
+        rule_count_bound={r.id: getattr(r, "max_count", getattr(r, "min_count", 0))
+                          for r in inst.rules},
+        elastic=elastic,
+        **tags,
     )
+    return _with_rules(d, count_rule_offers(inst, years), rule_rows(inst, d))
 
 
-def _relevant_nodes(inst: Instance, arcs: list[ArcSpec]) -> dict[str, set[str]]:
-    """Per buyer: supply nodes that can get material and can pass it on towards the buyer."""
-    return {b.id: active_nodes(inst, arcs, b.id, None) & upstream_of(arcs, b.id)
-            for b in inst.buyers}
+def _with_rules(d: ModelData, offers, rows) -> ModelData:
+    from dataclasses import replace
+
+    return replace(d, RULE_SUPPLIER_OFFERS=tuple(sorted(offers)), rule_rows=rows)
 
 
-def _rule_supplier_offers(
-    inst: Instance, rules: list[MaxSuppliersRule], years: tuple[int, ...]
-) -> list[tuple[str, str, str]]:
+def _topological(inst: Instance, arcs: list[ArcSpec]) -> list[str]:
+    """Facilities in an order where every arc's tail comes before its head (acyclic graph)."""
+    fac = [f.id for f in inst.facilities]
+    indeg = dict.fromkeys(fac, 0)
+    succ: dict[str, list[str]] = {}
+    for a in arcs:
+        if a.from_node in indeg and a.to_node in indeg:
+            indeg[a.to_node] += 1
+            succ.setdefault(a.from_node, []).append(a.to_node)
+    order, ready = [], sorted(f for f, n in indeg.items() if n == 0)
+    while ready:
+        f = ready.pop(0)
+        order.append(f)
+        for g in succ.get(f, []):
+            indeg[g] -= 1
+            if indeg[g] == 0:
+                ready.append(g)
+    return order
+
+
+def _propagate_tags(inst: Instance, arcs: list[ArcSpec], relevant: dict[str, set[str]],
+                    sold: set[tuple[str, str]]) -> dict:
+    """For each buyer, walk the network in chain order and collect the origin tags each node
+    can hand on: own-feed sales, spot purchases, and every input-tag combination of each
+    processor. Returns the tag-indexed sets of ModelData."""
     fac = {f.id: f for f in inst.facilities}
-    out = []
-    for r in rules:
-        sc = r.scope
-        for o in inst.offers:
-            eligible = [b.id for b in inst.buyers if offer_eligible(o, b.id)]
-            if sc.buyers is not None and not set(eligible) & set(sc.buyers):
+    spots = {k.id: k for k in inst.spot_markets}
+    supplier = {o.id: o.supplier for o in inst.offers}
+    sellers = {(supplier[o], b) for o, b in sold}
+    order = _topological(inst, arcs)
+    arc_tags, outputs, combo_rows, inputs, arrivals = set(), set(), set(), set(), set()
+    c_in: dict[tuple[str, str], dict[str, str]] = {}
+    c_out: dict[tuple[str, str], str] = {}
+    for b in sorted(relevant):
+        rel = relevant[b]
+        into = {}
+        for a in arcs:
+            if a.from_node in rel and (a.to_node == b or a.to_node in rel):
+                into.setdefault(a.to_node, []).append(a)
+        out: dict[str, set[str]] = {k: {spot_tag(spots[k])} for k in spots if k in rel}
+        for f in order:
+            if f not in rel:
                 continue
-            if sc.materials is not None and o.material not in sc.materials:
-                continue
-            active = [y for y in years if o.first_year <= y <= o.last_year]
-            if not active or (sc.years is not None and not set(active) & set(sc.years)):
-                continue
-            unit = o.supplier if r.count == "facility" else fac[o.supplier].company
-            out.append((r.id, unit, o.id))
-    return out
+            out[f] = {own_feed_tag(fac[f])} if (f, b) in sellers else set()
+            if fac[f].recipe:
+                tags_in: dict[str, set[str]] = {}
+                for a in into.get(f, []):
+                    tags_in.setdefault(a.material, set()).update(out.get(a.from_node, ()))
+                for key, ins, tag in combos(fac[f], tags_in):
+                    combo_rows.add((f, b, key))
+                    c_in[(f, key)], c_out[(f, key)] = ins, tag
+                    out[f].add(tag)
+                    inputs.update((f, b, k, t) for k, t in ins.items())
+            outputs.update((f, b, t) for t in out[f])
+        for head, arcs_in in into.items():
+            for a in arcs_in:
+                for t in out.get(a.from_node, ()):
+                    arc_tags.add((b, a.from_node, head, t))
+                    if head == b:
+                        arrivals.add((b, a.material, t))
+    return {
+        "BUYER_ARC_TAGS": tuple(sorted(arc_tags)),
+        "OUTPUT_TAGS": tuple(sorted(outputs)),
+        "COMBOS": tuple(sorted(combo_rows)),
+        "combo_inputs": c_in,
+        "combo_output": c_out,
+        "INPUT_TAGS": tuple(sorted(inputs)),
+        "ARRIVALS": tuple(sorted(arrivals)),
+    }

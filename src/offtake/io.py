@@ -62,10 +62,6 @@ def read_yaml(path: Path) -> Any:
         return yaml.load(fh, Loader=_YamlLoader)  # noqa: S506 - SafeLoader subclass
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def load_instance(path: str | Path) -> LoadResult:
     """Read and validate an instance file; never raises for bad content."""
     path = Path(path)
@@ -80,10 +76,83 @@ def load_instance(path: str | Path) -> LoadResult:
         loc = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         return LoadResult(None, [Finding("yaml_syntax", "error", loc, str(exc).splitlines()[0],
                                          file=fname)])
+    digest = hashlib.sha256(path.read_bytes())
+    provenance: dict[tuple[str, int], tuple[str, int]] = {}
+    include_findings: list[Finding] = []
+    if isinstance(raw, dict) and "include" in raw:
+        raw, provenance, include_findings = _merge_includes(path, raw, digest)
     result = validate_mapping(raw)
-    result.findings = [_with_file(f, fname) for f in result.findings]
-    result.sha256 = file_sha256(path)
+    result.findings = include_findings + [_locate(f, fname, provenance)
+                                          for f in result.findings]
+    if errors(include_findings):
+        result.instance = None
+    result.sha256 = digest.hexdigest()
     return result
+
+
+PACK_SECTIONS = ("pack", "country_groups", "rules")
+
+
+def _merge_includes(path: Path, raw: dict, digest: Any) -> tuple[dict, dict, list[Finding]]:
+    """Append the country groups and rules of each included policy pack to the instance.
+
+    Returns the merged document, where each appended item came from (pack file, index in the
+    pack) so that findings name the pack's own file and row, and findings about the packs.
+    """
+    raw = dict(raw)
+    includes = raw.pop("include")
+    findings: list[Finding] = []
+    provenance: dict[tuple[str, int], tuple[str, int]] = {}
+    if not isinstance(includes, list):
+        return raw, provenance, [Finding("wrong_type", "error", "include",
+                                         "include must be a list of pack files", file=str(path))]
+    for i, rel in enumerate(includes):
+        pack_path = path.parent / str(rel)
+        if not pack_path.exists():
+            findings.append(Finding("file_not_found", "error", f"include[{i}]",
+                                    f"policy pack '{rel}' not found", file=str(path)))
+            continue
+        try:
+            pack = read_yaml(pack_path)
+        except yaml.YAMLError as exc:
+            findings.append(Finding("yaml_syntax", "error", "", str(exc).splitlines()[0],
+                                    file=str(pack_path)))
+            continue
+        digest.update(pack_path.read_bytes())
+        if not isinstance(pack, dict):
+            findings.append(Finding("wrong_type", "error", "", "a policy pack is a mapping",
+                                    file=str(pack_path)))
+            continue
+        for key in pack:
+            if key not in PACK_SECTIONS:
+                findings.append(Finding("unknown_field", "error", str(key),
+                                        f"unknown section '{key}' in a policy pack",
+                                        nearest(str(key), PACK_SECTIONS)
+                                        or f"expected one of {list(PACK_SECTIONS)}",
+                                        file=str(pack_path)))
+        for section in ("country_groups", "rules"):
+            items = pack.get(section) or []
+            merged = list(raw.get(section) or [])
+            for j, item in enumerate(items):
+                provenance[(section, len(merged))] = (str(pack_path), j)
+                merged.append(item)
+            if items:
+                raw[section] = merged
+    return raw, provenance, findings
+
+
+_LOC = re.compile(r"^(country_groups|rules)\[(\d+)\](.*)$")
+
+
+def _locate(f: Finding, fname: str, provenance: dict[tuple[str, int], tuple[str, int]]
+            ) -> Finding:
+    """Attach the file, translating locations of items that came from a policy pack."""
+    m = _LOC.match(f.location)
+    if m and (m.group(1), int(m.group(2))) in provenance:
+        pack, j = provenance[(m.group(1), int(m.group(2)))]
+        return Finding(f.code, f.severity, f"{m.group(1)}[{j}]{m.group(3)}", f.message,
+                       f.hint, pack)
+    return _with_file(f, fname)
 
 
 def load_or_raise(path: str | Path) -> Instance:

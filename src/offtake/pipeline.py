@@ -13,10 +13,16 @@ from pathlib import Path
 from offtake.check import CheckReport, check_folder
 from offtake.data import build_data
 from offtake.io import LoadResult, load_instance
-from offtake.model import build_model, solution_values
+from offtake.model import (
+    build_model,
+    fix_integers,
+    has_integers,
+    rule_duals,
+    solution_values,
+)
 from offtake.results import Results, assemble
 from offtake.schema import Instance
-from offtake.solve import SolveOptions, solve
+from offtake.solve import SolveOptions, solve, solve_duals
 
 
 def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
@@ -28,10 +34,25 @@ def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
     model = build_model(data)
     build_seconds = time.perf_counter() - start
     outcome = solve(model, options)
-    values = solution_values(model, data) if outcome.has_solution else None
+    values = None
+    if outcome.has_solution:
+        values = solution_values(model, data)
+        if data.rule_rows or data.RULE_SUPPLIER_OFFERS:
+            values["rule_duals"] = _rule_duals(model, options)
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
     return assemble(inst, data, outcome, values, build_seconds=build_seconds, sha256=sha256,
                     options=opts)
+
+
+def _rule_duals(model, options: SolveOptions):
+    """Shadow prices of the rules: from the LP, or for a MIP from the LP with the integer
+    decisions fixed at their optimum (a shadow price is then conditional on that portfolio)."""
+    basis = "LP"
+    if has_integers(model):
+        fix_integers(model)
+        basis = "LP with integer decisions fixed at the optimum"
+    duals = solve_duals(model, options)
+    return rule_duals(model, duals or {}, basis)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import pandas as pd
 
 from offtake.data import KG_PER_T, ModelData
 from offtake.network import at
+from offtake.origin import STAGE_ORDER, steps
 from offtake.schema import Instance
 from offtake.solve import SolveOutcome
 
@@ -24,21 +25,24 @@ ZERO = 1e-9
 TABLE_COLUMNS: dict[str, list[str]] = {
     "offers": ["offer_id", "supplier", "material", "signed", "signing_cost", "signing_year"],
     "contracts": ["offer_id", "supplier", "company", "material", "buyer", "year", "signed",
-                  "volume_t", "price_per_kg", "payment"],
-    "flows": ["buyer", "from_node", "to_node", "material", "year", "scenario", "flow_t",
+                  "volume_t", "price_per_kg", "payment", "tag"],
+    "flows": ["buyer", "from_node", "to_node", "material", "tag", "year", "scenario", "flow_t",
               "freight_per_kg", "freight_cost"],
-    "production": ["facility", "buyer", "year", "scenario", "production_t", "opex_per_kg",
-                   "opex_cost"],
-    "spot": ["market", "material", "origin", "buyer", "to_node", "year", "scenario",
+    "production": ["facility", "buyer", "inputs", "tag", "year", "scenario", "production_t",
+                   "opex_per_kg", "opex_cost"],
+    "spot": ["market", "material", "origin", "tag", "buyer", "to_node", "year", "scenario",
              "volume_t", "price_per_kg", "cost"],
     "unmet": ["buyer", "material", "year", "scenario", "demand_t", "delivered_t", "unmet_t",
               "penalty_per_kg", "penalty"],
+    "origin": ["buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"],
     "costs": ["term", "value"],
-    "rules": ["rule_id", "kind", "year", "scenario", "lhs", "bound", "slack", "violation",
-              "binding", "hard"],
+    "rules": ["rule_id", "kind", "row", "year", "scenario", "sense", "lhs", "bound", "slack",
+              "violation", "binding", "hard", "unit", "share", "share_bound", "base_t",
+              "shadow_price", "shadow_price_per_pp", "dual_basis"],
 }
 ID_COLUMNS = {"offer_id", "supplier", "company", "material", "buyer", "from_node", "to_node",
-              "scenario", "facility", "market", "origin", "term", "rule_id", "kind"}
+              "scenario", "facility", "market", "origin", "term", "rule_id", "kind", "tag",
+              "inputs", "row", "stage", "country", "sense", "unit", "dual_basis"}
 
 
 @dataclass
@@ -176,6 +180,7 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
     c["price_per_kg"] = [at(offers[o].price_per_kg, y) for o, y in zip(c["offer_id"], c["year"],
                                                                       strict=True)]
     c["payment"] = c["volume_t"] * c["price_per_kg"] * KG_PER_T
+    c["tag"] = c["offer_id"].map(d.offer_tag)
 
     f = _clean(v["flows"], "flow_t")
     f = f[f["flow_t"] > 0].reset_index(drop=True)
@@ -186,6 +191,8 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
 
     p = _clean(v["production"], "production_t")
     p = p[p["production_t"] > 0].reset_index(drop=True)
+    p["tag"] = [d.combo_output[x, cmb] for x, cmb in zip(p["facility"], p["combo"], strict=True)]
+    p = p.rename(columns={"combo": "inputs"})
     p["opex_per_kg"] = [at(facs[x].opex_per_kg, y) for x, y in zip(p["facility"], p["year"],
                                                                   strict=True)]
     p["opex_cost"] = p["production_t"] * p["opex_per_kg"] * KG_PER_T
@@ -196,9 +203,9 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
                                                                     strict=True)]
     s["cost"] = s["volume_t"] * s["price_per_kg"] * KG_PER_T
 
+    arrived = f[f["to_node"] == f["buyer"]]
     u = _clean(v["unmet"], "unmet_t")
-    arrivals = f[f["to_node"] == f["buyer"]].groupby(
-        ["buyer", "material", "year", "scenario"])["flow_t"].sum()
+    arrivals = arrived.groupby(["buyer", "material", "year", "scenario"])["flow_t"].sum()
     keys = list(zip(u["buyer"], u["material"], u["year"], u["scenario"], strict=True))
     u["demand_t"] = [d.demand_t[k[:3]] for k in keys]
     u["delivered_t"] = [float(arrivals.get(k, 0.0)) for k in keys]
@@ -212,24 +219,90 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
         "production": p[TABLE_COLUMNS["production"]],
         "spot": s[TABLE_COLUMNS["spot"]].reset_index(drop=True),
         "unmet": u[TABLE_COLUMNS["unmet"]],
+        "origin": origin_table(arrived),
         "costs": v["costs"][TABLE_COLUMNS["costs"]],
-        "rules": _rule_rows(inst, d, signed, v),
+        "rules": pd.concat([_count_rule_rows(inst, d, signed, v), _share_rule_rows(inst, d, v)],
+                           ignore_index=True)[TABLE_COLUMNS["rules"]],
     }
 
 
-def _rule_rows(inst: Instance, d: ModelData, signed: dict[str, int],
-               v: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per rule: lhs = distinct supplier units with a signed offer in scope."""
+def origin_table(arrived: pd.DataFrame) -> pd.DataFrame:
+    """Tonnes delivered to each buyer with a step at each (stage, country), and their share of
+    the buyer's deliveries of that material in that year and scenario. A tonne whose inputs
+    passed one stage in two countries counts for both (shares at a stage can sum above 1)."""
+    keys = ["buyer", "material", "year", "scenario"]
+    rows = []
+    for (b, mat, y, sc), grp in arrived.groupby(keys):
+        total = grp["flow_t"].sum()
+        by_step: dict[tuple[str, str], float] = {}
+        for tag, tonnes in grp.groupby("tag")["flow_t"].sum().items():
+            for step in steps(tag):
+                by_step[step] = by_step.get(step, 0.0) + tonnes
+        for (stage, country), tonnes in sorted(by_step.items(),
+                                               key=lambda kv: (STAGE_ORDER[kv[0][0]], kv[0][1])):
+            rows.append((b, mat, y, sc, stage, country, tonnes, tonnes / total))
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["origin"])
+
+
+def _count_rule_rows(inst: Instance, d: ModelData, signed: dict[str, int],
+                     v: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per supplier-count rule: lhs = distinct supplier units with a signed offer."""
     units: dict[str, set[str]] = {}
     for r, unit, o in d.RULE_SUPPLIER_OFFERS:
         if signed.get(o):
             units.setdefault(r, set()).add(unit)
-    viol = dict(zip(v["rule_violation"]["rule_id"], v["rule_violation"]["violation"],
+    viol = dict(zip(v["count_violation"]["rule_id"], v["count_violation"]["violation"],
                     strict=True))
+    duals = _duals(v)
     rows = []
     for r in inst.rules:
+        if r.kind not in ("max_suppliers", "min_suppliers"):
+            continue
         lhs = float(len(units.get(r.id, ())))
-        slack = r.max_count - lhs
-        rows.append((r.id, r.kind, "", "", lhs, float(r.max_count), slack,
-                     max(0.0, float(viol.get(r.id, 0.0)), -slack), abs(slack) < ZERO, r.hard))
+        bound = float(d.rule_count_bound[r.id])
+        slack = bound - lhs if r.kind == "max_suppliers" else lhs - bound
+        rows.append(dict(rule_id=r.id, kind=r.kind, row="", year=None, scenario="",
+                         sense="le" if r.kind == "max_suppliers" else "ge", lhs=lhs,
+                         bound=bound, slack=slack, violation=max(0.0, viol.get(r.id, 0.0)),
+                         binding=abs(slack) < ZERO, hard=r.hard, unit="suppliers",
+                         shadow_price=duals.get((r.id, ""), (None, ""))[0],
+                         dual_basis=duals.get((r.id, ""), (None, ""))[1]))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["rules"])
+
+
+def _duals(v: dict[str, pd.DataFrame]) -> dict[tuple[str, str], tuple[float, str]]:
+    """(row, scenario) -> (shadow price, how it was obtained), when duals were computed."""
+    frame = v.get("rule_duals")
+    if frame is None or frame.empty:
+        return {}
+    return {(r, s): (float(x), b) for r, s, x, b in zip(
+        frame["row_id"], frame["scenario"], frame["shadow_price"], frame["basis"], strict=True)}
+
+
+def _share_rule_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (rule row, scenario): the linear form in tonnes, the share achieved and
+    its bound, and the shadow price per tonne and per percentage point."""
+    hard = {r.id: r.hard for r in inst.rules}
+    rows = {row.row_id: row for kind_rows in d.rule_rows.values() for row in kind_rows}
+    viol = {(r, s): x for r, s, x in zip(v["row_violation"]["row_id"],
+                                         v["row_violation"]["scenario"],
+                                         v["row_violation"]["violation"], strict=True)}
+    duals = _duals(v)
+    out = []
+    for rid, sc, num, den in v["rule_rows"].itertuples(index=False):
+        row = rows[rid]
+        base = row.demand_t if row.sense == "ge" else den
+        bound = row.rhs + (row.share * den if row.sense == "le" else 0.0)
+        slack = bound - num if row.sense == "le" else num - bound
+        price, basis = duals.get((rid, sc), (None, ""))
+        out.append(dict(
+            rule_id=row.rule, kind=row.kind, row=row.label, year=row.year, scenario=sc,
+            sense=row.sense, lhs=num, bound=bound, slack=slack,
+            violation=max(0.0, viol.get((rid, sc), 0.0)), binding=abs(slack) < 1e-6,
+            hard=hard[row.rule], unit="t",
+            share=(num / base) if base > 0 else None,
+            share_bound=row.share if row.kind != "exclusion" else 0.0, base_t=base,
+            shadow_price=price,
+            shadow_price_per_pp=None if price is None else price * 0.01 * base,
+            dual_basis=basis))
+    return pd.DataFrame(out, columns=TABLE_COLUMNS["rules"])

@@ -209,6 +209,9 @@ class SpotMarket(_Strict):
     availability_t: TonnesSeries | None = None
     unlimited: bool = False
     """Set true (and leave availability_t out) for a market with no volume limit."""
+    feed_origin: dict[StageField, CountryCode] = Field(default_factory=dict)
+    """Country of each stage of the spot product's chain, its own last stage included (e.g.
+    MINE, SEP_L, METAL, MAGNET all CN for Chinese magnets). Origin rules see only these."""
     source: str = ""
 
     @model_validator(mode="after")
@@ -244,16 +247,110 @@ class _RuleBase(_Strict):
         return self
 
 
-class MaxSuppliersRule(_RuleBase):
-    """At most `max_count` distinct suppliers with a signed offer in scope (violation unit:
-    suppliers)."""
+ShareSeries = Fraction | dict[Year, Fraction]
+"""A share (fraction) that is constant or given per year (a ramp); years must be in scope."""
+StageList = Annotated[list[StageField], Field(min_length=1)]
+
+
+class _CountRule(_RuleBase):
+    count: Literal["facility", "company"] = "facility"
+    """What a distinct supplier is: a facility, or a company (all its facilities)."""
+
+
+class MaxSuppliersRule(_CountRule):
+    """At most `max_count` distinct suppliers with a signed offer in scope.
+    Violation unit: suppliers."""
 
     kind: Literal["max_suppliers"]
     max_count: Annotated[int, Field(ge=0, le=10_000)]
-    count: Literal["facility", "company"] = "facility"
 
 
-Rule = Annotated[MaxSuppliersRule, Field(discriminator="kind")]
+class MinSuppliersRule(_CountRule):
+    """At least `min_count` distinct suppliers with a signed offer in scope.
+    Violation unit: suppliers."""
+
+    kind: Literal["min_suppliers"]
+    min_count: Annotated[int, Field(ge=0, le=10_000)]
+
+
+class _ShareRule(_RuleBase):
+    pooled: bool = False
+    """False: the share holds for each buyer in scope; True: for their pooled supply."""
+
+
+class MaxSupplierShareRule(_ShareRule):
+    """Single-supplier (or single-company) cap: of the scoped buyers' purchases of a scoped
+    material in a year (contracts + spot), at most `max_share` from one supplier unit.
+    Violation unit: tonnes above the cap."""
+
+    kind: Literal["max_supplier_share"]
+    max_share: Fraction
+    by: Literal["facility", "company"] = "facility"
+
+
+class MaxCountryShareRule(_ShareRule):
+    """Country cap (CRMA style): of the scoped buyers' deliveries of a scoped material, at most
+    `max_share` may have a step at stage S in any single country C, for each listed stage and
+    each country outside the exempt groups/countries. Violation unit: tonnes above the cap."""
+
+    kind: Literal["max_country_share"]
+    max_share: Fraction
+    stages: StageList
+    exempt_groups: list[Id] = Field(default_factory=list)
+    exempt_countries: list[CountryCode] = Field(default_factory=list)
+
+
+class MinContentShareRule(_ShareRule):
+    """Minimum content (tax-credit style): at least `min_share` of the scoped buyers' demand
+    of a scoped material must be delivered by chains whose every step at each listed stage
+    lies in the qualifying countries (union of `groups` and `countries`; listing several
+    groups declares them mutually recognised). Violation unit: tonnes short."""
+
+    kind: Literal["min_content_share"]
+    min_share: ShareSeries
+    stages: StageList
+    groups: list[Id] = Field(default_factory=list)
+    countries: list[CountryCode] = Field(default_factory=list)
+
+
+class ExclusionRule(_RuleBase):
+    """Exclusion (DFARS style): from `from_year`, no delivery to a scoped buyer of a scoped
+    material may have a step at a listed stage in an excluded country (union of `groups` and
+    `countries`). Violation unit: tonnes of excluded content."""
+
+    kind: Literal["exclusion"]
+    stages: StageList
+    groups: list[Id] = Field(default_factory=list)
+    countries: list[CountryCode] = Field(default_factory=list)
+    from_year: Year | None = None
+
+
+class MinRecycledShareRule(_ShareRule):
+    """Minimum recycled content: at least `min_share` of the scoped buyers' demand of a scoped
+    material must be delivered by chains with a RECYCLE step. Violation unit: tonnes short."""
+
+    kind: Literal["min_recycled_share"]
+    min_share: ShareSeries
+
+
+class MaxOfftakeShareRule(_RuleBase):
+    """Offtake cap by buyer class: at each listed facility, buyers of class `buyer_class` may
+    take at most `max_share` of its output (contract sales + tolling) in a year.
+    Violation unit: tonnes above the cap."""
+
+    kind: Literal["max_offtake_share"]
+    facilities: Annotated[list[Id], Field(min_length=1)]
+    buyer_class: Annotated[str, StringConstraints(min_length=1)]
+    max_share: Fraction
+
+
+Rule = Annotated[
+    MaxSuppliersRule | MinSuppliersRule | MaxSupplierShareRule | MaxCountryShareRule
+    | MinContentShareRule | ExclusionRule | MinRecycledShareRule | MaxOfftakeShareRule,
+    Field(discriminator="kind"),
+]
+RULE_KINDS = ("max_suppliers", "min_suppliers", "max_supplier_share", "max_country_share",
+              "min_content_share", "exclusion", "min_recycled_share", "max_offtake_share")
 
 
 class Scenario(_Strict):

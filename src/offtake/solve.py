@@ -183,3 +183,17 @@ def _write_mps(solver, highs, path: Path) -> None:
 
 def _mps_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "_[],.-" else "_" for ch in name)
+
+
+def solve_duals(m: pyo.ConcreteModel, options: SolveOptions | None = None) -> dict | None:
+    """Re-solve `m` as an LP (the caller has fixed every integer variable) and return the dual
+    of every constraint, or None when the LP does not solve to optimality."""
+    options = options or SolveOptions()
+    solver = SolverFactory("highs")
+    kwargs = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False}
+    if options.time_limit is not None:
+        kwargs["time_limit"] = options.time_limit
+    res = solver.solve(m, **kwargs)
+    if res.solution_status != SolutionStatus.optimal:
+        return None
+    return res.solution_loader.get_duals()

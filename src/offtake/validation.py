@@ -158,11 +158,22 @@ def _check_references(inst: Any, c: _Collector) -> None:
     for i, a in enumerate(inst.network.arcs):
         _ref(c, a.from_, senders, f"network.arcs[{i}].from", "facility or spot market")
         _ref(c, a.to, receivers, f"network.arcs[{i}].to", "facility or buyer")
+    groups = [g.id for g in inst.country_groups]
     for i, r in enumerate(inst.rules):
         for j, b in enumerate(r.scope.buyers or []):
             _ref(c, b, buyers, f"rules[{i}].scope.buyers[{j}]", "buyer")
         for j, m in enumerate(r.scope.materials or []):
             _ref(c, m, mats, f"rules[{i}].scope.materials[{j}]", "material")
+        for field in ("groups", "exempt_groups"):
+            for j, g in enumerate(getattr(r, field, [])):
+                _ref(c, g, groups, f"rules[{i}].{field}[{j}]", "country group")
+        for j, f in enumerate(getattr(r, "facilities", [])):
+            _ref(c, f, facs, f"rules[{i}].facilities[{j}]", "facility")
+        if getattr(r, "buyer_class", None) is not None and r.buyer_class not in {
+                b.buyer_class for b in inst.buyers}:
+            c.warn("unused_buyer_class", f"rules[{i}].buyer_class",
+                   f"no buyer has class '{r.buyer_class}': rule '{r.id}' never binds",
+                   f"classes present: {sorted({b.buyer_class for b in inst.buyers})}")
 
 
 # --- years -----------------------------------------------------------------------------------
@@ -203,6 +214,10 @@ def _check_years(inst: Any, c: _Collector) -> None:
             if y not in years:
                 c.error("year_outside_horizon", f"rules[{i}].scope.years[{j}]",
                         f"year {y} is outside the horizon {years[0]}-{years[-1]}")
+        share = getattr(r, "min_share", None)
+        if isinstance(share, Mapping):
+            _series_years(c, share, r.scope.years or years, f"rules[{i}].min_share",
+                          "share ramp over the rule's years")
 
 
 def _check_offers(inst: Any, c: _Collector) -> None:
@@ -300,7 +315,34 @@ def _check_network(inst: Any, c: _Collector) -> None:
                     f"buyer '{b.id}' demands '{m}' in {yrs}, but no offer, spot market or "
                     "processing chain can deliver it in those years",
                     "add an eligible offer or spot market, or fix the arcs")
+    _check_origin_coverage(inst, c)
     for i, f in enumerate(inst.facilities):
         if f.id not in used:
             c.warn("orphan_facility", f"facilities[{i}]",
                    f"facility '{f.id}' can deliver to no buyer (no eligible offer or input)")
+
+
+def _check_origin_coverage(inst: Any, c: _Collector) -> None:
+    """Own-feed sources and spot markets that declare no country for a stage an origin rule
+    reads are invisible to that rule: warn, naming the source and the stages."""
+    read: set[str] = set()
+    for r in inst.rules:
+        read |= {s.value for s in getattr(r, "stages", [])}
+    if not read:
+        return
+    offered = {o.supplier for o in inst.offers}
+    for i, f in enumerate(inst.facilities):
+        if f.id in offered and not f.recipe:
+            known = {s.value for s in f.feed_origin} | {f.stage.value}
+            _warn_missing(c, f"facilities[{i}].feed_origin", f.id, read - known)
+    for i, k in enumerate(inst.spot_markets):
+        _warn_missing(c, f"spot_markets[{i}].feed_origin", k.id,
+                      read - {s.value for s in k.feed_origin})
+
+
+def _warn_missing(c: _Collector, loc: str, node: str, missing: set[str]) -> None:
+    if missing:
+        c.warn("origin_unknown", loc,
+               f"'{node}' declares no country for stage(s) {sorted(missing)} read by origin "
+               "rules: exclusions cannot see such steps and content rules do not count them",
+               "add feed_origin entries for the upstream stages")

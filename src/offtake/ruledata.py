@@ -1,0 +1,219 @@
+"""Rows of the procurement rules: each rule of the instance turned into linear rows over the
+model's quantities (see `data.RuleRow`), one builder per rule kind, named after the kind.
+
+Scope semantics (all kinds): `scope.buyers` (default every buyer), `scope.materials`
+(default: what those buyers demand, or for supplier shares what is offered to them),
+`scope.years` (default the horizon; exclusions also start at `from_year`). Share rules hold for
+each buyer separately unless `pooled: true`.
+
+Pure functions over the schema and derived sets; no Pyomo.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from offtake.network import at, offer_eligible
+from offtake.origin import all_steps_in, countries_at, has_step_in, is_recycled
+from offtake.schema import Instance
+
+POOL = "pooled"
+
+
+def count_rule_offers(inst: Instance, years: tuple[int, ...]) -> list[tuple[str, str, str]]:
+    """(rule, supplier unit, offer) for max_suppliers and min_suppliers rules."""
+    fac = {f.id: f for f in inst.facilities}
+    out = []
+    for r in inst.rules:
+        if r.kind not in ("max_suppliers", "min_suppliers"):
+            continue
+        sc = r.scope
+        for o in inst.offers:
+            eligible = [b.id for b in inst.buyers if offer_eligible(o, b.id)]
+            if sc.buyers is not None and not set(eligible) & set(sc.buyers):
+                continue
+            if sc.materials is not None and o.material not in sc.materials:
+                continue
+            active = [y for y in years if o.first_year <= y <= o.last_year]
+            if not active or (sc.years is not None and not set(active) & set(sc.years)):
+                continue
+            unit = o.supplier if r.count == "facility" else fac[o.supplier].company
+            out.append((r.id, unit, o.id))
+    return out
+
+
+def rule_rows(inst: Instance, d: Any) -> dict[str, tuple]:
+    """Rows of every share / exclusion / offtake rule, grouped by kind."""
+    ctx = _Context(inst, d)
+    rows: dict[str, list] = defaultdict(list)
+    for r in inst.rules:
+        builder = ROW_BUILDERS.get(r.kind)
+        if builder is not None:
+            rows[r.kind] += builder(r, ctx)
+    return {k: tuple(v) for k, v in rows.items()}
+
+
+class _Context:
+    """Lookups shared by the row builders."""
+
+    def __init__(self, inst: Instance, d: Any) -> None:
+        from offtake.data import RuleRow
+
+        self.Row = RuleRow
+        self.inst, self.d = inst, d
+        self.groups = {g.id: set(g.members) for g in inst.country_groups}
+        self.company = {f.id: f.company for f in inst.facilities}
+        self.buyer_class = {b.id: b.buyer_class for b in inst.buyers}
+        self.demanded = {b.id: set(b.demand_t) for b in inst.buyers}
+        self.arrivals: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
+        for b, m, t in d.ARRIVALS:
+            self.arrivals[(b, m)].append((b, m, t))
+        self.spot_flows: dict[tuple[str, str], list] = defaultdict(list)
+        for b, i, j, t in d.BUYER_ARC_TAGS:
+            if i in d.spot_material:
+                self.spot_flows[(b, d.spot_material[i])].append((b, i, j, t))
+        self.sales: dict[tuple[str, int], list[tuple[str, str]]] = defaultdict(list)
+        for o, b, y in d.OFFER_BUYER_YEARS:
+            self.sales[(d.offer_supplier[o], y)].append((o, b))
+        self.tolled = sorted({(f, b) for f, b, _ in d.COMBOS})
+
+    def buyers(self, r: Any) -> list[str]:
+        return sorted(r.scope.buyers) if r.scope.buyers is not None else list(self.d.BUYERS)
+
+    def buyer_groups(self, r: Any) -> list[tuple[str, list[str]]]:
+        bs = self.buyers(r)
+        return [(POOL, bs)] if getattr(r, "pooled", False) else [(b, [b]) for b in bs]
+
+    def years(self, r: Any) -> list[int]:
+        ys = r.scope.years if r.scope.years is not None else self.d.YEARS
+        start = getattr(r, "from_year", None) or 0
+        return [y for y in sorted(ys) if y >= start]
+
+    def materials(self, r: Any, buyers: Iterable[str]) -> list[str]:
+        if r.scope.materials is not None:
+            return sorted(r.scope.materials)
+        return sorted(set().union(*(self.demanded[b] for b in buyers)))
+
+    def countries(self, r: Any) -> set[str]:
+        out = set(getattr(r, "countries", []))
+        for g in getattr(r, "groups", []):
+            out |= self.groups[g]
+        return out
+
+    def demand(self, buyers: Iterable[str], m: str, y: int) -> float:
+        return sum(self.d.demand_t.get((b, m, y), 0.0) for b in buyers)
+
+
+def _row(ctx: _Context, r: Any, label: str, y: int, sense: str, share: float, rhs: float,
+         **terms: Any) -> Any:
+    return ctx.Row(row_id=f"{r.id}|{label}|{y}", rule=r.id, kind=r.kind, label=label, year=y,
+                   sense=sense, share=share, rhs=rhs, **terms)
+
+
+def max_supplier_share_rows(r: Any, ctx: _Context) -> list:
+    d, out = ctx.d, []
+    for g, bs in ctx.buyer_groups(r):
+        for y in ctx.years(r):
+            for m in ctx.materials(r, bs) if r.scope.materials else sorted(
+                    {d.offer_material[o] for o, b, yy in d.OFFER_BUYER_YEARS
+                     if b in bs and yy == y}):
+                bought = [(o, b) for o, b, yy in d.OFFER_BUYER_YEARS
+                          if yy == y and b in bs and d.offer_material[o] == m]
+                spot = [k for b in bs for k in ctx.spot_flows[(b, m)]]
+                units: dict[str, list] = defaultdict(list)
+                for o, b in bought:
+                    unit = d.offer_supplier[o] if r.by == "facility" else ctx.company[
+                        d.offer_supplier[o]]
+                    units[unit].append((o, b))
+                for unit, mine in sorted(units.items()):
+                    out.append(_row(ctx, r, f"{g}|{unit}|{m}", y, "le", r.max_share, 0.0,
+                                    num_volumes=tuple(mine), den_volumes=tuple(bought),
+                                    den_spot=tuple(spot)))
+    return out
+
+
+def max_country_share_rows(r: Any, ctx: _Context) -> list:
+    exempt = set(r.exempt_countries)
+    for g in r.exempt_groups:
+        exempt |= ctx.groups[g]
+    out = []
+    for g, bs in ctx.buyer_groups(r):
+        for m in ctx.materials(r, bs):
+            keys = [k for b in bs for k in ctx.arrivals[(b, m)]]
+            for stage in r.stages:
+                found = sorted(set().union(*(countries_at(t, stage.value) for _, _, t in keys))
+                               - exempt) if keys else []
+                for c in found:
+                    num = tuple(k for k in keys if c in countries_at(k[2], stage.value))
+                    for y in ctx.years(r):
+                        out.append(_row(ctx, r, f"{g}|{stage.value}|{c}|{m}", y, "le",
+                                        r.max_share, 0.0, num_arrivals=num,
+                                        den_arrivals=tuple(keys)))
+    return out
+
+
+def _demand_share_rows(r: Any, ctx: _Context, qualifies: Callable[[str], bool]) -> list:
+    out = []
+    for g, bs in ctx.buyer_groups(r):
+        for m in ctx.materials(r, bs):
+            keys = [k for b in bs for k in ctx.arrivals[(b, m)]]
+            num = tuple(k for k in keys if qualifies(k[2]))
+            for y in ctx.years(r):
+                demand = ctx.demand(bs, m, y)
+                share = at(r.min_share, y)
+                if demand <= 0 or share <= 0:
+                    continue
+                out.append(_row(ctx, r, f"{g}|{m}", y, "ge", share, share * demand,
+                                num_arrivals=num, demand_t=demand))
+    return out
+
+
+def min_content_share_rows(r: Any, ctx: _Context) -> list:
+    stages, countries = {s.value for s in r.stages}, ctx.countries(r)
+    return _demand_share_rows(r, ctx, lambda t: all_steps_in(t, stages, countries))
+
+
+def min_recycled_share_rows(r: Any, ctx: _Context) -> list:
+    return _demand_share_rows(r, ctx, is_recycled)
+
+
+def exclusion_rows(r: Any, ctx: _Context) -> list:
+    stages, countries = {s.value for s in r.stages}, ctx.countries(r)
+    out = []
+    for b in ctx.buyers(r):
+        for m in ctx.materials(r, [b]):
+            num = tuple(k for k in ctx.arrivals[(b, m)] if has_step_in(k[2], stages, countries))
+            if not num:
+                continue
+            for y in ctx.years(r):
+                out.append(_row(ctx, r, f"{b}|{m}", y, "le", 0.0, 0.0, num_arrivals=num))
+    return out
+
+
+def max_offtake_share_rows(r: Any, ctx: _Context) -> list:
+    out = []
+    cls = {b for b, c in ctx.buyer_class.items() if c == r.buyer_class}
+    for f in r.facilities:
+        tolled = [(ff, b) for ff, b in ctx.tolled if ff == f]
+        for y in ctx.years(r):
+            sales = ctx.sales[(f, y)]
+            num_v = tuple(k for k in sales if k[1] in cls)
+            num_p = tuple(k for k in tolled if k[1] in cls)
+            if not num_v and not num_p:
+                continue
+            out.append(_row(ctx, r, f, y, "le", r.max_share, 0.0, num_volumes=num_v,
+                            den_volumes=tuple(sales), num_production=num_p,
+                            den_production=tuple(tolled)))
+    return out
+
+
+ROW_BUILDERS: dict[str, Callable[[Any, _Context], list]] = {
+    "max_supplier_share": max_supplier_share_rows,
+    "max_country_share": max_country_share_rows,
+    "min_content_share": min_content_share_rows,
+    "exclusion": exclusion_rows,
+    "min_recycled_share": min_recycled_share_rows,
+    "max_offtake_share": max_offtake_share_rows,
+}
