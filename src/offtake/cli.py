@@ -15,8 +15,15 @@ from rich.console import Console
 
 from offtake.check import check_folder
 from offtake.io import load_instance
+from offtake.pipeline import compare as compare_rules
 from offtake.pipeline import run
-from offtake.report import findings_table, print_run, violations_table
+from offtake.report import (
+    compare_table,
+    diagnosis_table,
+    findings_table,
+    print_run,
+    violations_table,
+)
 from offtake.solve import SolveOptions, SolverVersionError, check_solver_version
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -45,6 +52,8 @@ def solve(
     mip_gap: Annotated[float, typer.Option(help="relative MIP gap")] = SolveOptions.mip_gap,
     threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
     write_model: Annotated[Path | None, typer.Option(help="write the model as MPS")] = None,
+    relax: Annotated[list[str] | None, typer.Option(
+        help="drop this rule (repeatable) to see the plan without it")] = None,
 ) -> None:
     """Solve an instance, write DIR/summary.json and tables, and check the plan."""
     try:
@@ -54,7 +63,11 @@ def solve(
         raise typer.Exit(4) from exc
     options = SolveOptions(time_limit=time_limit, mip_gap=mip_gap, threads=threads,
                            write_model=write_model)
-    result = run(instance, out, options)
+    try:
+        result = run(instance, out, options, relax=relax or [])
+    except ValueError as exc:  # an unknown rule to relax
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
     if result.results is None:
         console.print(findings_table(result.load.findings, f"Findings in {instance}"))
         raise typer.Exit(EXIT["invalid"])
@@ -62,6 +75,8 @@ def solve(
     if warnings:
         console.print(findings_table(warnings, "Warnings"))
     print_run(console, result.results, result.check)
+    if result.diagnosis is not None:
+        console.print(diagnosis_table(result.diagnosis))
     console.print(f"written to {out}/")
     code = EXIT[result.results.status]
     if result.check is not None and result.check.violations:
@@ -84,6 +99,29 @@ def check(
         console.print(violations_table(report))
         raise typer.Exit(EXIT["error"])
     console.print(f"[green]no violations[/]; recomputed objective {report.objective:,.2f}")
+
+
+@app.command()
+def compare(
+    instance: Annotated[Path, typer.Argument(help="instance YAML file")],
+    rule: Annotated[list[str], typer.Option("--rule", help="rule to relax (repeatable)")],
+    out: Annotated[Path | None, typer.Option(help="write compare.csv here")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
+) -> None:
+    """Cost of compliance: solve with every rule and without each named rule."""
+    loaded = load_instance(instance)
+    if loaded.instance is None:
+        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
+        raise typer.Exit(EXIT["invalid"])
+    try:
+        table = compare_rules(loaded.instance, rule, SolveOptions(time_limit=time_limit))
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    console.print(compare_table(table, loaded.instance.meta.currency))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "compare.csv", index=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -346,10 +346,9 @@ def add_max_supplier_share(m: pyo.ConcreteModel, d: ModelData) -> None:
 
 def add_max_country_share(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Rule `max_country_share`: deliveries with a step at stage S in country C are at most a
-    share of deliveries (per stage, per non-exempt country).
+    share of demand (per stage, per non-exempt country).
 
-    .. math:: \\sum_{\\tau \\ni (S,C)} A_{bk\\tau ts} - s_r \\sum_\\tau A_{bk\\tau ts}
-        \\le e_{rts}
+    .. math:: \\sum_{\\tau \\ni (S,C)} A_{bk\\tau ts} \\le s_r D_{bkt} + e_{rts}
 
     Reads max_share, stages, exempt_groups, exempt_countries. Dual: currency per tonne of
     extra allowance (per percentage point in rules.csv).

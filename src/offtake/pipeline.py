@@ -1,4 +1,5 @@
-"""The one-way pipeline as functions: instance -> data -> model -> solve -> results -> check.
+"""The one-way pipeline as functions: instance -> data -> model -> solve -> results -> check,
+with the infeasibility diagnosis and rule relaxation around it.
 
 Used by the CLI, the tests and the benchmarks so that all of them run exactly the same steps.
 Knows the order of the stages and nothing of their insides.
@@ -10,8 +11,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from offtake.check import CheckReport, check_folder
-from offtake.data import build_data
+from offtake.data import ModelData, build_data
+from offtake.diagnose import Diagnosis, explain_infeasibility, rule_conflicts
+from offtake.findings import nearest
 from offtake.io import LoadResult, load_instance
 from offtake.model import (
     build_model,
@@ -22,15 +27,24 @@ from offtake.model import (
 )
 from offtake.results import Results, assemble
 from offtake.schema import Instance
-from offtake.solve import SolveOptions, solve, solve_duals
+from offtake.solve import SolveOptions, SolveOutcome, solve, solve_duals
+
+
+def relax_rules(inst: Instance, rule_ids: list[str]) -> Instance:
+    """The instance without the named rules (ValueError naming an unknown ID)."""
+    known = {r.id for r in inst.rules}
+    for rid in rule_ids:
+        if rid not in known:
+            raise ValueError(f"unknown rule '{rid}' to relax; {nearest(rid, known)}".rstrip())
+    return inst.model_copy(update={"rules": [r for r in inst.rules if r.id not in rule_ids]})
 
 
 def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
-                   sha256: str = "") -> Results:
+                   sha256: str = "", data: ModelData | None = None) -> Results:
     """Build and solve; the Results hold tables only when HiGHS returned a solution."""
     options = options or SolveOptions()
     start = time.perf_counter()
-    data = build_data(inst)
+    data = data or build_data(inst)
     model = build_model(data)
     build_seconds = time.perf_counter() - start
     outcome = solve(model, options)
@@ -39,9 +53,12 @@ def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
         values = solution_values(model, data)
         if data.rule_rows or data.RULE_SUPPLIER_OFFERS:
             values["rule_duals"] = _rule_duals(model, options)
-    opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
     return assemble(inst, data, outcome, values, build_seconds=build_seconds, sha256=sha256,
-                    options=opts)
+                    options=_options_dict(options))
+
+
+def _options_dict(options: SolveOptions) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
 
 
 def _rule_duals(model, options: SolveOptions):
@@ -60,18 +77,62 @@ class Run:
     load: LoadResult
     results: Results | None = None
     check: CheckReport | None = None
+    diagnosis: Diagnosis | None = None
 
 
-def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = None) -> Run:
-    """Load, solve, write the output folder, then check it independently from the folder."""
+def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = None,
+        relax: list[str] | None = None) -> Run:
+    """Load, prove rule conflicts, solve, write the output folder, check it independently
+    from the folder, and explain an infeasible outcome."""
+    options = options or SolveOptions()
     loaded = load_instance(path)
     if loaded.instance is None:
         return Run(loaded)
-    results = solve_instance(loaded.instance, options, sha256=loaded.sha256)
-    results.write(out_dir)
-    report = None
+    inst = relax_rules(loaded.instance, relax or [])
+    start = time.perf_counter()
+    data = build_data(inst)
+    conflicts = rule_conflicts(data)
+    if conflicts:
+        diagnosis = Diagnosis("presolve", conflicts, note="proved from the data before solving")
+        outcome = SolveOutcome("infeasible", None, None, None, "highs", "", 0.0, None,
+                               "not solved", None, "rules conflict (proved before solving)")
+        results = assemble(inst, data, outcome, None, sha256=loaded.sha256,
+                           build_seconds=time.perf_counter() - start,
+                           options=_options_dict(options))
+        return _finish(Run(loaded, results, None, diagnosis), out_dir, relax)
+    results = solve_instance(inst, options, sha256=loaded.sha256, data=data)
+    diagnosis = explain_infeasibility(inst, options) if results.status == "infeasible" else None
+    run_ = _finish(Run(loaded, results, None, diagnosis), out_dir, relax)
     if results.has_solution:
-        report = check_folder(loaded.instance, Path(out_dir))
-        results.violations = len(report.violations)
+        run_.check = check_folder(inst, Path(out_dir))
+        results.violations = len(run_.check.violations)
         results.write(out_dir)
-    return Run(loaded, results, report)
+    return run_
+
+
+def _finish(run_: Run, out_dir: str | Path, relax: list[str] | None) -> Run:
+    run_.results.options["relaxed_rules"] = list(relax or [])
+    run_.results.write(out_dir)
+    stale = Path(out_dir) / "infeasibility.json"
+    if run_.diagnosis is not None:
+        run_.diagnosis.write(out_dir)
+    elif stale.exists():
+        stale.unlink()
+    return run_
+
+
+def compare(inst: Instance, rule_ids: list[str], options: SolveOptions | None = None
+            ) -> pd.DataFrame:
+    """Cost of compliance: the objective with every rule, and without each named rule (and
+    without all of them when several are named)."""
+    base = solve_instance(inst, options)
+    variants = [[r] for r in rule_ids] + ([rule_ids] if len(rule_ids) > 1 else [])
+    rows = []
+    for ids in variants:
+        res = solve_instance(relax_rules(inst, ids), options)
+        cost = (None if base.objective is None or res.objective is None
+                else base.objective - res.objective)
+        rows.append({"relaxed": "+".join(ids), "status_with": base.status,
+                     "objective_with": base.objective, "status_without": res.status,
+                     "objective_without": res.objective, "cost_of_compliance": cost})
+    return pd.DataFrame(rows)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from offtake.check import CheckReport
+from offtake.diagnose import Diagnosis
 from offtake.findings import Finding
 from offtake.results import Results
 
@@ -96,3 +98,27 @@ def print_run(console: Console, r: Results, report: CheckReport | None) -> None:
             console.print(f"[red]Unmet demand: {total:,.1f} t (see unmet.csv)[/]")
     if report is not None and report.violations:
         console.print(violations_table(report))
+
+
+def diagnosis_table(diag: Diagnosis) -> Table:
+    title = ("Rules that cannot all hold (proved from the data)" if diag.stage == "presolve"
+             else "Rules that must move (least total violation)")
+    t = Table(title=title, caption=diag.note or None)
+    for col in ("rule", "kind", "row", "year", "move by", "message"):
+        t.add_column(col, overflow="fold")
+    for c in diag.conflicts:
+        amount = f"{c.amount:,.1f} {c.unit}" + (
+            f" ({c.percentage_points:.1f} pp)" if c.percentage_points is not None else "")
+        t.add_row(c.rule_id, c.kind, c.row, "" if c.year is None else str(c.year), amount,
+                  c.message)
+    return t
+
+
+def compare_table(frame: pd.DataFrame, currency: str) -> Table:
+    t = Table(title=f"Cost of compliance ({currency}, discounted, expected)")
+    for col in ("relaxed rule(s)", "with", "without", "cost of compliance"):
+        t.add_column(col, justify="right" if col != "relaxed rule(s)" else "left")
+    for row in frame.itertuples(index=False):
+        t.add_row(row.relaxed, _money(row.objective_with, ""), _money(row.objective_without, ""),
+                  _money(row.cost_of_compliance, ""))
+    return t

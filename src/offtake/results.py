@@ -92,6 +92,7 @@ class Results:
             "model_size": self.model_size,
             "message": self.message,
             "options": self.options,
+            "relaxed_rules": self.options.get("relaxed_rules", []),
             "cost_terms": self.cost_terms(),
         }
 
@@ -291,8 +292,9 @@ def _share_rule_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -
     out = []
     for rid, sc, num, den in v["rule_rows"].itertuples(index=False):
         row = rows[rid]
-        base = row.demand_t if row.sense == "ge" else den
-        bound = row.rhs + (row.share * den if row.sense == "le" else 0.0)
+        of_demand = row.demand_t > 0
+        base = row.demand_t if of_demand else den
+        bound = row.rhs if of_demand or row.sense == "ge" else row.share * den
         slack = bound - num if row.sense == "le" else num - bound
         price, basis = duals.get((rid, sc), (None, ""))
         out.append(dict(

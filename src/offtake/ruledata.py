@@ -135,6 +135,8 @@ def max_supplier_share_rows(r: Any, ctx: _Context) -> list:
 
 
 def max_country_share_rows(r: Any, ctx: _Context) -> list:
+    """Caps relative to demand (CRMA counts shares of consumption), so buying surplus from
+    elsewhere cannot dilute a country's share."""
     exempt = set(r.exempt_countries)
     for g in r.exempt_groups:
         exempt |= ctx.groups[g]
@@ -148,9 +150,12 @@ def max_country_share_rows(r: Any, ctx: _Context) -> list:
                 for c in found:
                     num = tuple(k for k in keys if c in countries_at(k[2], stage.value))
                     for y in ctx.years(r):
+                        demand = ctx.demand(bs, m, y)
+                        if demand <= 0:
+                            continue
                         out.append(_row(ctx, r, f"{g}|{stage.value}|{c}|{m}", y, "le",
-                                        r.max_share, 0.0, num_arrivals=num,
-                                        den_arrivals=tuple(keys)))
+                                        r.max_share, r.max_share * demand, num_arrivals=num,
+                                        demand_t=demand))
     return out
 
 
