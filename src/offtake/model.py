@@ -484,7 +484,7 @@ def rule_duals(m: pyo.ConcreteModel, duals: dict, basis: str) -> pd.DataFrame:
     rule binds), from the duals of an LP (`basis` says which: the LP itself, or the MIP's LP
     with integer decisions fixed at their optimum)."""
     rows = []
-    for kind, comp in RULE_COMPONENTS.items():
+    for comp in RULE_COMPONENTS.values():
         con = getattr(m, comp, None)
         if con is None:
             continue
