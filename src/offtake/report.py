@@ -96,6 +96,7 @@ def print_run(console: Console, r: Results, report: CheckReport | None) -> None:
         if unmet is not None and (unmet["unmet_t"] > 0).any():
             total = unmet["unmet_t"].sum()
             console.print(f"[red]Unmet demand: {total:,.1f} t (see unmet.csv)[/]")
+        console.print(rules_table(r))
     if report is not None and report.violations:
         console.print(violations_table(report))
 
@@ -122,3 +123,33 @@ def compare_table(frame: pd.DataFrame, currency: str) -> Table:
         t.add_row(row.relaxed, _money(row.objective_with, ""), _money(row.objective_without, ""),
                   _money(row.cost_of_compliance, ""))
     return t
+
+
+def rules_table(r: Results, limit: int = 20) -> Table:
+    """Binding or violated rule rows, dearest first, with their shadow prices."""
+    t = Table(title=f"Binding rules (shadow price, {r.currency})")
+    rules = r.tables.get("rules")
+    if rules is None or rules.empty:
+        t.caption = "no rules"
+        return t
+    hot = rules[(rules["binding"].astype(str) == "True") | (rules["violation"] > 1e-6)]
+    hot = hot.assign(_p=hot["shadow_price"].fillna(0).abs()).sort_values("_p", ascending=False)
+    for col in ("rule", "row", "year", "lhs / bound", "share", "per unit", "per pp"):
+        t.add_column(col, justify="left" if col in ("rule", "row") else "right")
+    for row in hot.head(limit).itertuples(index=False):
+        share = "" if pd.isna(row.share) else f"{row.share:.1%}"
+        year = "" if pd.isna(row.year) or row.year == "" else str(int(row.year))
+        t.add_row(row.rule_id, str(row.row), year, f"{row.lhs:,.1f} / {row.bound:,.1f}", share,
+                  _num(row.shadow_price), _num(row.shadow_price_per_pp))
+    t.caption = (f"{len(hot)} binding or violated of {len(rules)} rows; shadow prices from "
+                 f"{_basis(rules)}")
+    return t
+
+
+def _num(x) -> str:
+    return "" if x is None or pd.isna(x) else f"{x:,.0f}"
+
+
+def _basis(rules: pd.DataFrame) -> str:
+    bases = [b for b in rules["dual_basis"].dropna().unique() if b]
+    return bases[0] if bases else "-"
