@@ -289,9 +289,10 @@ class MaxSupplierShareRule(_ShareRule):
 
 
 class MaxCountryShareRule(_ShareRule):
-    """Country cap (CRMA style): of the scoped buyers' deliveries of a scoped material, at most
-    `max_share` may have a step at stage S in any single country C, for each listed stage and
-    each country outside the exempt groups/countries. Violation unit: tonnes above the cap."""
+    """Country cap (CRMA style): deliveries to the scoped buyers of a scoped material with a
+    step at stage S in any single country C are at most `max_share` of their demand (CRMA
+    counts shares of consumption), for each listed stage and each country outside the exempt
+    groups/countries. Violation unit: tonnes above the cap."""
 
     kind: Literal["max_country_share"]
     max_share: Fraction
