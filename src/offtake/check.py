@@ -1,54 +1,66 @@
 """Independent checker: recompute every rule of the model from the instance and result tables.
 
 Owns `check_tables` / `check_folder`, which read the result tables described in
-`models/formulation.md` ("Result tables"), re-derive the allowed arcs, every constraint family
-and every cost term from the instance (schema objects) alone, and report each violation by the
-component name the formulation uses (`facility_capacity_max`, `demand_balance`, ...).
+`models/formulation.md` ("Result tables"), re-derive the allowed arcs, the origin tags, every
+constraint family, every procurement-rule row and every cost term from the instance (schema
+objects) alone, and report each violation by the component name the formulation uses
+(`facility_capacity_max`, `demand_balance`, `country_share_max`, ...). Problems that are not a
+broken constraint are reported as `table` (a table disagrees with the instance or with another
+table) or `origin_tag` (a tag that is not canonical or that its node cannot carry).
 
 It must stay independent of the model: it imports only the schema, findings, `network.at`,
-io (for loading), pandas, numpy and the standard library; never `model`, `data`, `solve` or
-`results` (a test parses this file's imports to make sure). No Pyomo.
+io (for loading), pandas, numpy and the standard library; never `model`, `data`, `solve`,
+`results`, `origin`, `ruledata` or `pipeline` (a test parses this file's imports to make sure).
+The tag text, the tag predicates and every rule row are recomputed here from formulation.md.
+No Pyomo.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from offtake.network import at
-from offtake.schema import Instance, MaxSuppliersRule, Offer
+from offtake.schema import Instance, Offer
 
 KG_PER_T = 1000.0
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "offers": ("offer_id", "supplier", "material", "signed", "signing_cost", "signing_year"),
     "contracts": ("offer_id", "supplier", "company", "material", "buyer", "year", "signed",
-                  "volume_t", "price_per_kg", "payment"),
-    "flows": ("buyer", "from_node", "to_node", "material", "year", "scenario", "flow_t",
+                  "volume_t", "price_per_kg", "payment", "tag"),
+    "flows": ("buyer", "from_node", "to_node", "material", "tag", "year", "scenario", "flow_t",
               "freight_per_kg", "freight_cost"),
-    "production": ("facility", "buyer", "year", "scenario", "production_t", "opex_per_kg",
-                   "opex_cost"),
-    "spot": ("market", "material", "origin", "buyer", "to_node", "year", "scenario", "volume_t",
-             "price_per_kg", "cost"),
+    "production": ("facility", "buyer", "inputs", "tag", "year", "scenario", "production_t",
+                   "opex_per_kg", "opex_cost"),
+    "spot": ("market", "material", "origin", "tag", "buyer", "to_node", "year", "scenario",
+             "volume_t", "price_per_kg", "cost"),
     "unmet": ("buyer", "material", "year", "scenario", "demand_t", "delivered_t", "unmet_t",
               "penalty_per_kg", "penalty"),
+    "origin": ("buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"),
     "costs": ("term", "value"),
-    "rules": ("rule_id", "kind", "year", "scenario", "lhs", "bound", "slack", "violation",
-              "binding", "hard"),
+    "rules": ("rule_id", "kind", "row", "year", "scenario", "sense", "lhs", "bound", "slack",
+              "violation", "binding", "hard", "unit", "share", "share_bound", "base_t",
+              "shadow_price", "shadow_price_per_pp", "dual_basis"),
 }
 """Columns of each result table (file stem -> columns), as in formulation.md."""
 
 TEXT_COLUMNS = frozenset({
     "offer_id", "supplier", "company", "material", "buyer", "from_node", "to_node",
     "facility", "market", "origin", "scenario", "term", "rule_id", "kind", "binding", "hard",
+    "tag", "inputs", "row", "sense", "unit", "stage", "country", "dual_basis",
+    "shadow_price", "shadow_price_per_pp",
 })
-"""Columns read as text (IDs keep their spelling: 'NA', '007'); all others are numbers."""
+"""Columns read as text (IDs keep their spelling: 'NA', '007'; the empty tag stays ''); all
+others are numbers. Shadow prices are text here: they must be a number or empty."""
 
 REQUIRED_NUMBERS: dict[str, tuple[str, ...]] = {
     "offers": ("signed",),
@@ -57,14 +69,28 @@ REQUIRED_NUMBERS: dict[str, tuple[str, ...]] = {
     "production": ("year", "production_t"),
     "spot": ("year", "volume_t"),
     "unmet": ("year", "demand_t", "delivered_t", "unmet_t"),
+    "origin": ("year", "tonnes", "share"),
     "costs": ("value",),
     "rules": (),
 }
 """Numbers a row cannot do without; a row missing one is reported and dropped."""
 
 QUANTITY_COLUMNS = frozenset({"volume_t", "flow_t", "production_t", "unmet_t", "demand_t",
-                              "delivered_t"})
+                              "delivered_t", "tonnes"})
 """Tonnes: never negative."""
+
+STAGE_ORDER = ("MINE", "CRACK", "SEP_L", "SEP_H", "METAL", "MAGNET", "RECYCLE", "OTHER")
+"""Stage order of a canonical origin tag (formulation.md, "Origin tags")."""
+
+RULE_COMPONENT = {
+    "max_suppliers": "suppliers_max", "min_suppliers": "suppliers_min",
+    "max_supplier_share": "supplier_share_max", "max_country_share": "country_share_max",
+    "min_content_share": "content_share_min", "exclusion": "excluded_content_max",
+    "min_recycled_share": "recycled_share_min", "max_offtake_share": "offtake_share_max",
+}
+"""Component name of each rule kind's rows (formulation.md, "Procurement rules")."""
+
+COUNT_KINDS = frozenset({"max_suppliers", "min_suppliers"})
 
 COST_TERMS = ("contract_payments", "signing_costs", "spot_purchases", "freight",
               "operating_costs", "unmet_demand_penalty", "rule_violation_penalties")
@@ -128,6 +154,12 @@ class _Ctx:
         base = inst.horizon.base_year or inst.horizon.first_year
         rate = inst.horizon.discount_rate
         self.delta = {t: (1.0 + rate) ** -(t - base) for t in self.years}
+        self.groups = {g.id: set(g.members) for g in inst.country_groups}
+        self.own_tag = {f.id: tag_text(_feed_steps(f.feed_origin) | {_step(f.stage, f.country)})
+                        for f in inst.facilities}
+        """Own-feed tag of each facility: feed_origin plus its own (stage, country)."""
+        self.spot_tag = {k.id: tag_text(_feed_steps(k.feed_origin)) for k in inst.spot_markets}
+        """Tag of each spot market's material: its feed_origin."""
 
     def flag(self, constraint: str, index: str, amount: float, message: str) -> None:
         self.violations.append(Violation(constraint, index, float(amount), message))
@@ -149,6 +181,99 @@ class _Ctx:
     def eligible(self, o: Offer) -> set[str]:
         return set(self.buyers) if o.buyers is None else set(o.buyers)
 
+    def countries(self, groups: Iterable[str], countries: Iterable[str]) -> set[str]:
+        """Union of the members of `groups` and `countries`."""
+        out = set(countries)
+        for g in groups:
+            out |= self.groups.get(g, set())
+        return out
+
+
+# --- origin tags -----------------------------------------------------------------------------
+Step = tuple[str, str]
+"""(stage, country) of one step of a chain."""
+
+
+def _step(stage: object, country: str) -> Step:
+    return (str(stage), country)
+
+
+def _feed_steps(feed_origin: dict) -> set[Step]:
+    return {_step(stage, country) for stage, country in feed_origin.items()}
+
+
+def tag_text(steps: Iterable[Step]) -> str:
+    """Canonical tag: stages in STAGE_ORDER, then countries alphabetically, `STAGE:CC` joined
+    by `|`; the empty set is ''."""
+    order = {stage: n for n, stage in enumerate(STAGE_ORDER)}
+    ordered = sorted(set(steps), key=lambda sc: (order.get(sc[0], len(order)), sc[0], sc[1]))
+    return "|".join(f"{stage}:{country}" for stage, country in ordered)
+
+
+_STEP_TEXT = re.compile(r"^([A-Z_]+):([A-Z]{2})$")
+
+
+def parse_tag(text: str) -> frozenset[Step] | None:
+    """The steps of a canonical tag, or None when `text` is not canonical."""
+    if text == "":
+        return frozenset()
+    steps = []
+    for part in text.split("|"):
+        m = _STEP_TEXT.match(part)
+        if m is None or m.group(1) not in STAGE_ORDER:
+            return None
+        steps.append((m.group(1), m.group(2)))
+    return frozenset(steps) if tag_text(steps) == text else None
+
+
+def combination_text(inputs: dict[str, str]) -> str:
+    """A combination `k1=tag1;k2=tag2`, inputs sorted by material id."""
+    return ";".join(f"{k}={inputs[k]}" for k in sorted(inputs))
+
+
+def parse_combination(text: str) -> dict[str, str] | None:
+    """Input material -> input tag of a combination, or None when it is malformed (a part
+    without '=', a repeated material, materials out of order)."""
+    if text == "":
+        return {}
+    out: dict[str, str] = {}
+    for part in text.split(";"):
+        k, sep, tag = part.partition("=")
+        if not sep or not k or k in out:
+            return None
+        out[k] = tag
+    return out if combination_text(out) == text else None
+
+
+def output_tag(c: _Ctx, f: str, inputs: dict[str, str]) -> str | None:
+    """Tag of what processor f makes from a combination: its own step plus every input tag's
+    steps; None when an input tag is not canonical."""
+    fac = c.facilities[f]
+    steps = {_step(fac.stage, fac.country)}
+    for tag in inputs.values():
+        parsed = parse_tag(tag)
+        if parsed is None:
+            return None
+        steps |= parsed
+    return tag_text(steps)
+
+
+def has_step_in(steps: frozenset[Step], stages: set[str], countries: set[str]) -> bool:
+    """Predicate 1: a step at one of `stages` in one of `countries`."""
+    return any(s in stages and cc in countries for s, cc in steps)
+
+
+def all_steps_in(steps: frozenset[Step], stages: set[str], countries: set[str]) -> bool:
+    """Predicate 2: a step at every listed stage, and all steps at those stages in
+    `countries`."""
+    at_stages = [(s, cc) for s, cc in steps if s in stages]
+    return ({s for s, _ in at_stages} >= stages) and all(cc in countries for _, cc in at_stages)
+
+
+def is_recycled(steps: frozenset[Step]) -> bool:
+    """Predicate 3: a RECYCLE step (a tonne counts whole when any input branch was recycled)."""
+    return any(s == "RECYCLE" for s, _ in steps)
+
 
 # --- reading the tables ----------------------------------------------------------------------
 @dataclass
@@ -157,14 +282,19 @@ class _Plan:
 
     signed: dict[str, int] = field(default_factory=dict)
     volume: dict[tuple[str, str, int], float] = field(default_factory=lambda: defaultdict(float))
-    flow: dict[tuple[str, str, str, int, str], float] = field(
+    flow: dict[tuple[str, str, str, str, int, str], float] = field(
         default_factory=lambda: defaultdict(float))
-    production: dict[tuple[str, str, int, str], float] = field(
+    """(buyer, from, to, tag, year, scenario) -> t."""
+    production: dict[tuple[str, str, str, int, str], float] = field(
         default_factory=lambda: defaultdict(float))
+    """(facility, buyer, combination, year, scenario) -> t."""
+    production_tag: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(facility, combination) -> output tag (recomputed; the table's when not computable)."""
     unmet: dict[tuple[str, str, int, str], float] = field(
         default_factory=lambda: defaultdict(float))
-    spot: dict[tuple[str, str, str, int, str], float] = field(
+    spot: dict[tuple[str, str, str, str, int, str], float] = field(
         default_factory=lambda: defaultdict(float))
+    """(market, buyer, to, tag, year, scenario) -> t."""
 
 
 def _rows(df: pd.DataFrame) -> Iterable[tuple[int, dict]]:
@@ -186,13 +316,20 @@ def _normalize_table(c: _Ctx, name: str, df: pd.DataFrame | None) -> pd.DataFram
     df = df.loc[:, list(columns)].reset_index(drop=True).copy()
     for col in columns:
         if col in TEXT_COLUMNS:
-            df[col] = df[col].map(lambda v: "" if v is None else str(v))
+            df[col] = df[col].map(_text)
         else:
             df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     keep = np.ones(len(df), dtype=bool)
     for pos, row in _rows(df):
         keep[pos - 1] = _row_ok(c, name, pos, row)
     return df.loc[keep].reset_index(drop=True)
+
+
+def _text(v: object) -> str:
+    """A text cell: None and a float NaN (a blank cell of a numeric frame) become ''."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    return str(v)
 
 
 def _row_ok(c: _Ctx, name: str, pos: int, row: dict) -> bool:
@@ -237,15 +374,18 @@ def _read_plan(c: _Ctx, t: dict[str, pd.DataFrame]) -> _Plan:
     for _, r in _rows(t["contracts"]):
         plan.volume[(r["offer_id"], r["buyer"], int(r["year"]))] += r["volume_t"]
     for _, r in _rows(t["flows"]):
-        key = (r["buyer"], r["from_node"], r["to_node"], int(r["year"]), r["scenario"])
+        key = (r["buyer"], r["from_node"], r["to_node"], r["tag"], int(r["year"]), r["scenario"])
         plan.flow[key] += r["flow_t"]
     for _, r in _rows(t["production"]):
-        key = (r["facility"], r["buyer"], int(r["year"]), r["scenario"])
-        plan.production[key] += r["production_t"]
+        f, comb = r["facility"], r["inputs"]
+        plan.production[(f, r["buyer"], comb, int(r["year"]), r["scenario"])] += r["production_t"]
+        inputs = parse_combination(comb)
+        computed = output_tag(c, f, inputs) if inputs is not None else None
+        plan.production_tag.setdefault((f, comb), r["tag"] if computed is None else computed)
     for _, r in _rows(t["unmet"]):
         plan.unmet[(r["buyer"], r["material"], int(r["year"]), r["scenario"])] += r["unmet_t"]
     for _, r in _rows(t["spot"]):
-        key = (r["market"], r["buyer"], r["to_node"], int(r["year"]), r["scenario"])
+        key = (r["market"], r["buyer"], r["to_node"], r["tag"], int(r["year"]), r["scenario"])
         plan.spot[key] += r["volume_t"]
     return plan
 
@@ -375,38 +515,48 @@ def _contract_from(c: _Ctx, plan: _Plan) -> dict[tuple[str, str, int], float]:
 
 
 def check_facility_output_balance(c: _Ctx, plan: _Plan) -> None:
-    """facility_output_balance: outflow = production + contract volume bought, per (f,b,t,s)."""
-    outflow: dict[tuple[str, str, int, str], float] = defaultdict(float)
-    for (b, i, _j, year, s), x in plan.flow.items():
+    """facility_output_balance: per (f,b,tag,t,s), outflow = production into that tag +
+    (tag = own-feed tag) contract volume bought from f."""
+    outflow: dict[tuple[str, str, str, int, str], float] = defaultdict(float)
+    for (b, i, _j, tag, year, s), x in plan.flow.items():
         if i in c.facilities:
-            outflow[(i, b, year, s)] += x
-    bought = _contract_from(c, plan)
-    keys = set(outflow) | set(plan.production)
-    keys |= {(f, b, year, s) for (f, b, year) in bought for s in c.probability}
-    for f, b, year, s in sorted(keys):
-        rhs = plan.production.get((f, b, year, s), 0.0) + bought.get((f, b, year), 0.0)
-        c.equal("facility_output_balance", _key(f, b, year, s), outflow.get((f, b, year, s), 0.0),
-                rhs, "outflow vs production + contract volume")
+            outflow[(i, b, tag, year, s)] += x
+    made: dict[tuple[str, str, str, int, str], float] = defaultdict(float)
+    for (f, b, comb, year, s), p in plan.production.items():
+        made[(f, b, plan.production_tag[(f, comb)], year, s)] += p
+    bought = {(f, b, c.own_tag[f], year, s): q
+              for (f, b, year), q in _contract_from(c, plan).items() for s in c.probability}
+    for key in sorted(set(outflow) | set(made) | set(bought)):
+        c.equal("facility_output_balance", _key(*key), outflow.get(key, 0.0),
+                made.get(key, 0.0) + bought.get(key, 0.0),
+                "outflow vs production into the tag + contract volume (own-feed tag)")
 
 
 def check_facility_input_balance(c: _Ctx, plan: _Plan) -> None:
-    """facility_input_balance: inflow of each recipe input k = recipe[k] * production, per
-    (f,b,k,t,s); no production where the recipe is empty."""
-    inflow: dict[tuple[str, str, str, int, str], float] = defaultdict(float)
-    for (b, i, j, year, s), x in plan.flow.items():
+    """facility_input_balance: per (f,b,k,tag,t,s), inflow of input k with that tag =
+    recipe[k] x production of the combinations whose input k has that tag; no production
+    where the recipe is empty."""
+    inflow: dict[tuple[str, str, str, str, int, str], float] = defaultdict(float)
+    for (b, i, j, tag, year, s), x in plan.flow.items():
         if j in c.facilities and i in c.sender_material:
-            inflow[(j, b, c.sender_material[i], year, s)] += x
-    keys = set(plan.production) | {(f, b, year, s) for (f, b, _k, year, s) in inflow}
-    for f, b, year, s in sorted(keys):
-        p = plan.production.get((f, b, year, s), 0.0)
+            inflow[(j, b, c.sender_material[i], tag, year, s)] += x
+    used: dict[tuple[str, str, str, str, int, str], float] = defaultdict(float)
+    own_feed: dict[tuple[str, str, int, str], float] = defaultdict(float)
+    for (f, b, comb, year, s), p in plan.production.items():
         recipe = c.facilities[f].recipe
         if not recipe:
-            c.at_most("facility_input_balance", _key(f, b, year, s), p, 0.0,
-                      f"production at '{f}', which has no recipe (own feed only)")
-        for k, a in sorted(recipe.items()):
-            c.equal("facility_input_balance", _key(f, b, k, year, s),
-                    inflow.get((f, b, k, year, s), 0.0), a * p,
-                    f"inflow of {k} vs {a:g} x production")
+            own_feed[(f, b, year, s)] += p
+            continue
+        inputs = parse_combination(comb) or {}
+        for k, a in recipe.items():
+            if k in inputs:
+                used[(f, b, k, inputs[k], year, s)] += a * p
+    for key, p in sorted(own_feed.items()):
+        c.at_most("facility_input_balance", _key(*key), p, 0.0,
+                  f"production at '{key[0]}', which has no recipe (own feed only)")
+    for key in sorted(set(inflow) | set(used)):
+        c.equal("facility_input_balance", _key(*key), inflow.get(key, 0.0), used.get(key, 0.0),
+                f"inflow of {key[2]} with tag '{key[3]}' vs recipe x production")
 
 
 def check_facility_capacity(c: _Ctx, plan: _Plan) -> None:
@@ -415,7 +565,7 @@ def check_facility_capacity(c: _Ctx, plan: _Plan) -> None:
     for (f, _b, year), q in _contract_from(c, plan).items():
         sold[(f, year)] += q
     made: dict[tuple[str, int, str], float] = defaultdict(float)
-    for (f, _b, year, s), p in plan.production.items():
+    for (f, _b, _comb, year, s), p in plan.production.items():
         made[(f, year, s)] += p
     keys = set(made) | {(f, year, s) for (f, year) in sold for s in c.probability}
     for f, year, s in sorted(keys):
@@ -434,20 +584,86 @@ def check_production_rows(c: _Ctx, t: dict[str, pd.DataFrame]) -> None:
                      "opex_cost")
 
 
+# --- origin tags on the tables ---------------------------------------------------------------
+def check_tag_text(c: _Ctx, t: dict[str, pd.DataFrame]) -> None:
+    """origin_tag: every tag in flows, contracts, spot and production is canonical."""
+    for name in ("flows", "contracts", "spot", "production"):
+        for pos, r in _rows(t[name]):
+            if parse_tag(r["tag"]) is None:
+                c.flag("origin_tag", f"{name}.csv row {pos}", 1.0,
+                       f"tag '{r['tag']}' is not canonical (want e.g. 'MINE:AU|SEP_L:MY')")
+
+
+def check_contract_tags(c: _Ctx, t: dict[str, pd.DataFrame]) -> None:
+    """origin_tag: a contract's tag is its supplier's own-feed tag."""
+    for pos, r in _rows(t["contracts"]):
+        supplier = c.offers[r["offer_id"]].supplier
+        if supplier in c.own_tag and r["tag"] != c.own_tag[supplier]:
+            c.flag("origin_tag", f"contracts.csv row {pos}", 1.0,
+                   f"tag '{r['tag']}', expected own-feed tag '{c.own_tag[supplier]}'")
+
+
+def check_spot_tags(c: _Ctx, t: dict[str, pd.DataFrame]) -> None:
+    """origin_tag: a spot purchase's tag is its market's feed_origin."""
+    for pos, r in _rows(t["spot"]):
+        if r["tag"] != c.spot_tag[r["market"]]:
+            c.flag("origin_tag", f"spot.csv row {pos}", 1.0,
+                   f"tag '{r['tag']}', expected the market's '{c.spot_tag[r['market']]}'")
+
+
+def check_production_tags(c: _Ctx, t: dict[str, pd.DataFrame]) -> None:
+    """origin_tag: a production row's combination names exactly the recipe inputs (sorted,
+    canonical tags) and its output tag is the processor's step plus the input tags."""
+    for pos, r in _rows(t["production"]):
+        where, f = f"production.csv row {pos}", r["facility"]
+        inputs = parse_combination(r["inputs"])
+        recipe = sorted(c.facilities[f].recipe)
+        if inputs is None or sorted(inputs) != recipe:
+            c.flag("origin_tag", where, 1.0, f"combination '{r['inputs']}' does not name the "
+                   f"recipe inputs {recipe} as 'k=tag' joined by ';' in material order")
+            continue
+        want = output_tag(c, f, inputs)
+        if want is None:
+            c.flag("origin_tag", where, 1.0, f"combination '{r['inputs']}' has a tag that is "
+                   "not canonical")
+        elif r["tag"] != want:
+            c.flag("origin_tag", where, 1.0, f"output tag '{r['tag']}', expected '{want}'")
+
+
+def check_flow_tags(c: _Ctx, plan: _Plan) -> None:
+    """origin_tag: a flow leaves a spot market with the market's tag, and a facility with a
+    tag it emits for that buyer (own-feed tag if the buyer bought under an offer there, or an
+    output tag of its production for the buyer)."""
+    emits: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for (f, b, _year), q in _contract_from(c, plan).items():
+        if q > c.tol:
+            emits[(f, b)].add(c.own_tag[f])
+    for (f, b, comb, _year, _s), p in plan.production.items():
+        if p > c.tol:
+            emits[(f, b)].add(plan.production_tag[(f, comb)])
+    for (b, i, j, tag, year, s), x in sorted(plan.flow.items()):
+        where = _key(b, i, j, tag, year, s)
+        if i in c.markets and tag != c.spot_tag[i]:
+            c.flag("origin_tag", where, x, f"spot market '{i}' sells tag '{c.spot_tag[i]}'")
+        elif i in c.facilities and x > c.tol and tag not in emits[(i, b)]:
+            c.flag("origin_tag", where, x, f"'{i}' emits no tag '{tag}' for buyer '{b}' "
+                   f"(it emits {sorted(emits[(i, b)])})")
+
+
 # --- spot markets ----------------------------------------------------------------------------
-def _spot_flows(c: _Ctx, plan: _Plan) -> dict[tuple[str, str, str, int, str], float]:
-    """Flows leaving spot markets: (market, buyer, to, t, s) -> t."""
-    out: dict[tuple[str, str, str, int, str], float] = defaultdict(float)
-    for (b, i, j, year, s), x in plan.flow.items():
+def _spot_flows(c: _Ctx, plan: _Plan) -> dict[tuple[str, str, str, str, int, str], float]:
+    """Flows leaving spot markets: (market, buyer, to, tag, t, s) -> t."""
+    out: dict[tuple[str, str, str, str, int, str], float] = defaultdict(float)
+    for (b, i, j, tag, year, s), x in plan.flow.items():
         if i in c.markets:
-            out[(i, b, j, year, s)] += x
+            out[(i, b, j, tag, year, s)] += x
     return out
 
 
 def check_spot_availability(c: _Ctx, plan: _Plan) -> None:
     """spot_availability_max: purchases from a limited market <= availability, per (k,t,s)."""
     bought: dict[tuple[str, int, str], float] = defaultdict(float)
-    for (k, _b, _j, year, s), x in _spot_flows(c, plan).items():
+    for (k, _b, _j, _tag, year, s), x in _spot_flows(c, plan).items():
         bought[(k, year, s)] += x
     for (k, year, s), x in sorted(bought.items()):
         market = c.markets[k]
@@ -472,23 +688,41 @@ def check_spot_table(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan) -> None:
         c.equal("table", where, r["cost"], KG_PER_T * price * r["volume_t"], "cost")
 
 
-# --- demand ----------------------------------------------------------------------------------
-def _arrivals(c: _Ctx, plan: _Plan) -> dict[tuple[str, str, int, str], float]:
-    """What reaches each buyer: (b, material, t, s) -> t (material of the sending node)."""
-    out: dict[tuple[str, str, int, str], float] = defaultdict(float)
-    for (b, i, j, year, s), x in plan.flow.items():
+# --- demand and deliveries -------------------------------------------------------------------
+Deliveries = dict[tuple[str, str, str, int, str], float]
+"""A_{bk tag t s}: (buyer, material, tag, year, scenario) -> t arriving at the buyer."""
+
+
+def deliveries(c: _Ctx, plan: _Plan) -> Deliveries:
+    """What reaches each buyer on arcs into it, by material of the sending node and tag."""
+    out: Deliveries = defaultdict(float)
+    for (b, i, j, tag, year, s), x in plan.flow.items():
         if j == b and i in c.sender_material:
-            out[(b, c.sender_material[i], year, s)] += x
+            out[(b, c.sender_material[i], tag, year, s)] += x
     return out
 
 
-def check_demand_balance(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan) -> None:
+def _arrivals(c: _Ctx, arrived: Deliveries) -> dict[tuple[str, str, int, str], float]:
+    """Deliveries of any origin: (b, material, t, s) -> t."""
+    out: dict[tuple[str, str, int, str], float] = defaultdict(float)
+    for (b, k, _tag, year, s), x in arrived.items():
+        out[(b, k, year, s)] += x
+    return out
+
+
+def _demand(c: _Ctx) -> dict[tuple[str, str, int, str], float]:
+    """D_{bkt} for every (b, k, t, s)."""
+    return {(b.id, k, year, s): at(series, year) for b in c.inst.buyers
+            for k, series in b.demand_t.items() for year in c.years for s in c.probability}
+
+
+def check_demand_balance(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan,
+                         arrived_by_tag: Deliveries) -> None:
     """demand_balance: arrivals + unmet >= demand and 0 <= unmet <= demand, per (b,k,t,s);
     unmet.csv has a row for every positive demand."""
-    arrived = _arrivals(c, plan)
+    arrived = _arrivals(c, arrived_by_tag)
     have_row = set(plan.unmet)
-    demand = {(b.id, k, year, s): at(series, year) for b in c.inst.buyers
-              for k, series in b.demand_t.items() for year in c.years for s in c.probability}
+    demand = _demand(c)
     for key in sorted(set(demand) | have_row):
         d, u = demand.get(key, 0.0), plan.unmet.get(key, 0.0)
         index = _key(*key)
@@ -508,41 +742,412 @@ def check_demand_balance(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan) -> No
         c.equal("table", where, r["penalty"], KG_PER_T * rho * r["unmet_t"], "penalty")
 
 
-# --- rules -----------------------------------------------------------------------------------
-def _in_scope(c: _Ctx, rule: MaxSuppliersRule, o: Offer) -> bool:
-    scope = rule.scope
-    buyers_ok = scope.buyers is None or bool(c.eligible(o) & set(scope.buyers))
-    material_ok = scope.materials is None or o.material in scope.materials
-    years_ok = scope.years is None or bool(set(c.modelled_years(o)) & set(scope.years))
-    return buyers_ok and material_ok and years_ok
+def check_origin_table(c: _Ctx, t: dict[str, pd.DataFrame], arrived: Deliveries) -> None:
+    """origin.csv: per (b,k,t,s,stage,country), tonnes delivered with a step there and their
+    share of all deliveries; every row matches and no delivered step is missing."""
+    total = _arrivals(c, arrived)
+    tonnes: dict[tuple[str, str, int, str, str, str], float] = defaultdict(float)
+    for (b, k, tag, year, s), x in arrived.items():
+        for stage, country in parse_tag(tag) or ():
+            tonnes[(b, k, year, s, stage, country)] += x
+    seen = set()
+    for pos, r in _rows(t["origin"]):
+        key = (r["buyer"], r["material"], int(r["year"]), r["scenario"], r["stage"],
+               r["country"])
+        where = f"origin.csv row {pos}"
+        if key in seen:
+            c.flag("table", where, 1.0, f"row {_key(*key)} repeated")
+        seen.add(key)
+        want = tonnes.get(key, 0.0)
+        den = total.get(key[:4], 0.0)
+        c.equal("table", where, r["tonnes"], want, "tonnes delivered with that step")
+        if den > c.tol:
+            c.equal("table", where, r["share"], want / den, "share of deliveries")
+    for key, x in sorted(tonnes.items()):
+        if key not in seen and x > c.slack(0.0):
+            c.flag("table", "origin.csv," + _key(*key), x, f"no row for {x:.10g} t delivered")
 
 
-def supplier_units(c: _Ctx, rule: MaxSuppliersRule, plan: _Plan) -> set[str]:
+# --- rules: recomputing every row ------------------------------------------------------------
+@dataclass
+class RuleRow:
+    """One rule row as formulation.md defines it: num (lhs) against a bound."""
+
+    rule: Any
+    label: str
+    year: int | None
+    scenario: str
+    sense: str
+    lhs: float
+    bound: float
+    base: float | None = None
+    """base_t: the denominator (caps) or the demand (shares of demand); None if undefined."""
+    share: float | None = None
+    """The rule's share s (share_bound); None for count and exclusion rows."""
+
+    @property
+    def key(self) -> tuple[str, str, int | None, str]:
+        return (self.rule.id, self.label, self.year, self.scenario)
+
+    @property
+    def slack(self) -> float:
+        return self.bound - self.lhs if self.sense == "le" else self.lhs - self.bound
+
+    @property
+    def violation(self) -> float:
+        return max(0.0, -self.slack)
+
+    def matters(self, tol: float) -> bool:
+        """Must be in rules.csv: a count row, a cap whose num is positive, or a share of
+        demand with a positive bound. Other rows hold for any plan and may be left out."""
+        if self.year is None:
+            return True
+        return (self.lhs if self.sense == "le" else self.bound) > tol
+
+
+def _scoped_buyers(c: _Ctx, rule) -> list[str]:
+    scoped = rule.scope.buyers
+    return [b for b in c.buyers if scoped is None or b in scoped]
+
+
+def _scoped_years(c: _Ctx, rule) -> list[int]:
+    scoped = rule.scope.years
+    return [t for t in c.years if scoped is None or t in scoped]
+
+
+def _demanded(c: _Ctx, buyers: Iterable[str]) -> list[str]:
+    """Materials the buyers demand (the default material scope)."""
+    return sorted({k for b in buyers for k in c.buyers[b].demand_t})
+
+
+def _scoped_materials(c: _Ctx, rule, buyers: list[str]) -> list[str]:
+    return sorted(rule.scope.materials) if rule.scope.materials is not None else _demanded(
+        c, buyers)
+
+
+def _groups(rule, buyers: list[str]) -> list[tuple[str, list[str]]]:
+    """(label, buyers) of each group: every buyer alone, or 'pooled'."""
+    if getattr(rule, "pooled", False):
+        return [("pooled", buyers)]
+    return [(b, [b]) for b in buyers]
+
+
+@dataclass
+class _Facts:
+    """What rule rows read from the plan, indexed once."""
+
+    plan: _Plan
+    delivered: dict[tuple[str, str, int, str], list[tuple[frozenset[Step], float]]]
+    """(b, k, t, s) -> (steps of the tag, t delivered) for each tag: A_{bk tag ts}."""
+    spot: dict[tuple[str, str, int, str], float]
+    """(b, k, t, s) -> spot purchases of k by b (flows out of markets, to any node)."""
+    volume: dict[tuple[str, int], list[tuple[Offer, float]]]
+    """(b, t) -> (offer, t contracted) for b."""
+    processed: dict[tuple[str, int, str], dict[str, float]]
+    """(f, t, s) -> buyer -> t made by f for the buyer."""
+    demand: dict[tuple[str, str, int, str], float]
+
+
+def _facts(c: _Ctx, plan: _Plan, arrived: Deliveries) -> _Facts:
+    delivered: dict = defaultdict(list)
+    for (b, k, tag, year, s), x in arrived.items():
+        delivered[(b, k, year, s)].append((parse_tag(tag) or frozenset(), x))
+    spot: dict = defaultdict(float)
+    for (k, b, _j, _tag, year, s), x in _spot_flows(c, plan).items():
+        spot[(b, c.markets[k].material, year, s)] += x
+    volume: dict = defaultdict(list)
+    for (o_id, b, year), q in plan.volume.items():
+        volume[(b, year)].append((c.offers[o_id], q))
+    processed: dict = defaultdict(lambda: defaultdict(float))
+    for (f, b, _comb, year, s), p in plan.production.items():
+        processed[(f, year, s)][b] += p
+    return _Facts(plan, delivered, spot, volume, processed, _demand(c))
+
+
+def _delivered(d: _Facts, group: list[str], k: str, year: int, s: str,
+               counts=lambda steps: True) -> float:
+    """Sum of A_{bk tag t s} over b in the group and the tags whose steps `counts` accepts."""
+    return sum(x for b in group for steps, x in d.delivered.get((b, k, year, s), ())
+               if counts(steps))
+
+
+def _offer_in_scope(c: _Ctx, rule, o: Offer) -> bool:
+    """An offer is in a count rule's scope when one of its eligible buyers, its material and
+    one of its modelled years are in the scope. Without `scope.materials` offers of every
+    material count (formulation.md, max_suppliers)."""
+    buyers = _scoped_buyers(c, rule)
+    materials = rule.scope.materials
+    years = set(_scoped_years(c, rule))
+    return (bool(c.eligible(o) & set(buyers)) and (materials is None or o.material in materials)
+            and bool(set(c.modelled_years(o)) & years))
+
+
+def supplier_units(c: _Ctx, rule, plan: _Plan) -> set[str]:
     """Distinct facilities (or companies) with a signed offer in the rule's scope."""
     units = set()
     for o in c.inst.offers:
-        if plan.signed.get(o.id) and c.modelled_years(o) and _in_scope(c, rule, o):
+        if plan.signed.get(o.id) and c.modelled_years(o) and _offer_in_scope(c, rule, o):
             fac = c.facilities[o.supplier]
             units.add(fac.company if rule.count == "company" else fac.id)
     return units
 
 
-def check_max_suppliers(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan) -> float:
-    """max_suppliers_max: distinct supplier units <= max_count (+ violation for soft rules).
-    Returns the penalty of the soft rules' violations (undiscounted, as in formulation.md)."""
-    penalty = 0.0
-    reported = {r["rule_id"] for _, r in _rows(t["rules"])}
+def rows_max_suppliers(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
+    """suppliers_max: distinct supplier units signed in scope <= max_count."""
+    return [RuleRow(rule, "", None, "", "le", len(supplier_units(c, rule, d.plan)),
+                    rule.max_count)]
+
+
+def rows_min_suppliers(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
+    """suppliers_min: distinct supplier units signed in scope >= min_count."""
+    return [RuleRow(rule, "", None, "", "ge", len(supplier_units(c, rule, d.plan)),
+                    rule.min_count)]
+
+
+def _unit(c: _Ctx, o: Offer, by: str) -> str:
+    fac = c.facilities[o.supplier]
+    return fac.company if by == "company" else fac.id
+
+
+def rows_max_supplier_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
+    """supplier_share_max, label group|unit|material: contract volume from one unit <=
+    s x (contracts + spot purchases) of the material, per group, year and scenario. Materials
+    default to what is offered to the scoped buyers; units are those offering it to them."""
+    buyers = _scoped_buyers(c, rule)
+    offers = [o for o in c.inst.offers if c.modelled_years(o) and c.eligible(o) & set(buyers)]
+    materials = (sorted(rule.scope.materials) if rule.scope.materials is not None
+                 else sorted({o.material for o in offers}))
+    rows = []
+    for label, group in _groups(rule, buyers):
+        for k in materials:
+            units = sorted({_unit(c, o, rule.by) for o in offers if o.material == k})
+            for year in _scoped_years(c, rule):
+                bought = _bought_by_unit(c, rule.by, d, group, k, year)
+                for s in c.probability:
+                    den = sum(bought.values()) + sum(d.spot.get((b, k, year, s), 0.0)
+                                                     for b in group)
+                    rows += [RuleRow(rule, f"{label}|{n}|{k}", year, s, "le",
+                                     bought.get(n, 0.0), rule.max_share * den, den,
+                                     rule.max_share) for n in units]
+    return rows
+
+
+def _bought_by_unit(c: _Ctx, by: str, d: _Facts, group: list[str], k: str,
+                    year: int) -> dict[str, float]:
+    """Contract volume of material k bought by the group in a year, per supplier unit."""
+    out: dict[str, float] = defaultdict(float)
+    for b in group:
+        for o, q in d.volume.get((b, year), ()):
+            if o.material == k:
+                out[_unit(c, o, by)] += q
+    return out
+
+
+def _instance_steps(c: _Ctx) -> set[Step]:
+    """Every (stage, country) a tag can contain in this instance."""
+    steps = {_step(f.stage, f.country) for f in c.inst.facilities}
+    for node in (*c.inst.facilities, *c.inst.spot_markets):
+        steps |= _feed_steps(node.feed_origin)
+    return steps
+
+
+def rows_max_country_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
+    """country_share_max, label group|S|C|material: deliveries with a step at S in C <=
+    s x demand, for each listed stage S and non-exempt country C, where demand is positive."""
+    buyers = _scoped_buyers(c, rule)
+    exempt = c.countries(rule.exempt_groups, rule.exempt_countries)
+    stages = [str(st) for st in rule.stages]
+    pairs = sorted((st, cc) for st, cc in _instance_steps(c) if st in stages and cc not in exempt)
+    rows = []
+    for label, group in _groups(rule, buyers):
+        for k in _scoped_materials(c, rule, buyers):
+            for year in _scoped_years(c, rule):
+                for s in c.probability:
+                    dem = sum(d.demand.get((b, k, year, s), 0.0) for b in group)
+                    if dem <= 0:
+                        continue
+                    for st, cc in pairs:
+                        num = _delivered(d, group, k, year, s,
+                                         lambda steps, p=(st, cc): p in steps)
+                        rows.append(RuleRow(rule, f"{label}|{st}|{cc}|{k}", year, s, "le", num,
+                                            rule.max_share * dem, dem, rule.max_share))
+    return rows
+
+
+def rows_min_content_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
+    """content_share_min, label group|material: qualifying deliveries >= s_t x demand, where
+    demand and share are positive."""
+    buyers = _scoped_buyers(c, rule)
+    stages = {str(st) for st in rule.stages}
+    qualifying = c.countries(rule.groups, rule.countries)
+    rows = []
+    for label, group in _groups(rule, buyers):
+        for k in _scoped_materials(c, rule, buyers):
+            for year in _scoped_years(c, rule):
+                share = at(rule.min_share, year)
+                for s in c.probability:
+                    dem = sum(d.demand.get((b, k, year, s), 0.0) for b in group)
+                    if dem <= 0 or share <= 0:
+                        continue
+                    num = _delivered(d, group, k, year, s,
+                                     lambda steps: all_steps_in(steps, stages, qualifying))
+                    rows.append(RuleRow(rule, f"{label}|{k}", year, s, "ge", num, share * dem, dem,
+                                        share))
+    return rows
+
+
+def rows_exclusion(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
+    """excluded_content_max, label buyer|material: from from_year, deliveries with a step at
+    a listed stage in an excluded country <= 0."""
+    stages = {str(st) for st in rule.stages}
+    excluded = c.countries(rule.groups, rule.countries)
+    years = [t for t in _scoped_years(c, rule) if rule.from_year is None or t >= rule.from_year]
+    buyers = _scoped_buyers(c, rule)
+    rows = []
+    for b in buyers:
+        for k in _scoped_materials(c, rule, buyers):
+            for year in years:
+                for s in c.probability:
+                    num = _delivered(d, [b], k, year, s,
+                                     lambda steps: has_step_in(steps, stages, excluded))
+                    rows.append(RuleRow(rule, f"{b}|{k}", year, s, "le", num, 0.0))
+    return rows
+
+
+def rows_min_recycled_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
+    """recycled_share_min, label group|material: deliveries with a RECYCLE step >= s_t x
+    demand."""
+    buyers = _scoped_buyers(c, rule)
+    rows = []
+    for label, group in _groups(rule, buyers):
+        for k in _scoped_materials(c, rule, buyers):
+            for year in _scoped_years(c, rule):
+                share = at(rule.min_share, year)
+                for s in c.probability:
+                    dem = sum(d.demand.get((b, k, year, s), 0.0) for b in group)
+                    num = _delivered(d, group, k, year, s, is_recycled)
+                    rows.append(RuleRow(rule, f"{label}|{k}", year, s, "ge", num, share * dem, dem,
+                                        share))
+    return rows
+
+
+def rows_max_offtake_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
+    """offtake_share_max, label facility: what buyers of the class take from the facility
+    (contract sales + processing) <= s x what all buyers take, per scoped year and scenario.
+    The class is every scoped buyer with that buyer_class (formulation.md, B_c)."""
+    scoped = set(_scoped_buyers(c, rule))
+    cls = {b.id for b in c.inst.buyers if b.buyer_class == rule.buyer_class and b.id in scoped}
+    sold = _contract_from(c, d.plan)
+    rows = []
+    for f in rule.facilities:
+        for year in _scoped_years(c, rule):
+            for s in c.probability:
+                made = d.processed.get((f, year, s), {})
+                taken = {b: sold.get((f, b, year), 0.0) + made.get(b, 0.0) for b in c.buyers}
+                den = sum(taken.values())
+                rows.append(RuleRow(rule, f, year, s, "le", sum(taken[b] for b in cls),
+                                    rule.max_share * den, den, rule.max_share))
+    return rows
+
+
+RULE_ROWS = {
+    "max_suppliers": rows_max_suppliers, "min_suppliers": rows_min_suppliers,
+    "max_supplier_share": rows_max_supplier_share, "max_country_share": rows_max_country_share,
+    "min_content_share": rows_min_content_share, "exclusion": rows_exclusion,
+    "min_recycled_share": rows_min_recycled_share, "max_offtake_share": rows_max_offtake_share,
+}
+"""Row builder of each rule kind."""
+
+
+# --- rules: holding, priced, reported --------------------------------------------------------
+def _rule_index(row: RuleRow) -> str:
+    if row.year is None:
+        return row.rule.id
+    return _key(row.rule.id, row.label, row.year, row.scenario)
+
+
+def check_rule_rows_hold(c: _Ctx, rows: list[RuleRow]) -> None:
+    """Each hard row holds (component named after the rule kind, amount = the violation)."""
+    for row in rows:
+        if row.rule.hard and row.violation > c.slack(row.bound):
+            op = "<=" if row.sense == "le" else ">="
+            c.flag(RULE_COMPONENT[row.rule.kind], _rule_index(row), row.violation,
+                   f"{row.rule.kind} {row.label or row.rule.id}: lhs {row.lhs:.10g} "
+                   f"{op} {row.bound:.10g} fails")
+
+
+def rule_penalty(c: _Ctx, rows: list[RuleRow]) -> float:
+    """rule_violation_penalties: sum of penalty x violation for soft count rules plus
+    sum of pi_s delta_t penalty x violation for soft rows (tonnes)."""
+    total = 0.0
+    for row in rows:
+        if row.rule.hard:
+            continue
+        weight = 1.0 if row.year is None else c.probability[row.scenario] * c.delta[row.year]
+        total += weight * (row.rule.penalty_per_unit or 0.0) * row.violation
+    return total
+
+
+def _table_key(r: dict) -> tuple[str, str, int | None, str]:
+    year = int(r["year"]) if np.isfinite(r["year"]) else None
+    return (r["rule_id"], r["row"], year, r["scenario"])
+
+
+def check_rules_table(c: _Ctx, t: dict[str, pd.DataFrame], rows: list[RuleRow]) -> None:
+    """rules.csv: a row for every row that matters, each equal to its recomputation."""
+    mine = {row.key: row for row in rows}
+    seen = set()
+    for pos, r in _rows(t["rules"]):
+        where, key = f"rules.csv row {pos}", _table_key(r)
+        if key in seen:
+            c.flag("table", where, 1.0, f"rule row {key} repeated")
+        seen.add(key)
+        row = mine.get(key)
+        if row is None:
+            c.flag("table", where, 1.0, f"rule '{r['rule_id']}' has no row '{r['row']}' in "
+                   f"year {key[2]}, scenario '{r['scenario']}' (or it is out of its scope)")
+            continue
+        _check_rule_table_row(c, where, r, row)
+    for key, row in mine.items():
+        if key not in seen and row.matters(c.tol):
+            c.flag("table", "rules.csv," + _rule_index(row), 1.0,
+                   f"no row for rule '{row.rule.id}' row '{row.label}' (lhs {row.lhs:.10g}, "
+                   f"bound {row.bound:.10g})")
+
+
+def _check_rule_table_row(c: _Ctx, where: str, r: dict, row: RuleRow) -> None:
+    """One rules.csv row against its recomputation."""
+    rule = row.rule
+    _same_text(c, where, "kind", r["kind"], rule.kind)
+    _same_text(c, where, "sense", r["sense"], row.sense)
+    _same_text(c, where, "hard", r["hard"].lower(), str(rule.hard).lower())
+    _same_text(c, where, "unit", r["unit"], "suppliers" if rule.kind in COUNT_KINDS else "t")
+    c.equal("table", where, r["lhs"], row.lhs, "lhs")
+    c.equal("table", where, r["bound"], row.bound, "bound")
+    c.equal("table", where, r["slack"], row.slack, "slack")
+    if not rule.hard:
+        c.equal("table", where, r["violation"], row.violation, "violation = max(0, -slack)")
+    if row.base is not None:
+        c.equal("table", where, r["base_t"], row.base, "base_t")
+        if row.base > c.tol:
+            c.equal("table", where, r["share"], row.lhs / row.base, "share = lhs / base_t")
+    if row.share is not None:
+        c.equal("table", where, r["share_bound"], row.share, "share_bound")
+    for col in ("shadow_price", "shadow_price_per_pp"):
+        if r[col] != "" and not np.isfinite(pd.to_numeric(r[col], errors="coerce")):
+            c.flag("table", where, 1.0, f"{col} '{r[col]}' is neither a number nor empty")
+
+
+def check_rules(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan, arrived: Deliveries) -> float:
+    """Every procurement rule: rows recomputed per kind, hard rows hold, rules.csv matches.
+    Returns rule_violation_penalties."""
+    facts = _facts(c, plan, arrived)
+    rows: list[RuleRow] = []
     for rule in c.inst.rules:
-        count = len(supplier_units(c, rule, plan))
-        excess = max(0.0, count - rule.max_count)
-        if rule.id not in reported:
-            c.flag("table", f"rules.csv,{rule.id}", 1.0, f"rule '{rule.id}' has no row")
-        if rule.hard:
-            c.at_most("max_suppliers_max", rule.id, count, rule.max_count,
-                      f"{count} distinct {rule.count} suppliers signed in scope")
-        else:
-            penalty += (rule.penalty_per_unit or 0.0) * excess
-    return penalty
+        rows += RULE_ROWS[rule.kind](c, rule, facts)
+    check_rule_rows_hold(c, rows)
+    check_rules_table(c, t, rows)
+    return rule_penalty(c, rows)
 
 
 # --- objective -------------------------------------------------------------------------------
@@ -556,12 +1161,12 @@ def cost_terms(c: _Ctx, plan: _Plan, arcs: Arcs, rule_penalty: float) -> dict[st
         years = c.modelled_years(o)
         if plan.signed.get(o.id) and years:
             terms["signing_costs"] += d[years[0]] * o.signing_cost
-    for (_b, i, j, year, s), x in plan.flow.items():
+    for (_b, i, j, _tag, year, s), x in plan.flow.items():
         terms["freight"] += pi[s] * d[year] * kg * arcs.get((i, j), 0.0) * x
         if i in c.markets:
             terms["spot_purchases"] += pi[s] * d[year] * kg * at(c.markets[i].price_per_kg,
                                                                  year) * x
-    for (f, _b, year, s), p in plan.production.items():
+    for (f, _b, _comb, year, s), p in plan.production.items():
         terms["operating_costs"] += pi[s] * d[year] * kg * at(c.facilities[f].opex_per_kg,
                                                               year) * p
     for (_b, k, year, s), u in plan.unmet.items():
@@ -611,15 +1216,22 @@ def check_tables(
     check_contract_rows(c, t, plan)
     check_contract_volume(c, plan)
     check_arc_allowed(c, t, arcs)
+    check_tag_text(c, t)
+    check_contract_tags(c, t)
+    check_spot_tags(c, t)
+    check_production_tags(c, t)
+    check_flow_tags(c, plan)
     check_facility_output_balance(c, plan)
     check_facility_input_balance(c, plan)
     check_facility_capacity(c, plan)
     check_production_rows(c, t)
     check_spot_availability(c, plan)
     check_spot_table(c, t, plan)
-    check_demand_balance(c, t, plan)
-    rule_penalty = check_max_suppliers(c, t, plan)
-    terms = cost_terms(c, plan, arcs, rule_penalty)
+    arrived = deliveries(c, plan)
+    check_demand_balance(c, t, plan, arrived)
+    check_origin_table(c, t, arrived)
+    penalty = check_rules(c, t, plan, arrived)
+    terms = cost_terms(c, plan, arcs, penalty)
     if reported_costs is None:
         reported_costs = {r["term"]: r["value"] for _, r in _rows(t["costs"])}
     check_cost_terms(c, terms, reported_costs)

@@ -199,7 +199,8 @@ def exclusion_rows(r: Any, ctx: _Context) -> list:
 
 def max_offtake_share_rows(r: Any, ctx: _Context) -> list:
     out = []
-    cls = {b for b, c in ctx.buyer_class.items() if c == r.buyer_class}
+    scoped = set(ctx.buyers(r))
+    cls = {b for b, c in ctx.buyer_class.items() if c == r.buyer_class and b in scoped}
     for f in r.facilities:
         tolled = [(ff, b) for ff, b in ctx.tolled if ff == f]
         for y in ctx.years(r):
