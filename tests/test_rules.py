@@ -257,3 +257,36 @@ def test_diamond_keeps_origins_apart(tmp_path):
     flows = res.tables["flows"]
     into_x = flows[flows["to_node"] == "MAG-X"]
     assert set(into_x["tag"]) == {"SEP_L:AU|METAL:US"}
+
+
+def test_origin_gaps_warn_about_chains_a_rule_cannot_see():
+    """An exclusion reading MINE: F-US's chain declares its mine, F-REC is recycled (exempt);
+    a new supplier with no feed_origin records no MINE step: one warning naming it."""
+    from offtake.data import build_data
+    from offtake.ruledata import origin_gaps
+
+    raw = with_rules({"id": "EX", "kind": "exclusion", "stages": ["MINE"],
+                      "countries": ["CN"]})
+    assert origin_gaps(instance(raw), build_data(instance(raw))) == []
+    raw["facilities"].append(_fac("F-KR", "KR", {}, 100))
+    raw["offers"].append(_offer("O-KR", "F-KR", 60))
+    (w,) = origin_gaps(instance(raw), build_data(instance(raw)))
+    assert w.severity == "warning" and "'MAGNET:KR'" in w.message and w.location == "rules[0]"
+
+
+def test_recycled_content_can_qualify():
+    """50 % of demand must be mined in US/AU. F-JP (AU ore) is capped at 20 t and F-US has no
+    capacity, so without counting recycling the rule cannot hold (infeasible). With
+    recycled_qualifies, F-REC's US-recycled magnets qualify: 20 t F-JP x 70,000 + 30 t F-REC x
+    75,000 + 50 t F-CN x 50,000 = 1.4M + 2.25M + 2.5M = 6.15M."""
+    from offtake.pipeline import solve_instance
+
+    rule = {"id": "ALLY", "kind": "min_content_share", "min_share": 0.5, "stages": ["MINE"],
+            "groups": ["ALLIED"]}
+    raw = with_rules(rule)
+    raw["facilities"][1]["capacity_t"] = 20
+    raw["facilities"][2]["capacity_t"] = 0
+    assert solve_instance(instance(raw)).status == "infeasible"
+    raw["rules"][0]["recycled_qualifies"] = True
+    res = solve_instance(instance(raw))
+    assert res.objective == approx(6_150_000)

@@ -990,7 +990,10 @@ def rows_min_content_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
                     if dem <= 0 or share <= 0:
                         continue
                     num = _delivered(d, group, k, year, s,
-                                     lambda steps: all_steps_in(steps, stages, qualifying))
+                                     lambda steps: all_steps_in(steps, stages, qualifying)
+                                     or (rule.recycled_qualifies and any(
+                                         st == "RECYCLE" and cc in qualifying
+                                         for st, cc in steps)))
                     rows.append(RuleRow(rule, f"{label}|{k}", year, s, "ge", num, share * dem, dem,
                                         share))
     return rows

@@ -14,9 +14,11 @@ import typer
 from rich.console import Console
 
 from offtake.check import check_folder
+from offtake.data import build_data
 from offtake.io import load_instance
 from offtake.pipeline import compare as compare_rules
 from offtake.pipeline import run
+from offtake.ruledata import origin_gaps
 from offtake.report import (
     compare_table,
     diagnosis_table,
@@ -38,8 +40,11 @@ EXIT = {"optimal": 0, "feasible": 0, "invalid": 1, "infeasible": 2, "unbounded":
 def validate(instance: Annotated[Path, typer.Argument(help="instance YAML file")]) -> None:
     """Validate an instance; print every finding. Exit 0 if valid, 1 if not."""
     loaded = load_instance(instance)
-    if loaded.findings:
-        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
+    findings = list(loaded.findings)
+    if loaded.instance is not None:
+        findings += origin_gaps(loaded.instance, build_data(loaded.instance))
+    if findings:
+        console.print(findings_table(findings, f"Findings in {instance}"))
     console.print("[green]valid[/]" if loaded.ok else "[red]invalid[/]")
     raise typer.Exit(0 if loaded.ok else 1)
 
@@ -71,7 +76,7 @@ def solve(
     if result.results is None:
         console.print(findings_table(result.load.findings, f"Findings in {instance}"))
         raise typer.Exit(EXIT["invalid"])
-    warnings = [f for f in result.load.findings if f.severity == "warning"]
+    warnings = [f for f in result.load.findings if f.severity == "warning"] + result.warnings
     if warnings:
         console.print(findings_table(warnings, "Warnings"))
     print_run(console, result.results, result.check)

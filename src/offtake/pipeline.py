@@ -8,7 +8,7 @@ Knows the order of the stages and nothing of their insides.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +16,7 @@ import pandas as pd
 from offtake.check import CheckReport, check_folder
 from offtake.data import ModelData, build_data
 from offtake.diagnose import Diagnosis, explain_infeasibility, rule_conflicts
-from offtake.findings import nearest
+from offtake.findings import Finding, nearest
 from offtake.io import LoadResult, load_instance
 from offtake.model import (
     build_model,
@@ -26,6 +26,7 @@ from offtake.model import (
     solution_values,
 )
 from offtake.results import Results, assemble
+from offtake.ruledata import origin_gaps
 from offtake.schema import Instance
 from offtake.solve import SolveOptions, SolveOutcome, solve, solve_duals
 
@@ -78,6 +79,8 @@ class Run:
     results: Results | None = None
     check: CheckReport | None = None
     diagnosis: Diagnosis | None = None
+    warnings: list[Finding] = field(default_factory=list)
+    """Warnings found once the network is known (e.g. chains an origin rule cannot see)."""
 
 
 def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = None,
@@ -91,6 +94,7 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
     inst = relax_rules(loaded.instance, relax or [])
     start = time.perf_counter()
     data = build_data(inst)
+    gaps = origin_gaps(inst, data)
     conflicts = rule_conflicts(data)
     if conflicts:
         diagnosis = Diagnosis("presolve", conflicts, note="proved from the data before solving")
@@ -99,10 +103,10 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
         results = assemble(inst, data, outcome, None, sha256=loaded.sha256,
                            build_seconds=time.perf_counter() - start,
                            options=_options_dict(options))
-        return _finish(Run(loaded, results, None, diagnosis), out_dir, relax)
+        return _finish(Run(loaded, results, None, diagnosis, gaps), out_dir, relax)
     results = solve_instance(inst, options, sha256=loaded.sha256, data=data)
     diagnosis = explain_infeasibility(inst, options) if results.status == "infeasible" else None
-    run_ = _finish(Run(loaded, results, None, diagnosis), out_dir, relax)
+    run_ = _finish(Run(loaded, results, None, diagnosis, gaps), out_dir, relax)
     if results.has_solution:
         run_.check = check_folder(inst, Path(out_dir))
         results.violations = len(run_.check.violations)

@@ -297,10 +297,15 @@ def _share_rule_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -
         bound = row.rhs if of_demand or row.sense == "ge" else row.share * den
         slack = bound - num if row.sense == "le" else num - bound
         price, basis = duals.get((rid, sc), (None, ""))
+        if price is not None and abs(price) < ZERO:
+            price = 0.0  # no "-0" in reports
+        tight = abs(slack) < 1e-6
         out.append(dict(
             rule_id=row.rule, kind=row.kind, row=row.label, year=row.year, scenario=sc,
             sense=row.sense, lhs=num, bound=bound, slack=slack,
-            violation=max(0.0, viol.get((rid, sc), 0.0)), binding=abs(slack) < 1e-6,
+            violation=max(0.0, viol.get((rid, sc), 0.0)),
+            # tight and meaningful: a row reading 0 <= 0 with no price binds nothing
+            binding=tight and (num > 1e-6 or bound > 1e-6 or bool(price)),
             hard=hard[row.rule], unit="t",
             share=(num / base) if base > 0 else None,
             share_bound=row.share if row.kind != "exclusion" else 0.0, base_t=base,

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from offtake.network import at, offer_eligible
-from offtake.origin import all_steps_in, countries_at, has_step_in, is_recycled
+from offtake.findings import Finding
+from offtake.origin import all_steps_in, countries_at, has_step_in, is_recycled, steps
 from offtake.schema import Instance
 
 POOL = "pooled"
@@ -177,7 +178,13 @@ def _demand_share_rows(r: Any, ctx: _Context, qualifies: Callable[[str], bool]) 
 
 def min_content_share_rows(r: Any, ctx: _Context) -> list:
     stages, countries = {s.value for s in r.stages}, ctx.countries(r)
-    return _demand_share_rows(r, ctx, lambda t: all_steps_in(t, stages, countries))
+
+    def qualifies(t: str) -> bool:
+        if r.recycled_qualifies and countries_at(t, "RECYCLE") & countries:
+            return True
+        return all_steps_in(t, stages, countries)
+
+    return _demand_share_rows(r, ctx, qualifies)
 
 
 def min_recycled_share_rows(r: Any, ctx: _Context) -> list:
@@ -223,3 +230,29 @@ ROW_BUILDERS: dict[str, Callable[[Any, _Context], list]] = {
     "min_recycled_share": min_recycled_share_rows,
     "max_offtake_share": max_offtake_share_rows,
 }
+
+
+def origin_gaps(inst: Instance, d: Any) -> list[Finding]:
+    """Warnings for deliveries an origin rule cannot fully see: chains that can reach a scoped
+    buyer but record no step at a stage the rule reads (recycled chains are exempt: they have
+    no mine or separation step by nature). Exclusions cannot see such steps; content rules do
+    not count such chains."""
+    ctx = _Context(inst, d)
+    out = []
+    for i, r in enumerate(inst.rules):
+        read = {s.value for s in getattr(r, "stages", [])}
+        if not read:
+            continue
+        for b in ctx.buyers(r):
+            for m in ctx.materials(r, [b]):
+                blind = sorted(t for _, _, t in ctx.arrivals[(b, m)] if not is_recycled(t)
+                               and read - {s for s, _ in steps(t)})
+                if blind:
+                    out.append(Finding(
+                        "origin_unknown", "warning", f"rules[{i}]",
+                        f"rule '{r.id}' reads stages {sorted(read)}, but {len(blind)} chain(s) "
+                        f"that can deliver {m} to '{b}' record no step at some of them, e.g. "
+                        f"'{blind[0] or '(no steps)'}'",
+                        "declare the upstream countries in feed_origin of the selling facility "
+                        "or spot market"))
+    return out

@@ -312,6 +312,9 @@ class MinContentShareRule(_ShareRule):
     stages: StageList
     groups: list[Id] = Field(default_factory=list)
     countries: list[CountryCode] = Field(default_factory=list)
+    recycled_qualifies: bool = False
+    """Also count chains with a RECYCLE step in a qualifying country (as the 30D credit
+    counted North-American recycling)."""
 
 
 class ExclusionRule(_RuleBase):

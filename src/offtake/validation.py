@@ -315,34 +315,8 @@ def _check_network(inst: Any, c: _Collector) -> None:
                     f"buyer '{b.id}' demands '{m}' in {yrs}, but no offer, spot market or "
                     "processing chain can deliver it in those years",
                     "add an eligible offer or spot market, or fix the arcs")
-    _check_origin_coverage(inst, c)
     for i, f in enumerate(inst.facilities):
         if f.id not in used:
             c.warn("orphan_facility", f"facilities[{i}]",
                    f"facility '{f.id}' can deliver to no buyer (no eligible offer or input)")
 
-
-def _check_origin_coverage(inst: Any, c: _Collector) -> None:
-    """Own-feed sources and spot markets that declare no country for a stage an origin rule
-    reads are invisible to that rule: warn, naming the source and the stages."""
-    read: set[str] = set()
-    for r in inst.rules:
-        read |= {s.value for s in getattr(r, "stages", [])}
-    if not read:
-        return
-    offered = {o.supplier for o in inst.offers}
-    for i, f in enumerate(inst.facilities):
-        if f.id in offered and not f.recipe:
-            known = {s.value for s in f.feed_origin} | {f.stage.value}
-            _warn_missing(c, f"facilities[{i}].feed_origin", f.id, read - known)
-    for i, k in enumerate(inst.spot_markets):
-        _warn_missing(c, f"spot_markets[{i}].feed_origin", k.id,
-                      read - {s.value for s in k.feed_origin})
-
-
-def _warn_missing(c: _Collector, loc: str, node: str, missing: set[str]) -> None:
-    if missing:
-        c.warn("origin_unknown", loc,
-               f"'{node}' declares no country for stage(s) {sorted(missing)} read by origin "
-               "rules: exclusions cannot see such steps and content rules do not count them",
-               "add feed_origin entries for the upstream stages")
