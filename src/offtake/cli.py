@@ -18,7 +18,6 @@ from offtake.data import build_data
 from offtake.io import load_instance
 from offtake.pipeline import compare as compare_rules
 from offtake.pipeline import run
-from offtake.ruledata import origin_gaps
 from offtake.report import (
     compare_table,
     diagnosis_table,
@@ -26,6 +25,7 @@ from offtake.report import (
     print_run,
     violations_table,
 )
+from offtake.ruledata import origin_gaps
 from offtake.solve import SolveOptions, SolverVersionError, check_solver_version
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,

@@ -15,8 +15,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from offtake.network import at, offer_eligible
 from offtake.findings import Finding
+from offtake.network import at, offer_eligible
 from offtake.origin import all_steps_in, countries_at, has_step_in, is_recycled, steps
 from offtake.schema import Instance
 
