@@ -321,3 +321,50 @@ def test_yaml_syntax_error_located(tmp_path):
     res = load_text(tmp_path, "meta: {name: x\nhorizon: [")
     f = only(res, "yaml_syntax")
     assert f.location.startswith("line ")
+
+
+def _pack_setup(tmp_path, rule: dict, include) -> tuple:
+    (tmp_path / "policies").mkdir(exist_ok=True)
+    pack = {"pack": {"name": "p"}, "country_groups": [{"id": "COV", "members": ["CN"]}],
+            "rules": [rule]}
+    (tmp_path / "policies" / "p.yaml").write_text(dump(pack))
+    raw = base()
+    raw["buyers"].append({"id": "B2", "country": "DE", "demand_t": {"MAG": 10}})
+    raw["include"] = include
+    return raw, tmp_path / "policies" / "p.yaml"
+
+
+def test_policy_pack_included_with_a_buyer_scope(tmp_path):
+    rule = {"id": "X", "kind": "exclusion", "stages": ["MAGNET"], "groups": ["COV"]}
+    raw, _ = _pack_setup(tmp_path, rule, [{"pack": "policies/p.yaml",
+                                           "scope": {"buyers": ["B2"]}}])
+    res = load_text(tmp_path, dump(raw))
+    assert res.ok, [str(f) for f in res.findings]
+    (r,) = res.instance.rules
+    assert r.id == "X" and r.scope.buyers == ["B2"]
+    assert [g.id for g in res.instance.country_groups] == ["COV"]
+
+
+def test_pack_findings_name_the_pack_file_and_its_row(tmp_path):
+    rule = {"id": "X", "kind": "exclusion", "stages": ["MAGNET"], "groups": ["COVV"]}
+    raw, pack = _pack_setup(tmp_path, rule, ["policies/p.yaml"])
+    res = load_text(tmp_path, dump(raw))
+    f = only(res, "unknown_reference")
+    assert f.file == str(pack) and f.location == "rules[0].groups[0]"
+    assert "did you mean 'COV'" in f.hint
+
+
+def test_missing_pack_and_bad_include_entry(tmp_path):
+    raw = base()
+    raw["include"] = ["policies/nope.yaml", {"pak": "x.yaml"}]
+    res = load_text(tmp_path, dump(raw))
+    assert not res.ok
+    assert {f.location for f in res.findings} >= {"include[0]", "include[1]"}
+
+
+def test_instance_hash_covers_included_packs(tmp_path):
+    rule = {"id": "X", "kind": "exclusion", "stages": ["MAGNET"], "groups": ["COV"]}
+    raw, pack = _pack_setup(tmp_path, rule, ["policies/p.yaml"])
+    first = load_text(tmp_path, dump(raw)).sha256
+    pack.write_text(pack.read_text().replace("MAGNET", "METAL"))
+    assert load_text(tmp_path, dump(raw)).sha256 != first

@@ -106,7 +106,13 @@ def _merge_includes(path: Path, raw: dict, digest: Any) -> tuple[dict, dict, lis
     if not isinstance(includes, list):
         return raw, provenance, [Finding("wrong_type", "error", "include",
                                          "include must be a list of pack files", file=str(path))]
-    for i, rel in enumerate(includes):
+    for i, entry in enumerate(includes):
+        rel, scope, problem = _include_entry(entry)
+        if problem:
+            findings.append(Finding("wrong_type", "error", f"include[{i}]", problem,
+                                    "write `- path.yaml` or `- {pack: path.yaml, scope: "
+                                    "{buyers: [...]}}`", file=str(path)))
+            continue
         pack_path = path.parent / str(rel)
         if not pack_path.exists():
             findings.append(Finding("file_not_found", "error", f"include[{i}]",
@@ -132,6 +138,8 @@ def _merge_includes(path: Path, raw: dict, digest: Any) -> tuple[dict, dict, lis
                                         file=str(pack_path)))
         for section in ("country_groups", "rules"):
             items = pack.get(section) or []
+            if section == "rules" and scope:
+                items = [_scoped(item, scope) for item in items]
             merged = list(raw.get(section) or [])
             for j, item in enumerate(items):
                 provenance[(section, len(merged))] = (str(pack_path), j)
@@ -139,6 +147,24 @@ def _merge_includes(path: Path, raw: dict, digest: Any) -> tuple[dict, dict, lis
             if items:
                 raw[section] = merged
     return raw, provenance, findings
+
+
+def _include_entry(entry: Any) -> tuple[str, dict, str]:
+    """(pack path, scope applied to its rules, problem) of one `include` entry."""
+    if isinstance(entry, str):
+        return entry, {}, ""
+    if isinstance(entry, dict) and isinstance(entry.get("pack"), str) and set(entry) <= {
+            "pack", "scope"} and isinstance(entry.get("scope", {}), dict):
+        return entry["pack"], entry.get("scope", {}), ""
+    return "", {}, f"an include entry is a pack path or {{pack, scope}}; got {entry!r}"
+
+
+def _scoped(rule: Any, scope: dict) -> Any:
+    """A pack rule with the including instance's scope keys laid over its own."""
+    if not isinstance(rule, dict):
+        return rule
+    own = rule.get("scope") if isinstance(rule.get("scope"), dict) else {}
+    return {**rule, "scope": {**own, **scope}}
 
 
 _LOC = re.compile(r"^(country_groups|rules)\[(\d+)\](.*)$")
