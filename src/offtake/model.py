@@ -510,6 +510,7 @@ def solution_values(m: pyo.ConcreteModel, d: ModelData) -> dict[str, pd.DataFram
         rows = [(*(k if isinstance(k, tuple) else (k,)), var[k].value or 0.0) for k in var]
         return pd.DataFrame(rows, columns=[*cols, value_col])
 
+    _snap(m)
     signed = {o: round(m.v_signed[o].value or 0.0) for o in m.OFFERS}
     return {
         "signed": pd.DataFrame({"offer_id": list(signed), "signed": list(signed.values())}),
@@ -526,6 +527,18 @@ def solution_values(m: pyo.ConcreteModel, d: ModelData) -> dict[str, pd.DataFram
         "supplier_used": frame(m.v_supplier_used, ["rule_id", "unit"], "used"),
         "rule_rows": _rule_row_values(m, d),
     }
+
+
+def _snap(m: pyo.ConcreteModel, zero: float = 1e-9) -> None:
+    """Round integer variables and zero out solver noise (|x| < 1e-9), so that the cost terms
+    and the tables written from them describe exactly the same plan."""
+    for v in m.component_data_objects(pyo.Var):
+        if v.value is None or v.fixed:
+            continue
+        if v.is_integer():
+            v.set_value(round(v.value), skip_validation=True)
+        elif abs(v.value) < zero:
+            v.set_value(0.0, skip_validation=True)
 
 
 def _rule_row_values(m: pyo.ConcreteModel, d: ModelData) -> pd.DataFrame:
