@@ -148,3 +148,10 @@ def test_write_model_writes_named_mps(tmp_path):
     assert out.status == "optimal"
     assert "facility_capacity_max" in text and "v_volume_t" in text
     assert text.count("\n") > 10
+
+
+def test_objective_scale_brings_the_largest_cost_under_a_million():
+    assert solve.objective_scale_for(5e5) is None
+    assert solve.objective_scale_for(1e7) == -4  # 1e7 / 16 = 625,000
+    d = build_data(instance(base()))
+    assert d.max_cost_coefficient() == 1e7  # default unmet penalty 10,000 USD/kg

@@ -123,6 +123,15 @@ class ModelData:
     elastic: bool = False
     """Give every hard rule row a violation variable (infeasibility diagnosis)."""
 
+    def max_cost_coefficient(self) -> float:
+        """Largest objective coefficient (currency per t, or per signing / rule unit)."""
+        pools = (self.offer_price_per_t.values(), self.offer_signing_cost.values(),
+                 self.spot_price_per_t.values(), self.freight_per_t.values(),
+                 self.opex_per_t.values(), self.unmet_penalty_per_t.values(),
+                 self.rule_penalty.values())
+        biggest = max((abs(x) for pool in pools for x in pool), default=0.0)
+        return biggest * max(self.discount.values(), default=1.0)
+
 
 def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
     from offtake.ruledata import count_rule_offers, rule_rows  # rows need the sets below

@@ -8,7 +8,7 @@ Knows the order of the stages and nothing of their insides.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +28,13 @@ from offtake.model import (
 from offtake.results import Results, assemble
 from offtake.ruledata import origin_gaps
 from offtake.schema import Instance
-from offtake.solve import SolveOptions, SolveOutcome, solve, solve_duals
+from offtake.solve import (
+    SolveOptions,
+    SolveOutcome,
+    objective_scale_for,
+    solve,
+    solve_duals,
+)
 
 
 def relax_rules(inst: Instance, rule_ids: list[str]) -> Instance:
@@ -46,6 +52,9 @@ def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
     options = options or SolveOptions()
     start = time.perf_counter()
     data = data or build_data(inst)
+    if options.objective_scale is None:
+        options = replace(options,
+                          objective_scale=objective_scale_for(data.max_cost_coefficient()))
     model = build_model(data)
     build_seconds = time.perf_counter() - start
     outcome = solve(model, options)

@@ -10,6 +10,7 @@ Refuses highspy 1.14.0 (wrong MIP optima) and anything older than 1.15.1.
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ class SolveOptions:
     threads: int | None = None
     write_model: Path | None = None
     """Write the model exactly as handed to HiGHS, as MPS (names from Pyomo)."""
+    objective_scale: int | None = None
+    """HiGHS `user_objective_scale`: the objective is multiplied by 2**objective_scale inside
+    HiGHS (results come back unscaled). None lets the pipeline choose from the data."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ def solve(m: pyo.ConcreteModel, options: SolveOptions | None = None) -> SolveOut
     version = check_solver_version()
     solver = SolverFactory("highs")
     solver_options = {"mip_rel_gap": options.mip_gap}
+    if options.objective_scale:
+        solver_options["user_objective_scale"] = options.objective_scale
     if options.threads:
         solver_options["threads"] = options.threads
     kwargs = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False,
@@ -193,7 +199,17 @@ def solve_duals(m: pyo.ConcreteModel, options: SolveOptions | None = None) -> di
     kwargs = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False}
     if options.time_limit is not None:
         kwargs["time_limit"] = options.time_limit
+    if options.objective_scale:
+        kwargs["solver_options"] = {"user_objective_scale": options.objective_scale}
     res = solver.solve(m, **kwargs)
     if res.solution_status != SolutionStatus.optimal:
         return None
     return res.solution_loader.get_duals()
+
+
+def objective_scale_for(max_coefficient: float, target: float = 1.0e6) -> int | None:
+    """Power-of-two exponent that brings the largest objective coefficient under `target`
+    (HiGHS warns of "excessively large costs" above about 1e6), or None when not needed."""
+    if max_coefficient <= target:
+        return None
+    return -math.ceil(math.log2(max_coefficient / target))
