@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from offtake.economics import active_years, start_options, tariff_rate, unit_price
 from offtake.network import (
     ArcSpec,
     active_nodes,
@@ -84,8 +85,32 @@ class ModelData:
     offer_tag: dict[str, str]
     """Origin tag of what an offer delivers (its supplier's own-feed chain)."""
     OFFER_YEARS: tuple[tuple[str, int], ...]
+    """(offer, year): years in which the offer may run (any start)."""
     OFFER_BUYER_YEARS: tuple[tuple[str, str, int], ...]
-    offer_price_per_t: dict[tuple[str, int], float]
+    offer_price_per_t: dict[tuple[str, int, str], float]
+    """Unit price the buyer pays per (offer, year, scenario), before tier rebates."""
+    offer_price_term: dict[tuple[str, int, str], str]
+    offer_fiscal_per_t: dict[tuple[str, int, str], float]
+    """Third-party cost per t delivered (floor top-up net of upside returned)."""
+    offer_payer: dict[str, str]
+    OFFER_STARTS: tuple[tuple[str, int], ...]
+    """(offer, start year) for offers with a start window (one start is chosen)."""
+    offer_start_cover: dict[tuple[str, int], tuple[int, ...]]
+    """(offer, year) -> start years whose contract runs in that year (windowed offers)."""
+    TIERS: tuple[tuple[str, int], ...]
+    """(offer, tier number) for offers with volume tiers."""
+    tier_from_t: dict[tuple[str, int], float]
+    tier_to_t: dict[tuple[str, int], float]
+    tier_discount: dict[tuple[str, int], float]
+    offer_tier_mode: dict[str, str]
+    offer_tier_basis: dict[str, str]
+    TAKE_OR_PAY: tuple[str, ...]
+    offer_top_share: dict[str, float]
+    offer_shortfall_fraction: dict[str, float]
+    offer_prepayment: dict[str, float]
+    offer_prepayment_credit: dict[str, float]
+    contract_tariff_rate: dict[tuple[str, str, int], float]
+    """(offer, buyer, year) -> stacked ad valorem duty on that purchase."""
     capacity_t: dict[tuple[str, int], float]
     recipe: dict[str, dict[str, float]]
     opex_per_t: dict[tuple[str, int], float]
@@ -108,6 +133,14 @@ class ModelData:
     spot_price_per_t: dict[tuple[str, int], float]
     spot_availability_t: dict[tuple[str, int], float]
     """Only for limited markets; unlimited ones have no entry."""
+    spot_tariff_rate: dict[tuple[str, str, int], float]
+    """(market, buyer, year) -> stacked ad valorem duty on spot purchases."""
+    RESALES: tuple[tuple[str, str], ...]
+    """(buyer, market): markets with a resale haircut for a material the buyer demands."""
+    resale_price_per_t: dict[tuple[str, int], float]
+    STOCKS: tuple[tuple[str, str], ...]
+    """(buyer, material): demanded materials that may be held in stock."""
+    holding_cost_per_t: dict[str, float]
     DEMANDS: tuple[tuple[str, str, int], ...]
     demand_t: dict[tuple[str, str, int], float]
     unmet_penalty_per_t: dict[str, float]
@@ -146,14 +179,28 @@ def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
     relevant = {b.id: active_nodes(inst, arcs, b.id, None) & upstream_of(arcs, b.id)
                 for b in inst.buyers}
 
-    offer_years, obys, price = [], [], {}
+    indices = {x.id: x for x in inst.price_indices}
+    offer_by = {o.id: o for o in inst.offers}
+    scenarios = [s.id for s in inst.scenarios]
+    buyer_country = {b.id: b.country for b in inst.buyers}
+    offer_years, obys, price, term, fiscal, starts, cover = [], [], {}, {}, {}, [], {}
     for o in inst.offers:
-        for y in years:
-            if o.first_year <= y <= o.last_year:
-                offer_years.append((o.id, y))
-                price[(o.id, y)] = at(o.price_per_kg, y) * KG_PER_T
-                obys += [(o.id, b, y) for b in buyers
-                         if offer_eligible(o, b) and o.supplier in relevant[b]]
+        runs: dict[int, list[int]] = {}
+        for y0 in start_options(o):
+            for y in active_years(o, y0, list(years)):
+                runs.setdefault(y, []).append(y0)
+        if o.start_years is not None:
+            starts += [(o.id, y0) for y0 in sorted(o.start_years)]
+            cover.update({(o.id, y): tuple(v) for y, v in runs.items()})
+        for y in sorted(runs):
+            offer_years.append((o.id, y))
+            for s in scenarios:
+                up = unit_price(o, indices, y, s)
+                price[(o.id, y, s)] = up.buyer_per_kg * KG_PER_T
+                term[(o.id, y, s)] = up.term
+                fiscal[(o.id, y, s)] = up.fiscal_per_kg * KG_PER_T
+            obys += [(o.id, b, y) for b in buyers
+                     if offer_eligible(o, b) and o.supplier in relevant[b]]
     tags = _propagate_tags(inst, arcs, relevant, {(o, b) for o, b, _ in obys})
     demands = {(b.id, m, y): at(s, y) for b in inst.buyers for m, s in b.demand_t.items()
                for y in years}
@@ -178,6 +225,23 @@ def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
         OFFER_YEARS=tuple(sorted(offer_years)),
         OFFER_BUYER_YEARS=tuple(sorted(obys)),
         offer_price_per_t=price,
+        offer_price_term=term,
+        offer_fiscal_per_t=fiscal,
+        offer_payer={o.id: o.floor_paid_by for o in inst.offers
+                     if o.floor_per_kg is not None and o.floor_paid_by != "buyer"},
+        OFFER_STARTS=tuple(starts),
+        offer_start_cover=cover,
+        **_tiers(inst),
+        TAKE_OR_PAY=tuple(o.id for o in inst.offers if o.take_or_pay_share is not None),
+        offer_top_share={o.id: o.take_or_pay_share for o in inst.offers
+                         if o.take_or_pay_share is not None},
+        offer_shortfall_fraction={o.id: o.shortfall_fraction for o in inst.offers},
+        offer_prepayment={o.id: o.prepayment for o in inst.offers},
+        offer_prepayment_credit={o.id: o.prepayment * o.prepayment_credit_share
+                                 for o in inst.offers},
+        contract_tariff_rate={(o, b, y): tariff_rate(
+            inst, fac[offer_by[o].supplier].country, buyer_country[b], offer_by[o].material, y)
+            for o, b, y in obys},
         capacity_t={(f.id, y): at(f.capacity_t, y) for f in inst.facilities for y in years},
         recipe={f.id: dict(f.recipe) for f in inst.facilities if f.recipe},
         opex_per_t={(f.id, y): at(f.opex_per_kg, y) * KG_PER_T
@@ -190,6 +254,18 @@ def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
                           for k in inst.spot_markets for y in years},
         spot_availability_t={(k.id, y): at(k.availability_t, y)
                              for k in inst.spot_markets if not k.unlimited for y in years},
+        spot_tariff_rate={(k.id, b, y): tariff_rate(inst, k.origin, buyer_country[b],
+                                                   k.material, y)
+                          for k in inst.spot_markets for b in buyers for y in years},
+        RESALES=tuple(sorted((b.id, k.id) for b in inst.buyers for k in inst.spot_markets
+                             if k.resale_haircut is not None and k.material in b.demand_t)),
+        resale_price_per_t={(k.id, y): at(k.price_per_kg, y) * (1 - k.resale_haircut)
+                            * KG_PER_T for k in inst.spot_markets
+                            if k.resale_haircut is not None for y in years},
+        STOCKS=tuple(sorted((b.id, m.id) for b in inst.buyers for m in inst.materials
+                            if m.holding_cost_per_kg_year is not None and m.id in b.demand_t)),
+        holding_cost_per_t={m.id: (m.holding_cost_per_kg_year or 0.0) * KG_PER_T
+                            for m in inst.materials},
         DEMANDS=tuple(sorted(k for k, v in demands.items() if v > 0)),
         demand_t={k: v for k, v in demands.items() if v > 0},
         unmet_penalty_per_t={m.id: m.unmet_penalty_per_kg * KG_PER_T for m in inst.materials},
@@ -203,6 +279,22 @@ def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
         **tags,
     )
     return _with_rules(d, count_rule_offers(inst, years), rule_rows(inst, d))
+
+
+def _tiers(inst: Instance) -> dict:
+    """Tier bands per offer: tier k covers [from_k, from_{k+1}) tonnes (the last tier runs to
+    the offer's maximum: per year, or over the whole window for tiers on the total)."""
+    keys, lo, hi, disc = [], {}, {}, {}
+    for o in inst.offers:
+        span = o.last_year - o.first_year + 1
+        top = o.max_t_per_year * (span if o.tier_basis == "total" else 1)
+        for k, t in enumerate(o.tiers):
+            nxt = o.tiers[k + 1].from_t if k + 1 < len(o.tiers) else top
+            keys.append((o.id, k))
+            lo[(o.id, k)], hi[(o.id, k)], disc[(o.id, k)] = t.from_t, max(nxt, t.from_t), t.discount
+    return {"TIERS": tuple(keys), "tier_from_t": lo, "tier_to_t": hi, "tier_discount": disc,
+            "offer_tier_mode": {o.id: o.tier_mode for o in inst.offers},
+            "offer_tier_basis": {o.id: o.tier_basis for o in inst.offers}}
 
 
 def _with_rules(d: ModelData, offers, rows) -> ModelData:

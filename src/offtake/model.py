@@ -37,7 +37,11 @@ def build_model(d: ModelData) -> pyo.ConcreteModel:
     m = pyo.ConcreteModel(name="offtake")
     add_sets(m, d)
     add_variables(m, d)
+    add_contract_start(m, d)
     add_contract_volume(m, d)
+    add_take_or_pay(m, d)
+    add_volume_tiers(m, d)
+    add_prepayment_credit(m, d)
     add_facility_capacity(m, d)
     add_facility_output(m, d)
     add_facility_input(m, d)
@@ -73,6 +77,20 @@ def add_sets(m: pyo.ConcreteModel, d: ModelData) -> None:
                                         for y in d.YEARS for s in S], dimen=5, ordered=True)
     m.UNMET = pyo.Set(initialize=[(b, mat, y, s) for b, mat, y in d.DEMANDS for s in S],
                       dimen=4, ordered=True)
+    m.OFFER_STARTS = pyo.Set(initialize=d.OFFER_STARTS, dimen=2, ordered=True)
+    top = set(d.TAKE_OR_PAY)
+    m.DELIVERIES = pyo.Set(initialize=[(o, b, y, s) for o, b, y in d.OFFER_BUYER_YEARS
+                                       if o in top for s in S], dimen=4, ordered=True)
+    m.TIER_CHOICES = pyo.Set(initialize=_tier_choices(d), dimen=3, ordered=True)
+    m.TIER_VOLUMES = pyo.Set(initialize=[(o, y, k) for o, k in d.TIERS for oo, y in d.OFFER_YEARS
+                                         if oo == o], dimen=3, ordered=True)
+    m.CREDITS = pyo.Set(initialize=[(o, y, s) for o, y in d.OFFER_YEARS
+                                    if d.offer_prepayment_credit[o] > 0 for s in S],
+                        dimen=3, ordered=True)
+    m.RESALE_YEARS = pyo.Set(initialize=[(b, k, y, s) for b, k in d.RESALES for y in d.YEARS
+                                         for s in S], dimen=4, ordered=True)
+    m.STOCK_YEARS = pyo.Set(initialize=[(b, mat, y, s) for b, mat in d.STOCKS for y in d.YEARS
+                                        for s in S], dimen=4, ordered=True)
     m.RULE_SUPPLIERS = pyo.Set(
         initialize=sorted({(r, u) for r, u, _ in d.RULE_SUPPLIER_OFFERS}), dimen=2,
         ordered=True)
@@ -94,9 +112,40 @@ def add_variables(m: pyo.ConcreteModel, d: ModelData) -> None:
                                bounds=lambda _, f, b, c, y, s: (0, d.capacity_t[f, y]))
     m.v_unmet_t = pyo.Var(m.UNMET, domain=pyo.NonNegativeReals,
                           bounds=lambda _, b, mat, y, s: (0, d.demand_t[b, mat, y]))
+    m.v_start = pyo.Var(m.OFFER_STARTS, domain=pyo.Binary)
+    m.v_delivered_t = pyo.Var(m.DELIVERIES, domain=pyo.NonNegativeReals)
+    m.v_shortfall_t = pyo.Var(m.DELIVERIES, domain=pyo.NonNegativeReals)
+    m.v_tier = pyo.Var(m.TIER_CHOICES, domain=pyo.Binary)
+    m.v_tier_t = pyo.Var(m.TIER_VOLUMES, domain=pyo.NonNegativeReals)
+    m.v_credit = pyo.Var(m.CREDITS, domain=pyo.NonNegativeReals)
+    m.v_resale_t = pyo.Var(m.RESALE_YEARS, domain=pyo.NonNegativeReals)
+    m.v_stock_t = pyo.Var(m.STOCK_YEARS, domain=pyo.NonNegativeReals)
     m.v_supplier_used = pyo.Var(m.RULE_SUPPLIERS, domain=pyo.Binary)
     m.v_count_violation = pyo.Var(m.RELAXABLE_COUNT_RULES, domain=pyo.NonNegativeReals)
     m.v_rule_violation_t = pyo.Var(m.RELAXABLE_ROWS, domain=pyo.NonNegativeReals)
+
+
+def _tier_choices(d: ModelData) -> list[tuple[str, int, int]]:
+    """(offer, period, tier): period = year for annual tiers, 0 for tiers on the total."""
+    years = _group(d.OFFER_YEARS, lambda k: k[0], lambda k: k[1])
+    return [(o, p, k) for o, k in d.TIERS
+            for p in (years.get(o, []) if d.offer_tier_basis[o] == "annual" else [0])]
+
+
+def _active(m: pyo.ConcreteModel, d: ModelData, o: str, y: int):
+    """1 if offer o runs in year y: signed (and, with a start window, started in time)."""
+    cover = d.offer_start_cover.get((o, y))
+    if cover is None:
+        return m.v_signed[o]
+    return sum(m.v_start[o, y0] for y0 in cover)
+
+
+def _delivered(m: pyo.ConcreteModel, o: str, b: str, y: int, s: str):
+    """Tonnes delivered under o to b in (y, s): the contracted volume, or under take-or-pay
+    the (second-stage) delivery."""
+    if (o, b, y, s) in m.DELIVERIES:
+        return m.v_delivered_t[o, b, y, s]
+    return m.v_volume_t[o, b, y]
 
 
 def _group(keys, key, value) -> dict:
@@ -122,9 +171,114 @@ def add_contract_volume(m: pyo.ConcreteModel, d: ModelData) -> None:
         return sum(m.v_volume_t[o, b, y] for b in buyers.get((o, y), []))
 
     m.contract_volume_max = pyo.Constraint(
-        m.OFFER_YEARS, rule=lambda _, o, y: taken(o, y) <= d.offer_max_t[o] * m.v_signed[o])
+        m.OFFER_YEARS, rule=lambda _, o, y: taken(o, y) <= d.offer_max_t[o] * _active(m, d, o, y))
     m.contract_volume_min = pyo.Constraint(
-        m.OFFER_YEARS, rule=lambda _, o, y: taken(o, y) >= d.offer_min_t[o] * m.v_signed[o])
+        m.OFFER_YEARS, rule=lambda _, o, y: taken(o, y) >= d.offer_min_t[o] * _active(m, d, o, y))
+
+
+def add_contract_start(m: pyo.ConcreteModel, d: ModelData) -> None:
+    """A signed offer with a start window starts in exactly one of its start years; it then
+    runs for its term (see `offer_start_cover`).
+
+    .. math:: \\sum_{y_0} \\sigma_{o y_0} = z_o
+
+    Reads offers' start_years and term_years. Dual: none of business interest.
+    """
+    starts = _group(d.OFFER_STARTS, lambda k: k[0], lambda k: k[1])
+    m.contract_start_link = pyo.Constraint(
+        pyo.Set(initialize=sorted(starts), ordered=True),
+        rule=lambda _, o: sum(m.v_start[o, y0] for y0 in starts[o]) == m.v_signed[o])
+
+
+def add_take_or_pay(m: pyo.ConcreteModel, d: ModelData) -> None:
+    """Take-or-pay: the buyer takes delivery of at most its contracted volume in each scenario,
+    and any delivery below the take-or-pay share of it is a shortfall (paid for).
+
+    .. math:: d_{obts} \\le q_{obt}, \\qquad f_{obts} \\ge \\theta_o q_{obt} - d_{obts}
+
+    Reads take_or_pay_share. Dual (shortfall row): value of taking one more tonne
+    (currency per t).
+    """
+    m.take_or_pay_delivery_max = pyo.Constraint(
+        m.DELIVERIES, rule=lambda _, o, b, y, s: m.v_delivered_t[o, b, y, s]
+        <= m.v_volume_t[o, b, y])
+    m.take_or_pay_shortfall_min = pyo.Constraint(
+        m.DELIVERIES, rule=lambda _, o, b, y, s: m.v_shortfall_t[o, b, y, s]
+        >= d.offer_top_share[o] * m.v_volume_t[o, b, y] - m.v_delivered_t[o, b, y, s])
+
+
+def add_volume_tiers(m: pyo.ConcreteModel, d: ModelData) -> None:
+    """Volume tiers: the contracted volume is split into tier bands; all-units tiers pick one
+    band for the whole volume, incremental tiers fill bands in order (binary per band).
+
+    .. math:: \\sum_k v_{otk} = \\sum_b q_{obt}, \\quad
+        \\underline{V}_k w_{opk} \\le v_{\\cdot k} \\le \\overline{V}_k w_{opk}
+
+    Reads tiers, tier_mode, tier_basis. Dual: none of business interest (MIP).
+    """
+    bought = _group(d.OFFER_BUYER_YEARS, lambda k: (k[0], k[2]), lambda k: k[1])
+    tiers = _group(d.TIERS, lambda k: k[0], lambda k: k[1])
+    years = _group(d.OFFER_YEARS, lambda k: k[0], lambda k: k[1])
+    rows = []
+    for o, ks in tiers.items():
+        for y in years.get(o, []):
+            rows.append(sum(m.v_tier_t[o, y, k] for k in ks)
+                        == sum(m.v_volume_t[o, b, y] for b in bought.get((o, y), [])))
+        rows += (_annual_tier_rows(m, d, o, ks, years.get(o, []))
+                 if d.offer_tier_basis[o] == "annual"
+                 else _total_tier_rows(m, d, o, ks, years.get(o, [])))
+    m.volume_tier_link = pyo.ConstraintList()
+    for row in rows:
+        m.volume_tier_link.add(row)
+
+
+def _annual_tier_rows(m, d: ModelData, o: str, ks: list[int], years: list[int]) -> list:
+    rows = []
+    for y in years:
+        w = [m.v_tier[o, y, k] for k in ks]
+        v = [m.v_tier_t[o, y, k] for k in ks]
+        lo = [d.tier_from_t[o, k] for k in ks]
+        hi = [d.tier_to_t[o, k] for k in ks]
+        if d.offer_tier_mode[o] == "all_units":
+            rows.append(sum(w) == _active(m, d, o, y))
+            rows += [v[i] >= lo[i] * w[i] for i in range(len(ks))]
+            rows += [v[i] <= hi[i] * w[i] for i in range(len(ks))]
+        else:  # incremental: band i is filled only if band i+1 is used
+            rows.append(w[0] == _active(m, d, o, y))
+            rows += [v[i] <= (hi[i] - lo[i]) * w[i] for i in range(len(ks))]
+            rows += [v[i] >= (hi[i] - lo[i]) * w[i + 1] for i in range(len(ks) - 1)]
+            rows += [w[i + 1] <= w[i] for i in range(len(ks) - 1)]
+    return rows
+
+
+def _total_tier_rows(m, d: ModelData, o: str, ks: list[int], years: list[int]) -> list:
+    w = {k: m.v_tier[o, 0, k] for k in ks}
+    rows = [sum(w.values()) == m.v_signed[o]]
+    for k in ks:
+        total = sum(m.v_tier_t[o, y, k] for y in years)
+        rows += [total >= d.tier_from_t[o, k] * w[k], total <= d.tier_to_t[o, k] * w[k]]
+        rows += [m.v_tier_t[o, y, k] <= d.offer_max_t[o] * w[k] for y in years]
+    return rows
+
+
+def add_prepayment_credit(m: pyo.ConcreteModel, d: ModelData) -> None:
+    """A prepayment is credited against purchases under its offer: in each year at most that
+    year's payments, in total at most the creditable share of the prepayment.
+
+    .. math:: c_{ots} \\le \\sum_b P_{ots} d_{obts}, \\qquad
+        \\sum_t c_{ots} \\le \\kappa_o \\Pi_o z_o
+
+    Reads prepayment, prepayment_credit_share. Dual: none of business interest.
+    """
+    bought = _group(d.OFFER_BUYER_YEARS, lambda k: (k[0], k[2]), lambda k: k[1])
+    m.prepayment_credit_max = pyo.Constraint(
+        m.CREDITS, rule=lambda _, o, y, s: m.v_credit[o, y, s] <= d.offer_price_per_t[o, y, s]
+        * sum(_delivered(m, o, b, y, s) for b in bought.get((o, y), [])))
+    per = _group(m.CREDITS, lambda k: (k[0], k[2]), lambda k: k[1])
+    m.prepayment_credit_total = pyo.Constraint(
+        pyo.Set(initialize=sorted(per), dimen=2, ordered=True),
+        rule=lambda _, o, s: sum(m.v_credit[o, y, s] for y in per[o, s])
+        <= d.offer_prepayment_credit[o] * m.v_signed[o])
 
 
 def add_facility_capacity(m: pyo.ConcreteModel, d: ModelData) -> None:
@@ -141,7 +295,7 @@ def add_facility_capacity(m: pyo.ConcreteModel, d: ModelData) -> None:
     m.FACILITY_YEARS = pyo.Set(initialize=index, dimen=3, ordered=True)
     m.facility_capacity_max = pyo.Constraint(
         m.FACILITY_YEARS,
-        rule=lambda _, f, y, s: sum(m.v_volume_t[k] for k in sales.get((f, y), []))
+        rule=lambda _, f, y, s: sum(_delivered(m, o, b, yy, s) for o, b, yy in sales.get((f, y), []))
         + sum(m.v_production_t[k] for k in made.get((f, y, s), [])) <= d.capacity_t[f, y])
 
 
@@ -168,7 +322,7 @@ def add_facility_output(m: pyo.ConcreteModel, d: ModelData) -> None:
         rule=lambda _, f, b, t, y, s:
         sum(m.v_flow_t[b, f, j, t, y, s] for j in out_arcs.get((f, b, t), []))
         == sum(m.v_production_t[f, b, c, y, s] for c in made.get((f, b, t), []))
-        + (sum(m.v_volume_t[o, b, y] for o in sold.get((f, b, y), [])) if own.get(f) == t
+        + (sum(_delivered(m, o, b, y, s) for o in sold.get((f, b, y), [])) if own.get(f) == t
            else 0))
 
 
@@ -224,11 +378,28 @@ def add_demand_balance(m: pyo.ConcreteModel, d: ModelData) -> None:
     """
     arrivals = _group([k for k in d.BUYER_ARC_TAGS if k[2] == k[0]],
                       lambda k: (k[0], d.arc_material[k[1], k[2]]), lambda k: k[1:])
+    resold = _group(d.RESALES, lambda k: (k[0], d.spot_material[k[1]]), lambda k: k[1])
+    stocks = set(d.STOCKS)
+    prev = dict(zip(d.YEARS[1:], d.YEARS[:-1], strict=True))
+
+    def stock_change(b, k, y, s):
+        if (b, k) not in stocks:
+            return 0
+        before = m.v_stock_t[b, k, prev[y], s] if y in prev else 0
+        return before - m.v_stock_t[b, k, y, s]
+
+    index = sorted(set(m.UNMET) | {(b, k, y, s) for b, k in d.STOCKS for y in d.YEARS
+                                   for s in d.SCENARIOS}
+                   | {(b, d.spot_material[k], y, s) for b, k, y, s in m.RESALE_YEARS})
+    m.BALANCES = pyo.Set(initialize=index, dimen=4, ordered=True)
     m.demand_balance = pyo.Constraint(
-        m.UNMET,
+        m.BALANCES,
         rule=lambda _, b, k, y, s:
         sum(m.v_flow_t[b, i, j, t, y, s] for i, j, t in arrivals.get((b, k), []))
-        + m.v_unmet_t[b, k, y, s] >= d.demand_t[b, k, y])
+        + (m.v_unmet_t[b, k, y, s] if (b, k, y, s) in m.UNMET else 0)
+        + stock_change(b, k, y, s)
+        - sum(m.v_resale_t[b, mk, y, s] for mk in resold.get((b, k), []))
+        >= d.demand_t.get((b, k, y), 0.0))
 
 
 def _count_rules(m: pyo.ConcreteModel, d: ModelData, kind: str) -> tuple[list[str], dict]:
@@ -296,7 +467,7 @@ def _row_expr(m: pyo.ConcreteModel, row: RuleRow, s: str, arrivals: dict, part: 
         return sum(m.v_flow_t[b, i, j, t, y, s] for key in keys for b, i, j, t in arrivals[key])
 
     def volumes(keys):
-        return sum(m.v_volume_t[o, b, y] for o, b in keys)
+        return sum(_delivered(m, o, b, y, s) for o, b in keys)
 
     def made(keys):
         return sum(m.v_production_t[f, b, c, y, s] for f, b in keys
@@ -416,14 +587,58 @@ def _expected(d: ModelData, s: str, y: int) -> float:
 
 @cost_term("contract_payments")
 def _contract_payments(m, d):
-    return sum(d.discount[y] * d.offer_price_per_t[o, y] * m.v_volume_t[o, b, y]
-               for o, b, y in m.OFFER_BUYER_YEARS)
+    return sum(_expected(d, s, y) * d.offer_price_per_t[o, y, s] * _delivered(m, o, b, y, s)
+               for o, b, y in m.OFFER_BUYER_YEARS for s in d.SCENARIOS)
+
+
+@cost_term("volume_rebates")
+def _volume_rebates(m, d):
+    return -sum(_expected(d, s, y) * d.offer_price_per_t[o, y, s] * d.tier_discount[o, k]
+                * m.v_tier_t[o, y, k]
+                for o, y, k in m.TIER_VOLUMES if d.tier_discount[o, k] > 0 for s in d.SCENARIOS)
+
+
+@cost_term("take_or_pay_shortfall")
+def _take_or_pay_shortfall(m, d):
+    return sum(_expected(d, s, y) * d.offer_shortfall_fraction[o] * d.offer_price_per_t[o, y, s]
+               * m.v_shortfall_t[o, b, y, s] for o, b, y, s in m.DELIVERIES)
+
+
+@cost_term("tariffs")
+def _tariffs(m, d):
+    spots = set(d.SPOTS)
+    contracts = sum(_expected(d, s, y) * d.contract_tariff_rate[o, b, y]
+                    * d.offer_price_per_t[o, y, s] * _delivered(m, o, b, y, s)
+                    for o, b, y in m.OFFER_BUYER_YEARS if d.contract_tariff_rate[o, b, y] > 0
+                    for s in d.SCENARIOS)
+    spot = sum(_expected(d, s, y) * d.spot_tariff_rate[i, b, y] * d.spot_price_per_t[i, y]
+               * m.v_flow_t[b, i, j, t, y, s]
+               for b, i, j, t, y, s in m.FLOWS if i in spots and d.spot_tariff_rate[i, b, y] > 0)
+    return contracts + spot
 
 
 @cost_term("signing_costs")
 def _signing_costs(m, d):
-    return sum(d.discount[d.offer_signing_year[o]] * d.offer_signing_cost[o] * m.v_signed[o]
-               for o in m.OFFERS if d.offer_signing_cost[o] > 0)
+    return _at_signing(m, d, d.offer_signing_cost)
+
+
+@cost_term("prepayments")
+def _prepayments(m, d):
+    return _at_signing(m, d, d.offer_prepayment)
+
+
+@cost_term("prepayment_credits")
+def _prepayment_credits(m, d):
+    return -sum(_expected(d, s, y) * m.v_credit[o, y, s] for o, y, s in m.CREDITS)
+
+
+def _at_signing(m, d, amount: dict[str, float]):
+    """A one-off amount paid when the contract starts (discounted to that year)."""
+    windowed = {o for o, _ in d.OFFER_STARTS}
+    fixed = sum(d.discount[d.offer_signing_year[o]] * amount[o] * m.v_signed[o]
+                for o in m.OFFERS if amount[o] > 0 and o not in windowed)
+    return fixed + sum(d.discount[y0] * amount[o] * m.v_start[o, y0]
+                       for o, y0 in m.OFFER_STARTS if amount[o] > 0)
 
 
 @cost_term("spot_purchases")
@@ -443,6 +658,18 @@ def _freight(m, d):
 def _operating_costs(m, d):
     return sum(_expected(d, s, y) * d.opex_per_t[f, y] * m.v_production_t[f, b, c, y, s]
                for f, b, c, y, s in m.PRODUCTIONS if d.opex_per_t[f, y] > 0)
+
+
+@cost_term("resale_credit")
+def _resale_credit(m, d):
+    return -sum(_expected(d, s, y) * d.resale_price_per_t[k, y] * m.v_resale_t[b, k, y, s]
+                for b, k, y, s in m.RESALE_YEARS)
+
+
+@cost_term("holding_costs")
+def _holding_costs(m, d):
+    return sum(_expected(d, s, y) * d.holding_cost_per_t[k] * m.v_stock_t[b, k, y, s]
+               for b, k, y, s in m.STOCK_YEARS)
 
 
 @cost_term("unmet_demand_penalty")

@@ -134,6 +134,8 @@ class Material(_Strict):
     typical_price_per_kg: Annotated[list[PricePerKg], Field(min_length=2, max_length=2)] | None = (
         None
     )
+    holding_cost_per_kg_year: PricePerKg | None = None
+    """If set, buyers may hold this material in stock from one year to the next at this cost."""
     """Plausible price range; prices outside it are flagged (a kg/t or oxide/metal mix-up)."""
 
 
@@ -181,6 +183,13 @@ class Buyer(_Strict):
     source: str = ""
 
 
+class Tier(_Strict):
+    """A volume tier: from `from_t` tonnes on, `discount` (fraction) off the unit price."""
+
+    from_t: Tonnes
+    discount: Fraction
+
+
 class Offer(_Strict):
     id: Id
     supplier: Id
@@ -192,13 +201,103 @@ class Offer(_Strict):
     last_year: Year
     min_t_per_year: Tonnes = 0.0
     max_t_per_year: Tonnes
-    price_per_kg: PriceSeries
+    # --- price terms: a fixed price by year, or index-linked with an optional collar ---------
+    price_per_kg: PriceSeries | None = None
+    """Fixed unit price (over the contract window). Give this or `index`."""
+    index: Id | None = None
+    """Index-linked: unit price = index x (1 + premium) + adder, per year and scenario."""
+    premium: Annotated[float, Field(ge=-0.9, le=10)] = 0.0
+    adder_per_kg: Annotated[float, Field(ge=-MAX_PRICE_PER_KG, le=MAX_PRICE_PER_KG)] = 0.0
+    floor_per_kg: PricePerKg | None = None
+    ceiling_per_kg: PricePerKg | None = None
+    floor_paid_by: Annotated[str, StringConstraints(min_length=1)] = "buyer"
+    """'buyer' (the buyer pays max(floor, index)) or the name of a third party that tops the
+    seller up to the floor (the buyer pays the index; the top-up is fiscal cost)."""
+    upside_share: Fraction = 0.0
+    """Share of (index price - upside_above_per_kg) returned to whoever pays the floor."""
+    upside_above_per_kg: PricePerKg | None = None
+    # --- volume tiers ---------------------------------------------------------------------
+    tiers: list[Tier] = Field(default_factory=list)
+    """Volume discounts; the first tier starts at 0 t. Empty: no tiers."""
+    tier_mode: Literal["all_units", "incremental"] = "all_units"
+    tier_basis: Literal["annual", "total"] = "annual"
+    """Tiers on each year's contracted volume, or (all-units only) on the contract total."""
+    # --- commitment, prepayment, term --------------------------------------------------------
+    take_or_pay_share: Fraction | None = None
+    """Take-or-pay: the buyer commits to the contracted volume and pays for at least this
+    share of it whatever it takes; None: contracted volume = delivered volume."""
+    shortfall_fraction: Fraction = 1.0
+    """Share of the unit price paid per tonne of shortfall below the take-or-pay level."""
     signing_cost: Money = 0.0
-    """One-off signing / qualification cost, paid in the offer's first year inside the
-    horizon (max(first_year, horizon.first_year)) if the offer is signed."""
+    """One-off signing / qualification cost, paid in the contract's first year inside the
+    horizon if the offer is signed."""
+    prepayment: Money = 0.0
+    """One-off payment at signing that reserves the offer's capacity (e.g. Apple-MP)."""
+    prepayment_credit_share: Fraction = 0.0
+    """Share of the prepayment credited against later purchases under this offer."""
+    start_years: list[Year] | None = None
+    """Years in which the contract may start (one is chosen if signed); None: first_year."""
+    term_years: Annotated[int, Field(ge=1, le=100)] | None = None
+    """Contract length from its start; None: until last_year."""
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     source: str = ""
     notes: str = ""
+
+    @model_validator(mode="after")
+    def _terms(self) -> Offer:
+        if (self.price_per_kg is None) == (self.index is None):
+            raise ValueError("give exactly one of price_per_kg (fixed) or index")
+        if self.index is None and (self.floor_per_kg is not None or self.ceiling_per_kg
+                                   is not None or self.upside_share > 0):
+            raise ValueError("floor, ceiling and upside sharing need an index-linked price")
+        if (self.floor_per_kg is not None and self.ceiling_per_kg is not None
+                and self.floor_per_kg > self.ceiling_per_kg):
+            raise ValueError(f"floor {self.floor_per_kg} is above ceiling {self.ceiling_per_kg}")
+        if (self.upside_share > 0) != (self.upside_above_per_kg is not None):
+            raise ValueError("upside_share and upside_above_per_kg go together")
+        if self.tiers and self.tiers[0].from_t != 0:
+            raise ValueError("the first tier must start at from_t: 0")
+        if any(b.from_t <= a.from_t for a, b in zip(self.tiers, self.tiers[1:], strict=False)):
+            raise ValueError("tiers must have strictly increasing from_t")
+        if self.tiers and self.tier_mode == "incremental" and self.tier_basis == "total":
+            raise ValueError("incremental tiers are supported on annual volume only")
+        if self.tiers and self.take_or_pay_share is not None:
+            raise ValueError("an offer cannot have both volume tiers and take-or-pay (yet)")
+        return self
+
+
+class PriceIndex(_Strict):
+    """A published price series (e.g. NdPr oxide, China domestic ex-VAT) that index-linked
+    offers refer to; scenarios may give their own paths."""
+
+    id: Id
+    material: Id | None = None
+    price_per_kg: PriceSeries
+    by_scenario: dict[Id, PriceSeries] = Field(default_factory=dict)
+    source: str = ""
+
+
+class Tariff(_Strict):
+    """An ad valorem duty on purchases (contracts and spot) of `materials` from a seller in
+    an origin country by a buyer in a destination country. Duties that match stack (add)."""
+
+    id: Id
+    origins: list[CountryCode] = Field(default_factory=list)
+    origin_groups: list[Id] = Field(default_factory=list)
+    destinations: list[CountryCode] = Field(default_factory=list)
+    destination_groups: list[Id] = Field(default_factory=list)
+    """Empty destinations: every destination."""
+    materials: list[Id] | None = None
+    rate: Annotated[float, Field(ge=0, le=10)] | dict[Year, Annotated[float, Field(ge=0, le=10)]]
+    """Fraction of the purchase value (0.25 = 25 %), constant or by year (missing years: 0)."""
+    description: str = ""
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _has_origin(self) -> Tariff:
+        if not self.origins and not self.origin_groups:
+            raise ValueError("a tariff needs origins or origin_groups")
+        return self
 
 
 class SpotMarket(_Strict):
@@ -212,6 +311,8 @@ class SpotMarket(_Strict):
     feed_origin: dict[StageField, CountryCode] = Field(default_factory=dict)
     """Country of each stage of the spot product's chain, its own last stage included (e.g.
     MINE, SEP_L, METAL, MAGNET all CN for Chinese magnets). Origin rules see only these."""
+    resale_haircut: Fraction | None = None
+    """If set, buyers may sell surplus into this market at price x (1 - haircut)."""
     source: str = ""
 
     @model_validator(mode="after")
@@ -373,6 +474,8 @@ class Instance(_Strict):
     buyers: list[Buyer] = Field(min_length=1)
     offers: list[Offer] = Field(default_factory=list)
     spot_markets: list[SpotMarket] = Field(default_factory=list)
+    price_indices: list[PriceIndex] = Field(default_factory=list)
+    tariffs: list[Tariff] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     scenarios: list[Scenario] = Field(
         default_factory=lambda: [Scenario(id="base", probability=1.0)]
@@ -399,9 +502,11 @@ SECTION_MODELS: dict[str, type[_Strict]] = {
     "buyers": Buyer,
     "offers": Offer,
     "spot_markets": SpotMarket,
+    "price_indices": PriceIndex,
+    "tariffs": Tariff,
     "scenarios": Scenario,
 }
 """Model of each top-level section (for list sections: of each item). Rules use `Rule`."""
 
 LIST_SECTIONS = ("country_groups", "materials", "facilities", "buyers", "offers",
-                 "spot_markets", "rules", "scenarios")
+                 "spot_markets", "price_indices", "tariffs", "rules", "scenarios")

@@ -72,6 +72,8 @@ def _check_ids(inst: Any, c: _Collector) -> None:
         "offers": inst.offers,
         "rules": inst.rules,
         "scenarios": inst.scenarios,
+        "price_indices": inst.price_indices,
+        "tariffs": inst.tariffs,
         # facilities, buyers and spot markets are all nodes of the network: one namespace
         "nodes": [("facilities", i, x) for i, x in enumerate(inst.facilities)]
         + [("buyers", i, x) for i, x in enumerate(inst.buyers)]
@@ -115,6 +117,10 @@ def _check_countries(inst: Any, c: _Collector) -> None:
     for i, g in enumerate(inst.country_groups):
         for j, code in enumerate(g.members):
             one(code, f"country_groups[{i}].members[{j}]")
+    for i, t in enumerate(inst.tariffs):
+        for field in ("origins", "destinations"):
+            for j, code in enumerate(getattr(t, field)):
+                one(code, f"tariffs[{i}].{field}[{j}]")
 
 
 # --- references ------------------------------------------------------------------------------
@@ -159,6 +165,22 @@ def _check_references(inst: Any, c: _Collector) -> None:
         _ref(c, a.from_, senders, f"network.arcs[{i}].from", "facility or spot market")
         _ref(c, a.to, receivers, f"network.arcs[{i}].to", "facility or buyer")
     groups = [g.id for g in inst.country_groups]
+    indices = [x.id for x in inst.price_indices]
+    scenarios = [x.id for x in inst.scenarios]
+    for i, o in enumerate(inst.offers):
+        if o.index is not None:
+            _ref(c, o.index, indices, f"offers[{i}].index", "price index")
+    for i, x in enumerate(inst.price_indices):
+        if x.material is not None:
+            _ref(c, x.material, mats, f"price_indices[{i}].material", "material")
+        for sc in x.by_scenario:
+            _ref(c, sc, scenarios, f"price_indices[{i}].by_scenario.{sc}", "scenario")
+    for i, t in enumerate(inst.tariffs):
+        for field in ("origin_groups", "destination_groups"):
+            for j, g in enumerate(getattr(t, field)):
+                _ref(c, g, groups, f"tariffs[{i}].{field}[{j}]", "country group")
+        for j, m in enumerate(t.materials or []):
+            _ref(c, m, mats, f"tariffs[{i}].materials[{j}]", "material")
     for i, r in enumerate(inst.rules):
         for j, b in enumerate(r.scope.buyers or []):
             _ref(c, b, buyers, f"rules[{i}].scope.buyers[{j}]", "buyer")
@@ -209,6 +231,17 @@ def _check_years(inst: Any, c: _Collector) -> None:
         _series_years(c, k.price_per_kg, years, f"spot_markets[{i}].price_per_kg", "price")
         _series_years(c, k.availability_t, years, f"spot_markets[{i}].availability_t",
                       "availability")
+    for i, x in enumerate(inst.price_indices):
+        _series_years(c, x.price_per_kg, years, f"price_indices[{i}].price_per_kg", "index")
+        for sc, series in x.by_scenario.items():
+            _series_years(c, series, years, f"price_indices[{i}].by_scenario.{sc}",
+                          "index path")
+    for i, t in enumerate(inst.tariffs):
+        if isinstance(t.rate, Mapping):
+            for y in t.rate:
+                if y not in years:
+                    c.error("year_outside_horizon", f"tariffs[{i}].rate.{y}",
+                            f"year {y} is outside the horizon {years[0]}-{years[-1]}")
     for i, r in enumerate(inst.rules):
         for j, y in enumerate(r.scope.years or []):
             if y not in years:
@@ -232,6 +265,11 @@ def _check_offers(inst: Any, c: _Collector) -> None:
         window = list(range(o.first_year, o.last_year + 1))
         _series_years(c, o.price_per_kg, window, f"{loc}.price_per_kg",
                       f"price over the contract window {o.first_year}-{o.last_year}")
+        for j, y in enumerate(o.start_years or []):
+            if not (o.first_year <= y <= o.last_year and y in years):
+                c.error("start_outside_window", f"{loc}.start_years[{j}]",
+                        f"offer '{o.id}' cannot start in {y}: outside its window "
+                        f"{o.first_year}-{o.last_year} or the horizon")
         inside = [y for y in window if y in years]
         if not inside:
             c.warn("window_outside_horizon", loc,
@@ -276,7 +314,11 @@ def _check_prices(inst: Any, c: _Collector) -> None:
                    f"{rng[0]:g}-{rng[1]:g}", "check units: per kg, not per t; oxide vs metal")
 
     for i, o in enumerate(inst.offers):
-        one(o.material, o.price_per_kg, f"offers[{i}].price_per_kg")
+        if o.price_per_kg is not None:
+            one(o.material, o.price_per_kg, f"offers[{i}].price_per_kg")
+    for i, x in enumerate(inst.price_indices):
+        if x.material is not None:
+            one(x.material, x.price_per_kg, f"price_indices[{i}].price_per_kg")
     for i, k in enumerate(inst.spot_markets):
         one(k.material, k.price_per_kg, f"spot_markets[{i}].price_per_kg")
 
