@@ -753,6 +753,16 @@ def solution_values(m: pyo.ConcreteModel, d: ModelData) -> dict[str, pd.DataFram
         "row_violation": frame(m.v_rule_violation_t, ["row_id", "scenario"], "violation"),
         "supplier_used": frame(m.v_supplier_used, ["rule_id", "unit"], "used"),
         "rule_rows": _rule_row_values(m, d),
+        "start": frame(m.v_start, ["offer_id", "start_year"], "started"),
+        "delivered": frame(m.v_delivered_t, ["offer_id", "buyer", "year", "scenario"],
+                           "delivered_t"),
+        "shortfall": frame(m.v_shortfall_t, ["offer_id", "buyer", "year", "scenario"],
+                           "shortfall_t"),
+        "tier_choice": frame(m.v_tier, ["offer_id", "period", "tier"], "chosen"),
+        "tier_volume": frame(m.v_tier_t, ["offer_id", "year", "tier"], "volume_t"),
+        "credit": frame(m.v_credit, ["offer_id", "year", "scenario"], "credit"),
+        "resale": frame(m.v_resale_t, ["buyer", "market", "year", "scenario"], "volume_t"),
+        "stock": frame(m.v_stock_t, ["buyer", "material", "year", "scenario"], "stock_t"),
     }
 
 

@@ -57,6 +57,10 @@ def costs_table(r: Results) -> Table:
     t.add_column(f"{r.currency}", justify="right")
     for term, value in r.cost_terms().items():
         t.add_row(term, f"{value:,.0f}")
+    t.add_row("[bold]buyer total[/]", f"[bold]{sum(r.cost_terms().values()):,.0f}[/]")
+    for payer, value in r.fiscal_costs().items():
+        t.add_row(f"[dim]fiscal floor support paid by {payer} (not in objective)[/]",
+                  f"[dim]{value:,.0f}[/]")
     return t
 
 

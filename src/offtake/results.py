@@ -23,26 +23,37 @@ from offtake.solve import SolveOutcome
 
 ZERO = 1e-9
 TABLE_COLUMNS: dict[str, list[str]] = {
-    "offers": ["offer_id", "supplier", "material", "signed", "signing_cost", "signing_year"],
-    "contracts": ["offer_id", "supplier", "company", "material", "buyer", "year", "signed",
-                  "volume_t", "price_per_kg", "payment", "tag"],
+    "offers": ["offer_id", "supplier", "material", "signed", "start_year", "signing_cost",
+               "prepayment", "signing_year"],
+    "contracts": ["offer_id", "supplier", "company", "material", "buyer", "year", "scenario",
+                  "signed", "volume_t", "delivered_t", "shortfall_t", "price_per_kg",
+                  "price_term", "tier", "payment", "shortfall_payment", "tariff_rate", "tariff",
+                  "fiscal_payer", "fiscal_per_kg", "fiscal_cost", "tag"],
+    "tiers": ["offer_id", "year", "scenario", "tier", "volume_t", "discount", "price_per_kg",
+              "rebate"],
+    "credits": ["offer_id", "year", "scenario", "credit"],
+    "resale": ["buyer", "market", "material", "year", "scenario", "volume_t", "price_per_kg",
+               "credit"],
+    "stock": ["buyer", "material", "year", "scenario", "stock_t", "holding_cost_per_kg",
+              "holding_cost"],
     "flows": ["buyer", "from_node", "to_node", "material", "tag", "year", "scenario", "flow_t",
               "freight_per_kg", "freight_cost"],
     "production": ["facility", "buyer", "inputs", "tag", "year", "scenario", "production_t",
                    "opex_per_kg", "opex_cost"],
     "spot": ["market", "material", "origin", "tag", "buyer", "to_node", "year", "scenario",
-             "volume_t", "price_per_kg", "cost"],
+             "volume_t", "price_per_kg", "cost", "tariff_rate", "tariff"],
     "unmet": ["buyer", "material", "year", "scenario", "demand_t", "delivered_t", "unmet_t",
               "penalty_per_kg", "penalty"],
     "origin": ["buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"],
-    "costs": ["term", "value"],
+    "costs": ["term", "value", "payer", "in_objective"],
     "rules": ["rule_id", "kind", "row", "year", "scenario", "sense", "lhs", "bound", "slack",
               "violation", "binding", "hard", "unit", "share", "share_bound", "base_t",
               "shadow_price", "shadow_price_per_pp", "dual_basis"],
 }
 ID_COLUMNS = {"offer_id", "supplier", "company", "material", "buyer", "from_node", "to_node",
               "scenario", "facility", "market", "origin", "term", "rule_id", "kind", "tag",
-              "inputs", "row", "stage", "country", "sense", "unit", "dual_basis"}
+              "inputs", "row", "stage", "country", "sense", "unit", "dual_basis", "price_term",
+              "fiscal_payer", "payer"}
 
 
 @dataclass
@@ -73,7 +84,17 @@ class Results:
         costs = self.tables.get("costs")
         if costs is None or costs.empty:
             return {}
+        if "in_objective" in costs:
+            costs = costs[costs["in_objective"].astype(str) == "True"]
         return dict(zip(costs["term"], costs["value"].astype(float), strict=True))
+
+    def fiscal_costs(self) -> dict[str, float]:
+        """Third-party cost per payer (floor top-ups net of upside), not in the objective."""
+        costs = self.tables.get("costs")
+        if costs is None or costs.empty or "in_objective" not in costs:
+            return {}
+        third = costs[costs["in_objective"].astype(str) != "True"]
+        return dict(zip(third["payer"], third["value"].astype(float), strict=True))
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -169,19 +190,14 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
     spots = {k.id: k for k in inst.spot_markets}
     signed = dict(zip(v["signed"]["offer_id"], v["signed"]["signed"], strict=True))
 
+    started = {o: int(y0) for o, y0, x in v["start"].itertuples(index=False) if x > 0.5}
     offer_rows = pd.DataFrame(
-        [(o, d.offer_supplier[o], d.offer_material[o], signed[o], d.offer_signing_cost[o],
-          d.offer_signing_year[o]) for o in d.OFFERS], columns=TABLE_COLUMNS["offers"])
-
-    c = _clean(v["volume"], "volume_t")
-    c["supplier"] = c["offer_id"].map(d.offer_supplier)
-    c["company"] = c["supplier"].map(lambda f: facs[f].company)
-    c["material"] = c["offer_id"].map(d.offer_material)
-    c["signed"] = c["offer_id"].map(signed)
-    c["price_per_kg"] = [at(offers[o].price_per_kg, y) for o, y in zip(c["offer_id"], c["year"],
-                                                                      strict=True)]
-    c["payment"] = c["volume_t"] * c["price_per_kg"] * KG_PER_T
-    c["tag"] = c["offer_id"].map(d.offer_tag)
+        [(o, d.offer_supplier[o], d.offer_material[o], signed[o],
+          started.get(o, offers[o].first_year if signed[o] else None),
+          d.offer_signing_cost[o], d.offer_prepayment[o],
+          started.get(o, d.offer_signing_year[o])) for o in d.OFFERS],
+        columns=TABLE_COLUMNS["offers"])
+    c = _contract_rows(d, v, facs, signed)
 
     f = _clean(v["flows"], "flow_t")
     f = f[f["flow_t"] > 0].reset_index(drop=True)
@@ -203,6 +219,9 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
     s["price_per_kg"] = [at(spots[k].price_per_kg, y) for k, y in zip(s["market"], s["year"],
                                                                     strict=True)]
     s["cost"] = s["volume_t"] * s["price_per_kg"] * KG_PER_T
+    s["tariff_rate"] = [d.spot_tariff_rate[k, b, y] for k, b, y in zip(
+        s["market"], s["buyer"], s["year"], strict=True)]
+    s["tariff"] = s["tariff_rate"] * s["cost"]
 
     arrived = f[f["to_node"] == f["buyer"]]
     u = _clean(v["unmet"], "unmet_t")
@@ -221,7 +240,11 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
         "spot": s[TABLE_COLUMNS["spot"]].reset_index(drop=True),
         "unmet": u[TABLE_COLUMNS["unmet"]],
         "origin": origin_table(arrived),
-        "costs": v["costs"][TABLE_COLUMNS["costs"]],
+        "costs": _cost_rows(d, v, c),
+        "tiers": _tier_rows(d, v),
+        "credits": v["credit"][v["credit"]["credit"] > 0][TABLE_COLUMNS["credits"]],
+        "resale": _resale_rows(d, v),
+        "stock": _stock_rows(d, v),
         "rules": pd.concat([_count_rule_rows(inst, d, signed, v), _share_rule_rows(inst, d, v)],
                            ignore_index=True)[TABLE_COLUMNS["rules"]],
     }
@@ -313,3 +336,74 @@ def _share_rule_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -
             shadow_price_per_pp=None if price is None else price * 0.01 * base,
             dual_basis=basis))
     return pd.DataFrame(out, columns=TABLE_COLUMNS["rules"])
+
+
+def _contract_rows(d: ModelData, v: dict[str, pd.DataFrame], facs: dict,
+                   signed: dict[str, int]) -> pd.DataFrame:
+    """One row per (offer, buyer, year, scenario): committed and delivered tonnes, the unit
+    price and the term that set it, the active tier, payments, tariff and fiscal cost."""
+    vol = {(o, b, y): q for o, b, y, q in _clean(v["volume"], "volume_t").itertuples(index=False)}
+    dlv = {k[:4]: k[4] for k in v["delivered"].itertuples(index=False)}
+    short = {k[:4]: k[4] for k in v["shortfall"].itertuples(index=False)}
+    tiers = {(o, p): str(k) for o, p, k, x in v["tier_choice"].itertuples(index=False) if x > 0.5}
+    rows = []
+    for (o, b, y), q in vol.items():
+        for s in d.SCENARIOS:
+            price = d.offer_price_per_t[o, y, s] / KG_PER_T
+            got = dlv.get((o, b, y, s), q)
+            sf = short.get((o, b, y, s), 0.0)
+            fiscal = d.offer_fiscal_per_t[o, y, s] / KG_PER_T
+            rate = d.contract_tariff_rate[o, b, y]
+            rows.append(dict(
+                offer_id=o, supplier=d.offer_supplier[o],
+                company=facs[d.offer_supplier[o]].company, material=d.offer_material[o],
+                buyer=b, year=y, scenario=s, signed=signed[o], volume_t=q, delivered_t=got,
+                shortfall_t=sf, price_per_kg=price, price_term=d.offer_price_term[o, y, s],
+                tier=tiers.get((o, y), tiers.get((o, 0), "")), payment=price * got * KG_PER_T,
+                shortfall_payment=d.offer_shortfall_fraction[o] * price * sf * KG_PER_T,
+                tariff_rate=rate, tariff=rate * price * got * KG_PER_T,
+                fiscal_payer=d.offer_payer.get(o, ""), fiscal_per_kg=fiscal,
+                fiscal_cost=fiscal * got * KG_PER_T, tag=d.offer_tag[o]))
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["contracts"])
+
+
+def _tier_rows(d: ModelData, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    rows = []
+    for o, y, k, vol in v["tier_volume"].itertuples(index=False):
+        if vol <= ZERO:
+            continue
+        for s in d.SCENARIOS:
+            price = d.offer_price_per_t[o, y, s] / KG_PER_T
+            disc = d.tier_discount[o, k]
+            rows.append((o, y, s, k, vol, disc, price, price * disc * vol * KG_PER_T))
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["tiers"])
+
+
+def _resale_rows(d: ModelData, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    r = v["resale"][v["resale"]["volume_t"] > ZERO].copy()
+    r["material"] = r["market"].map(d.spot_material)
+    r["price_per_kg"] = [d.resale_price_per_t[k, y] / KG_PER_T
+                         for k, y in zip(r["market"], r["year"], strict=True)]
+    r["credit"] = r["volume_t"] * r["price_per_kg"] * KG_PER_T
+    return r[TABLE_COLUMNS["resale"]]
+
+
+def _stock_rows(d: ModelData, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    st = v["stock"][v["stock"]["stock_t"] > ZERO].copy()
+    st["holding_cost_per_kg"] = st["material"].map(lambda k: d.holding_cost_per_t[k] / KG_PER_T)
+    st["holding_cost"] = st["stock_t"] * st["holding_cost_per_kg"] * KG_PER_T
+    return st[TABLE_COLUMNS["stock"]]
+
+
+def _cost_rows(d: ModelData, v: dict[str, pd.DataFrame], c: pd.DataFrame) -> pd.DataFrame:
+    """The buyer's cost by registered term (in the objective), then each third party's fiscal
+    cost (floor top-ups net of upside), discounted and expected, outside the objective."""
+    rows = [(t, x, "buyer", True) for t, x in zip(v["costs"]["term"], v["costs"]["value"],
+                                                  strict=True)]
+    fiscal: dict[str, float] = {}
+    for payer, y, s, cost in zip(c["fiscal_payer"], c["year"], c["scenario"], c["fiscal_cost"],
+                                 strict=True):
+        if payer:
+            fiscal[payer] = fiscal.get(payer, 0.0) + d.probability[s] * d.discount[y] * cost
+    rows += [("fiscal_floor_support", x, payer, False) for payer, x in sorted(fiscal.items())]
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["costs"])
