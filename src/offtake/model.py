@@ -22,7 +22,8 @@ import pyomo.environ as pyo
 from offtake.data import ModelData, RuleRow
 
 COST_TERMS: dict[str, Callable[[pyo.ConcreteModel, ModelData], object]] = {}
-"""Registered objective terms, in report order; `cost_<name>` components sum to the objective."""
+"""Registered objective terms, in report order. Each gives its cost per scenario; the
+`cost_<name>` components (expected values) sum to the objective."""
 
 
 def cost_term(name: str) -> Callable:
@@ -55,8 +56,16 @@ def build_model(d: ModelData) -> pyo.ConcreteModel:
     add_exclusion(m, d)
     add_min_recycled_share(m, d)
     add_max_offtake_share(m, d)
-    for name, term in COST_TERMS.items():
-        setattr(m, f"cost_{name}", pyo.Expression(expr=term(m, d)))
+    m.SCENARIOS = pyo.Set(initialize=d.SCENARIOS, ordered=True)
+    by_scenario = {name: term(m, d) for name, term in COST_TERMS.items()}
+    for name, costs in by_scenario.items():
+        setattr(m, f"cost_{name}", pyo.Expression(
+            expr=sum(d.probability[s] * costs[s] for s in d.SCENARIOS)))
+    m.scenario_cost = pyo.Expression(
+        m.SCENARIOS, rule=lambda _, s: sum(costs[s] for costs in by_scenario.values()))
+    m.scenario_term_cost = pyo.Expression(
+        pyo.Set(initialize=[(n, s) for n in COST_TERMS for s in d.SCENARIOS], dimen=2),
+        rule=lambda _, n, s: by_scenario[n][s])
     if d.elastic:  # infeasibility diagnosis: least total violation of the hard rules
         m.total_violation = pyo.Objective(expr=_total_violation(m, d), sense=pyo.minimize)
     else:
@@ -581,55 +590,70 @@ def _total_violation(m: pyo.ConcreteModel, d: ModelData):
 
 
 # --- objective terms -------------------------------------------------------------------------
-def _expected(d: ModelData, s: str, y: int) -> float:
-    return d.probability[s] * d.discount[y]
+# Each term returns its cost in every scenario (discounted, not probability-weighted); the
+# term's expected value is what costs.csv reports and the objective sums. First-stage costs
+# are the same in every scenario.
+def _per_scenario(d: ModelData, items) -> dict[str, object]:
+    """{scenario: sum of the expressions given for it} from (scenario, expression) pairs."""
+    parts: dict[str, list] = {s: [] for s in d.SCENARIOS}
+    for s, e in items:
+        parts[s].append(e)
+    return {s: sum(v) for s, v in parts.items()}
+
+
+def _every_scenario(d: ModelData, expr) -> dict[str, object]:
+    return dict.fromkeys(d.SCENARIOS, expr)
 
 
 @cost_term("contract_payments")
 def _contract_payments(m, d):
-    return sum(_expected(d, s, y) * d.offer_price_per_t[o, y, s] * _delivered(m, o, b, y, s)
-               for o, b, y in m.OFFER_BUYER_YEARS for s in d.SCENARIOS)
+    return _per_scenario(d, ((s, d.discount[y] * d.offer_price_per_t[o, y, s]
+                                 * _delivered(m, o, b, y, s))
+                             for o, b, y in m.OFFER_BUYER_YEARS for s in d.SCENARIOS))
 
 
 @cost_term("volume_rebates")
 def _volume_rebates(m, d):
-    return -sum(_expected(d, s, y) * d.offer_price_per_t[o, y, s] * d.tier_discount[o, k]
-                * m.v_tier_t[o, y, k]
-                for o, y, k in m.TIER_VOLUMES if d.tier_discount[o, k] > 0 for s in d.SCENARIOS)
+    return _per_scenario(d, ((s, -d.discount[y] * d.offer_price_per_t[o, y, s]
+                                 * d.tier_discount[o, k] * m.v_tier_t[o, y, k])
+                             for o, y, k in m.TIER_VOLUMES if d.tier_discount[o, k] > 0
+                             for s in d.SCENARIOS))
 
 
 @cost_term("take_or_pay_shortfall")
 def _take_or_pay_shortfall(m, d):
-    return sum(_expected(d, s, y) * d.offer_shortfall_fraction[o] * d.offer_price_per_t[o, y, s]
-               * m.v_shortfall_t[o, b, y, s] for o, b, y, s in m.DELIVERIES)
+    return _per_scenario(d, ((s, d.discount[y] * d.offer_shortfall_fraction[o]
+                                 * d.offer_price_per_t[o, y, s] * m.v_shortfall_t[o, b, y, s])
+                             for o, b, y, s in m.DELIVERIES))
 
 
 @cost_term("tariffs")
 def _tariffs(m, d):
     spots = set(d.SPOTS)
-    contracts = sum(_expected(d, s, y) * d.contract_tariff_rate[o, b, y]
-                    * d.offer_price_per_t[o, y, s] * _delivered(m, o, b, y, s)
-                    for o, b, y in m.OFFER_BUYER_YEARS if d.contract_tariff_rate[o, b, y] > 0
-                    for s in d.SCENARIOS)
-    spot = sum(_expected(d, s, y) * d.spot_tariff_rate[i, b, y] * d.spot_price_per_t[i, y]
-               * m.v_flow_t[b, i, j, t, y, s]
-               for b, i, j, t, y, s in m.FLOWS if i in spots and d.spot_tariff_rate[i, b, y] > 0)
-    return contracts + spot
+    contracts = ((s, d.discount[y] * d.contract_tariff_rate[o, b, y]
+                  * d.offer_price_per_t[o, y, s] * _delivered(m, o, b, y, s))
+                 for o, b, y in m.OFFER_BUYER_YEARS if d.contract_tariff_rate[o, b, y] > 0
+                 for s in d.SCENARIOS)
+    spot = ((s, d.discount[y] * d.spot_tariff_rate[i, b, y] * d.spot_price_per_t[i, y]
+             * m.v_flow_t[b, i, j, t, y, s])
+            for b, i, j, t, y, s in m.FLOWS if i in spots and d.spot_tariff_rate[i, b, y] > 0)
+    return _per_scenario(d, (*contracts, *spot))
 
 
 @cost_term("signing_costs")
 def _signing_costs(m, d):
-    return _at_signing(m, d, d.offer_signing_cost)
+    return _every_scenario(d, _at_signing(m, d, d.offer_signing_cost))
 
 
 @cost_term("prepayments")
 def _prepayments(m, d):
-    return _at_signing(m, d, d.offer_prepayment)
+    return _every_scenario(d, _at_signing(m, d, d.offer_prepayment))
 
 
 @cost_term("prepayment_credits")
 def _prepayment_credits(m, d):
-    return -sum(_expected(d, s, y) * m.v_credit[o, y, s] for o, y, s in m.CREDITS)
+    return _per_scenario(d, ((s, -d.discount[y] * m.v_credit[o, y, s])
+                             for o, y, s in m.CREDITS))
 
 
 def _at_signing(m, d, amount: dict[str, float]):
@@ -644,46 +668,53 @@ def _at_signing(m, d, amount: dict[str, float]):
 @cost_term("spot_purchases")
 def _spot_purchases(m, d):
     spots = set(d.SPOTS)
-    return sum(_expected(d, s, y) * d.spot_price_per_t[i, y] * m.v_flow_t[b, i, j, t, y, s]
-               for b, i, j, t, y, s in m.FLOWS if i in spots)
+    return _per_scenario(d, ((s, d.discount[y] * d.spot_price_per_t[i, y]
+                                 * m.v_flow_t[b, i, j, t, y, s])
+                             for b, i, j, t, y, s in m.FLOWS if i in spots))
 
 
 @cost_term("freight")
 def _freight(m, d):
-    return sum(_expected(d, s, y) * d.freight_per_t[i, j] * m.v_flow_t[b, i, j, t, y, s]
-               for b, i, j, t, y, s in m.FLOWS if d.freight_per_t[i, j] > 0)
+    return _per_scenario(d, ((s, d.discount[y] * d.freight_per_t[i, j]
+                                 * m.v_flow_t[b, i, j, t, y, s])
+                             for b, i, j, t, y, s in m.FLOWS if d.freight_per_t[i, j] > 0))
 
 
 @cost_term("operating_costs")
 def _operating_costs(m, d):
-    return sum(_expected(d, s, y) * d.opex_per_t[f, y] * m.v_production_t[f, b, c, y, s]
-               for f, b, c, y, s in m.PRODUCTIONS if d.opex_per_t[f, y] > 0)
+    return _per_scenario(d, ((s, d.discount[y] * d.opex_per_t[f, y]
+                                 * m.v_production_t[f, b, c, y, s])
+                             for f, b, c, y, s in m.PRODUCTIONS if d.opex_per_t[f, y] > 0))
 
 
 @cost_term("resale_credit")
 def _resale_credit(m, d):
-    return -sum(_expected(d, s, y) * d.resale_price_per_t[k, y] * m.v_resale_t[b, k, y, s]
-                for b, k, y, s in m.RESALE_YEARS)
+    return _per_scenario(d, ((s, -d.discount[y] * d.resale_price_per_t[k, y]
+                                 * m.v_resale_t[b, k, y, s])
+                             for b, k, y, s in m.RESALE_YEARS))
 
 
 @cost_term("holding_costs")
 def _holding_costs(m, d):
-    return sum(_expected(d, s, y) * d.holding_cost_per_t[k] * m.v_stock_t[b, k, y, s]
-               for b, k, y, s in m.STOCK_YEARS)
+    return _per_scenario(d, ((s, d.discount[y] * d.holding_cost_per_t[k]
+                                 * m.v_stock_t[b, k, y, s])
+                             for b, k, y, s in m.STOCK_YEARS))
 
 
 @cost_term("unmet_demand_penalty")
 def _unmet_demand_penalty(m, d):
-    return sum(_expected(d, s, y) * d.unmet_penalty_per_t[k] * m.v_unmet_t[b, k, y, s]
-               for b, k, y, s in m.UNMET)
+    return _per_scenario(d, ((s, d.discount[y] * d.unmet_penalty_per_t[k]
+                                 * m.v_unmet_t[b, k, y, s])
+                             for b, k, y, s in m.UNMET))
 
 
 @cost_term("rule_violation_penalties")
 def _rule_violation_penalties(m, d):
     rows = {row.row_id: row for kind_rows in d.rule_rows.values() for row in kind_rows}
-    return (sum(d.rule_penalty[r] * m.v_count_violation[r] for r in m.RELAXABLE_COUNT_RULES)
-            + sum(_expected(d, s, rows[r].year) * d.rule_penalty[rows[r].rule]
-                  * m.v_rule_violation_t[r, s] for r, s in m.RELAXABLE_ROWS))
+    counts = sum(d.rule_penalty[r] * m.v_count_violation[r] for r in m.RELAXABLE_COUNT_RULES)
+    per = _per_scenario(d, ((s, d.discount[rows[r].year] * d.rule_penalty[rows[r].rule]
+                                * m.v_rule_violation_t[r, s]) for r, s in m.RELAXABLE_ROWS))
+    return {s: counts + e for s, e in per.items()}
 
 
 # --- reading a solution back -----------------------------------------------------------------
@@ -749,6 +780,9 @@ def solution_values(m: pyo.ConcreteModel, d: ModelData) -> dict[str, pd.DataFram
         "unmet": frame(m.v_unmet_t, ["buyer", "material", "year", "scenario"], "unmet_t"),
         "costs": pd.DataFrame({"term": list(COST_TERMS),
                                "value": [pyo.value(getattr(m, f"cost_{n}")) for n in COST_TERMS]}),
+        "scenario_costs": pd.DataFrame(
+            [(s, n, pyo.value(m.scenario_term_cost[n, s])) for s in d.SCENARIOS
+             for n in COST_TERMS], columns=["scenario", "term", "value"]),
         "count_violation": frame(m.v_count_violation, ["rule_id"], "violation"),
         "row_violation": frame(m.v_rule_violation_t, ["row_id", "scenario"], "violation"),
         "supplier_used": frame(m.v_supplier_used, ["rule_id", "unit"], "used"),
