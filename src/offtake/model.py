@@ -304,7 +304,8 @@ def add_facility_capacity(m: pyo.ConcreteModel, d: ModelData) -> None:
     m.FACILITY_YEARS = pyo.Set(initialize=index, dimen=3, ordered=True)
     m.facility_capacity_max = pyo.Constraint(
         m.FACILITY_YEARS,
-        rule=lambda _, f, y, s: sum(_delivered(m, o, b, yy, s) for o, b, yy in sales.get((f, y), []))
+        rule=lambda _, f, y, s:
+        sum(_delivered(m, o, b, yy, s) for o, b, yy in sales.get((f, y), []))
         + sum(m.v_production_t[k] for k in made.get((f, y, s), [])) <= d.capacity_t[f, y])
 
 
