@@ -47,7 +47,7 @@ def test_cost_terms_are_documented():
 def test_derived_data_is_sparse_and_in_model_units():
     d = build_data(instance(base()))
     assert d.offer_price_per_t["O2", 2027, "base"] == 72_000
-    assert d.capacity_t["S2", 2026] == 50
+    assert d.capacity_t["S2", 2026, "base"] == 50
     assert d.BUYER_ARC_TAGS == (("B1", "S1", "B1", "MAGNET:US"), ("B1", "S2", "B1", "MAGNET:DE"))
     assert d.OFFER_BUYER_YEARS == (("O1", "B1", 2026), ("O1", "B1", 2027),
                                    ("O2", "B1", 2026), ("O2", "B1", 2027))

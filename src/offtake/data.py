@@ -27,6 +27,7 @@ from offtake.network import (
     upstream_of,
 )
 from offtake.origin import combos, own_feed_tag, spot_tag
+from offtake.scenarios import capacity_factor, demand_factor, index_path, spot_factors
 from offtake.schema import Instance
 
 KG_PER_T = 1000.0
@@ -50,7 +51,8 @@ class RuleRow:
     year: int
     sense: str  # "le" or "ge"
     share: float
-    rhs: float
+    rhs: dict[str, float]
+    """Right-hand side per scenario (share x demand for shares of demand, else 0)."""
     num_arrivals: tuple[tuple[str, str, str], ...] = ()
     den_arrivals: tuple[tuple[str, str, str], ...] = ()
     num_volumes: tuple[tuple[str, str], ...] = ()
@@ -58,8 +60,8 @@ class RuleRow:
     den_spot: tuple[tuple[str, str, str, str], ...] = ()
     num_production: tuple[tuple[str, str], ...] = ()
     den_production: tuple[tuple[str, str], ...] = ()
-    demand_t: float = 0.0
-    """For shares of demand: the demand the share applies to (rhs = share * demand_t)."""
+    demand_t: dict[str, float] = field(default_factory=dict)
+    """For shares of demand: the demand per scenario the share applies to."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ class ModelData:
     offer_prepayment_credit: dict[str, float]
     contract_tariff_rate: dict[tuple[str, str, int], float]
     """(offer, buyer, year) -> stacked ad valorem duty on that purchase."""
-    capacity_t: dict[tuple[str, int], float]
+    capacity_t: dict[tuple[str, int, str], float]
+    """(facility, year, scenario) -> capacity after the scenario's multipliers."""
     recipe: dict[str, dict[str, float]]
     opex_per_t: dict[tuple[str, int], float]
     ARCS: tuple[tuple[str, str], ...]
@@ -130,19 +133,20 @@ class ModelData:
     ARRIVALS: tuple[tuple[str, str, str], ...]
     """(buyer, material, tag): what can arrive at a buyer, by origin."""
     spot_material: dict[str, str]
-    spot_price_per_t: dict[tuple[str, int], float]
-    spot_availability_t: dict[tuple[str, int], float]
+    spot_price_per_t: dict[tuple[str, int, str], float]
+    spot_availability_t: dict[tuple[str, int, str], float]
     """Only for limited markets; unlimited ones have no entry."""
     spot_tariff_rate: dict[tuple[str, str, int], float]
     """(market, buyer, year) -> stacked ad valorem duty on spot purchases."""
     RESALES: tuple[tuple[str, str], ...]
     """(buyer, market): markets with a resale haircut for a material the buyer demands."""
-    resale_price_per_t: dict[tuple[str, int], float]
+    resale_price_per_t: dict[tuple[str, int, str], float]
     STOCKS: tuple[tuple[str, str], ...]
     """(buyer, material): demanded materials that may be held in stock."""
     holding_cost_per_t: dict[str, float]
-    DEMANDS: tuple[tuple[str, str, int], ...]
-    demand_t: dict[tuple[str, str, int], float]
+    DEMANDS: tuple[tuple[str, str, int, str], ...]
+    """(buyer, material, year, scenario) with positive demand."""
+    demand_t: dict[tuple[str, str, int, str], float]
     unmet_penalty_per_t: dict[str, float]
     RULE_IDS: tuple[str, ...] = ()
     rule_kind: dict[str, str] = field(default_factory=dict)
@@ -179,7 +183,8 @@ def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
     relevant = {b.id: active_nodes(inst, arcs, b.id, None) & upstream_of(arcs, b.id)
                 for b in inst.buyers}
 
-    indices = {x.id: x for x in inst.price_indices}
+    paths = {sc.id: {x.id: index_path(x, sc) for x in inst.price_indices}
+             for sc in inst.scenarios}
     offer_by = {o.id: o for o in inst.offers}
     scenarios = [s.id for s in inst.scenarios]
     buyer_country = {b.id: b.country for b in inst.buyers}
@@ -195,15 +200,19 @@ def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
         for y in sorted(runs):
             offer_years.append((o.id, y))
             for s in scenarios:
-                up = unit_price(o, indices, y, s)
+                up = unit_price(o, paths[s], y)
                 price[(o.id, y, s)] = up.buyer_per_kg * KG_PER_T
                 term[(o.id, y, s)] = up.term
                 fiscal[(o.id, y, s)] = up.fiscal_per_kg * KG_PER_T
             obys += [(o.id, b, y) for b in buyers
                      if offer_eligible(o, b) and o.supplier in relevant[b]]
     tags = _propagate_tags(inst, arcs, relevant, {(o, b) for o, b, _ in obys})
-    demands = {(b.id, m, y): at(s, y) for b in inst.buyers for m, s in b.demand_t.items()
-               for y in years}
+    groups = {g.id: set(g.members) for g in inst.country_groups}
+    demands = {(b.id, m, y, sc.id): at(series, y) * demand_factor(sc, b.id, m, y)
+               for b in inst.buyers for m, series in b.demand_t.items() for y in years
+               for sc in inst.scenarios}
+    spot_f = {(k.id, y, sc.id): spot_factors(sc, k, y) for k in inst.spot_markets
+              for y in years for sc in inst.scenarios}
     d = ModelData(
         currency=inst.meta.currency,
         YEARS=years,
@@ -242,7 +251,8 @@ def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
         contract_tariff_rate={(o, b, y): tariff_rate(
             inst, fac[offer_by[o].supplier].country, buyer_country[b], offer_by[o].material, y)
             for o, b, y in obys},
-        capacity_t={(f.id, y): at(f.capacity_t, y) for f in inst.facilities for y in years},
+        capacity_t={(f.id, y, sc.id): at(f.capacity_t, y) * capacity_factor(sc, f, y, groups)
+                    for f in inst.facilities for y in years for sc in inst.scenarios},
         recipe={f.id: dict(f.recipe) for f in inst.facilities if f.recipe},
         opex_per_t={(f.id, y): at(f.opex_per_kg, y) * KG_PER_T
                     for f in inst.facilities for y in years},
@@ -250,18 +260,20 @@ def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
         arc_material={(a.from_node, a.to_node): a.material for a in arcs},
         freight_per_t={(a.from_node, a.to_node): a.freight_per_kg * KG_PER_T for a in arcs},
         spot_material={k.id: k.material for k in inst.spot_markets},
-        spot_price_per_t={(k.id, y): at(k.price_per_kg, y) * KG_PER_T
-                          for k in inst.spot_markets for y in years},
-        spot_availability_t={(k.id, y): at(k.availability_t, y)
-                             for k in inst.spot_markets if not k.unlimited for y in years},
+        spot_price_per_t={(k.id, y, s): at(k.price_per_kg, y) * spot_f[k.id, y, s][1]
+                          * KG_PER_T for k in inst.spot_markets for y in years
+                          for s in scenarios},
+        spot_availability_t={(k.id, y, s): at(k.availability_t, y) * spot_f[k.id, y, s][0]
+                             for k in inst.spot_markets if not k.unlimited for y in years
+                             for s in scenarios},
         spot_tariff_rate={(k.id, b, y): tariff_rate(inst, k.origin, buyer_country[b],
                                                    k.material, y)
                           for k in inst.spot_markets for b in buyers for y in years},
         RESALES=tuple(sorted((b.id, k.id) for b in inst.buyers for k in inst.spot_markets
                              if k.resale_haircut is not None and k.material in b.demand_t)),
-        resale_price_per_t={(k.id, y): at(k.price_per_kg, y) * (1 - k.resale_haircut)
-                            * KG_PER_T for k in inst.spot_markets
-                            if k.resale_haircut is not None for y in years},
+        resale_price_per_t={(k.id, y, s): at(k.price_per_kg, y) * spot_f[k.id, y, s][1]
+                            * (1 - k.resale_haircut) * KG_PER_T for k in inst.spot_markets
+                            if k.resale_haircut is not None for y in years for s in scenarios},
         STOCKS=tuple(sorted((b.id, m.id) for b in inst.buyers for m in inst.materials
                             if m.holding_cost_per_kg_year is not None and m.id in b.demand_t)),
         holding_cost_per_t={m.id: (m.holding_cost_per_kg_year or 0.0) * KG_PER_T

@@ -56,32 +56,39 @@ class Diagnosis:
 
 # --- before solving --------------------------------------------------------------------------
 def rule_conflicts(d: ModelData) -> list[Conflict]:
-    """Conflicts provable from the data alone (see module docstring)."""
+    """Conflicts provable from the data alone (see module docstring), per scenario."""
     supply = _deliverable_upper_bounds(d)
     out = []
     for row in d.rule_rows.get("exclusion", ()):
         b, mat = row.label.split("|")
-        demand = d.demand_t.get((b, mat, row.year), 0.0)
         allowed = [k for k in _arrival_keys(d, b, mat) if k not in set(row.num_arrivals)]
-        if demand > 0 and not allowed:
-            out.append(Conflict(
-                row.rule, row.kind, row.label, row.year, "", demand, "t", 100.0,
-                f"rule {row.rule}: buyer {b} needs {demand:g} t of {mat} in {row.year}, but "
-                "every source that can reach it has an excluded step; no plan can both obey "
-                "the rule and meet this demand"))
+        for s in d.SCENARIOS:
+            demand = d.demand_t.get((b, mat, row.year, s), 0.0)
+            if demand > 0 and not allowed:
+                out.append(Conflict(
+                    row.rule, row.kind, row.label, row.year, s, demand, "t", 100.0,
+                    f"rule {row.rule}: buyer {b} needs {demand:g} t of {mat} in {row.year}"
+                    f"{_in(d, s)}, but every source that can reach it has an excluded step; "
+                    "no plan can both obey the rule and meet this demand"))
     for kind in ("min_content_share", "min_recycled_share"):
         for row in d.rule_rows.get(kind, ()):
-            cap = sum(supply.get((key, row.year), 0.0) for key in _last_nodes(d, row))
-            if cap < row.rhs - 1e-9:
-                short = row.rhs - cap
-                out.append(Conflict(
-                    row.rule, row.kind, row.label, row.year, "", short, "t",
-                    100.0 * short / row.demand_t,
-                    f"rule {row.rule} ({row.label}, {row.year}) needs {row.share:.0%} of "
-                    f"{row.demand_t:g} t = {row.rhs:g} t from qualifying chains, but their "
-                    f"capacity is at most {cap:g} t: short by {short:g} t "
-                    f"({100 * short / row.demand_t:.1f} percentage points)"))
+            for s in d.SCENARIOS:
+                cap = sum(supply.get((key, row.year, s), 0.0) for key in _last_nodes(d, row))
+                need, demand = row.rhs[s], row.demand_t[s]
+                if cap < need - 1e-9:
+                    short = need - cap
+                    out.append(Conflict(
+                        row.rule, row.kind, row.label, row.year, s, short, "t",
+                        100.0 * short / demand,
+                        f"rule {row.rule} ({row.label}, {row.year}{_in(d, s)}) needs "
+                        f"{row.share:.0%} of {demand:g} t = {need:g} t from qualifying chains, "
+                        f"but their capacity is at most {cap:g} t: short by {short:g} t "
+                        f"({100 * short / demand:.1f} percentage points)"))
     return out
+
+
+def _in(d: ModelData, s: str) -> str:
+    return f" in scenario {s}" if len(d.SCENARIOS) > 1 else ""
 
 
 def _arrival_keys(d: ModelData, buyer: str, material: str) -> list[tuple[str, str, str]]:
@@ -96,12 +103,13 @@ def _last_nodes(d: ModelData, row: RuleRow) -> set[str]:
 
 
 def _deliverable_upper_bounds(d: ModelData) -> dict[tuple[str, int], float]:
-    """An upper bound on what each node can deliver in a year: capacity for facilities, spot
-    availability (or infinity) for markets."""
-    out: dict[tuple[str, int], float] = dict(d.capacity_t)
+    """An upper bound on what each node can deliver in a year and scenario: capacity for
+    facilities, spot availability (or infinity) for markets."""
+    out: dict[tuple[str, int, str], float] = dict(d.capacity_t)
     for k in d.SPOTS:
         for y in d.YEARS:
-            out[(k, y)] = d.spot_availability_t.get((k, y), float("inf"))
+            for s in d.SCENARIOS:
+                out[(k, y, s)] = d.spot_availability_t.get((k, y, s), float("inf"))
     return out
 
 
@@ -121,7 +129,7 @@ def explain_infeasibility(inst: Instance, options: SolveOptions | None = None) -
     for rid, sc, amount in v["row_violation"].itertuples(index=False):
         if amount > 1e-6:
             row = rows[rid]
-            base = row.demand_t if row.sense == "ge" else None
+            base = row.demand_t.get(sc) if row.sense == "ge" else None
             pp = 100.0 * amount / base if base else None
             out.append(Conflict(row.rule, row.kind, row.label, row.year, sc, amount, "t", pp,
                                 _row_message(row, amount, pp)))

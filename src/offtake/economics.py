@@ -29,15 +29,12 @@ class UnitPrice:
     payer: str = ""
 
 
-def index_price(index: Any, year: int, scenario: str) -> float:
-    return at(index.by_scenario.get(scenario, index.price_per_kg), year)
-
-
-def unit_price(offer: Any, indices: dict[str, Any], year: int, scenario: str) -> UnitPrice:
-    """Apply an offer's price terms (see formulation.md, "Contract economics")."""
+def unit_price(offer: Any, index_paths: dict[str, Any], year: int) -> UnitPrice:
+    """Apply an offer's price terms (see formulation.md, "Contract economics"); `index_paths`
+    maps index id -> the price series of the scenario at hand."""
     if offer.index is None:
         return UnitPrice(at(offer.price_per_kg, year), "fixed")
-    p = index_price(indices[offer.index], year, scenario) * (1 + offer.premium)
+    p = at(index_paths[offer.index], year) * (1 + offer.premium)
     p += offer.adder_per_kg
     p = max(p, 0.0)
     buyer, term, fiscal = p, "index", 0.0

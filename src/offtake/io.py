@@ -21,6 +21,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from offtake.findings import Finding, InvalidInstance, errors, format_loc, nearest
+from offtake.scenarios import expand_raw
 from offtake.schema import LIST_SECTIONS, SECTION_MODELS, Instance, Rule
 from offtake.validation import check_instance
 
@@ -195,6 +196,13 @@ def validate_mapping(raw: Any) -> LoadResult:
                                          "the file holds no instance: nothing to optimise")])
     findings: list[Finding] = []
     raw = _strip_ids(raw, [], findings)
+    try:
+        raw = expand_raw(raw)
+    except ValidationError as exc:
+        return LoadResult(None, findings + _pydantic_findings(exc, ["scenario_spec"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        return LoadResult(None, findings + [Finding("bad_scenario_spec", "error",
+                                                    "scenario_spec", str(exc))])
     known = set(Instance.model_fields)
     for key in raw:
         if key not in known:

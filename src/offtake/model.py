@@ -84,8 +84,7 @@ def add_sets(m: pyo.ConcreteModel, d: ModelData) -> None:
                                   for y in d.YEARS for s in S], dimen=6, ordered=True)
     m.PRODUCTIONS = pyo.Set(initialize=[(f, b, c, y, s) for f, b, c in d.COMBOS
                                         for y in d.YEARS for s in S], dimen=5, ordered=True)
-    m.UNMET = pyo.Set(initialize=[(b, mat, y, s) for b, mat, y in d.DEMANDS for s in S],
-                      dimen=4, ordered=True)
+    m.UNMET = pyo.Set(initialize=d.DEMANDS, dimen=4, ordered=True)
     m.OFFER_STARTS = pyo.Set(initialize=d.OFFER_STARTS, dimen=2, ordered=True)
     top = set(d.TAKE_OR_PAY)
     m.DELIVERIES = pyo.Set(initialize=[(o, b, y, s) for o, b, y in d.OFFER_BUYER_YEARS
@@ -118,9 +117,9 @@ def add_variables(m: pyo.ConcreteModel, d: ModelData) -> None:
                            bounds=lambda _, o, b, y: (0, d.offer_max_t[o]))
     m.v_flow_t = pyo.Var(m.FLOWS, domain=pyo.NonNegativeReals)
     m.v_production_t = pyo.Var(m.PRODUCTIONS, domain=pyo.NonNegativeReals,
-                               bounds=lambda _, f, b, c, y, s: (0, d.capacity_t[f, y]))
+                               bounds=lambda _, f, b, c, y, s: (0, d.capacity_t[f, y, s]))
     m.v_unmet_t = pyo.Var(m.UNMET, domain=pyo.NonNegativeReals,
-                          bounds=lambda _, b, mat, y, s: (0, d.demand_t[b, mat, y]))
+                          bounds=lambda _, b, mat, y, s: (0, d.demand_t[b, mat, y, s]))
     m.v_start = pyo.Var(m.OFFER_STARTS, domain=pyo.Binary)
     m.v_delivered_t = pyo.Var(m.DELIVERIES, domain=pyo.NonNegativeReals)
     m.v_shortfall_t = pyo.Var(m.DELIVERIES, domain=pyo.NonNegativeReals)
@@ -306,7 +305,7 @@ def add_facility_capacity(m: pyo.ConcreteModel, d: ModelData) -> None:
         m.FACILITY_YEARS,
         rule=lambda _, f, y, s:
         sum(_delivered(m, o, b, yy, s) for o, b, yy in sales.get((f, y), []))
-        + sum(m.v_production_t[k] for k in made.get((f, y, s), [])) <= d.capacity_t[f, y])
+        + sum(m.v_production_t[k] for k in made.get((f, y, s), [])) <= d.capacity_t[f, y, s])
 
 
 def add_facility_output(m: pyo.ConcreteModel, d: ModelData) -> None:
@@ -371,11 +370,11 @@ def add_spot_availability(m: pyo.ConcreteModel, d: ModelData) -> None:
     of spot volume (currency per t).
     """
     outs = _group(m.FLOWS, lambda k: (k[1], k[4], k[5]), lambda k: k)
-    index = sorted(key for key in outs if key[:2] in d.spot_availability_t)
+    index = sorted(key for key in outs if key in d.spot_availability_t)
     m.SPOT_YEARS = pyo.Set(initialize=index, dimen=3, ordered=True)
     m.spot_availability_max = pyo.Constraint(
         m.SPOT_YEARS, rule=lambda _, k, y, s: sum(m.v_flow_t[x] for x in outs.get((k, y, s), []))
-        <= d.spot_availability_t[k, y])
+        <= d.spot_availability_t[k, y, s])
 
 
 def add_demand_balance(m: pyo.ConcreteModel, d: ModelData) -> None:
@@ -409,7 +408,7 @@ def add_demand_balance(m: pyo.ConcreteModel, d: ModelData) -> None:
         + (m.v_unmet_t[b, k, y, s] if (b, k, y, s) in m.UNMET else 0)
         + stock_change(b, k, y, s)
         - sum(m.v_resale_t[b, mk, y, s] for mk in resold.get((b, k), []))
-        >= d.demand_t.get((b, k, y), 0.0))
+        >= d.demand_t.get((b, k, y, s), 0.0))
 
 
 def _count_rules(m: pyo.ConcreteModel, d: ModelData, kind: str) -> tuple[list[str], dict]:
@@ -507,8 +506,8 @@ def _add_rule_rows(m: pyo.ConcreteModel, d: ModelData, kind: str, component: str
         expr = _row_expr(m, row, s, m.arrival_terms)
         slack = m.v_rule_violation_t[r, s] if (r, s) in m.RELAXABLE_ROWS else 0
         if row.sense == "le":
-            return expr - slack <= row.rhs
-        return expr + slack >= row.rhs
+            return expr - slack <= row.rhs[s]
+        return expr + slack >= row.rhs[s]
 
     setattr(m, component, pyo.Constraint(index, rule=rule))
 
@@ -635,7 +634,7 @@ def _tariffs(m, d):
                   * d.offer_price_per_t[o, y, s] * _delivered(m, o, b, y, s))
                  for o, b, y in m.OFFER_BUYER_YEARS if d.contract_tariff_rate[o, b, y] > 0
                  for s in d.SCENARIOS)
-    spot = ((s, d.discount[y] * d.spot_tariff_rate[i, b, y] * d.spot_price_per_t[i, y]
+    spot = ((s, d.discount[y] * d.spot_tariff_rate[i, b, y] * d.spot_price_per_t[i, y, s]
              * m.v_flow_t[b, i, j, t, y, s])
             for b, i, j, t, y, s in m.FLOWS if i in spots and d.spot_tariff_rate[i, b, y] > 0)
     return _per_scenario(d, (*contracts, *spot))
@@ -669,7 +668,7 @@ def _at_signing(m, d, amount: dict[str, float]):
 @cost_term("spot_purchases")
 def _spot_purchases(m, d):
     spots = set(d.SPOTS)
-    return _per_scenario(d, ((s, d.discount[y] * d.spot_price_per_t[i, y]
+    return _per_scenario(d, ((s, d.discount[y] * d.spot_price_per_t[i, y, s]
                                  * m.v_flow_t[b, i, j, t, y, s])
                              for b, i, j, t, y, s in m.FLOWS if i in spots))
 
@@ -690,7 +689,7 @@ def _operating_costs(m, d):
 
 @cost_term("resale_credit")
 def _resale_credit(m, d):
-    return _per_scenario(d, ((s, -d.discount[y] * d.resale_price_per_t[k, y]
+    return _per_scenario(d, ((s, -d.discount[y] * d.resale_price_per_t[k, y, s]
                                  * m.v_resale_t[b, k, y, s])
                              for b, k, y, s in m.RESALE_YEARS))
 

@@ -216,8 +216,8 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
 
     s = f[f["from_node"].isin(spots)].rename(columns={"from_node": "market", "flow_t": "volume_t"})
     s["origin"] = s["market"].map(lambda k: spots[k].origin)
-    s["price_per_kg"] = [at(spots[k].price_per_kg, y) for k, y in zip(s["market"], s["year"],
-                                                                    strict=True)]
+    s["price_per_kg"] = [d.spot_price_per_t[k, y, sc] / KG_PER_T for k, y, sc in zip(
+        s["market"], s["year"], s["scenario"], strict=True)]
     s["cost"] = s["volume_t"] * s["price_per_kg"] * KG_PER_T
     s["tariff_rate"] = [d.spot_tariff_rate[k, b, y] for k, b, y in zip(
         s["market"], s["buyer"], s["year"], strict=True)]
@@ -227,7 +227,7 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
     u = _clean(v["unmet"], "unmet_t")
     arrivals = arrived.groupby(["buyer", "material", "year", "scenario"])["flow_t"].sum()
     keys = list(zip(u["buyer"], u["material"], u["year"], u["scenario"], strict=True))
-    u["demand_t"] = [d.demand_t[k[:3]] for k in keys]
+    u["demand_t"] = [d.demand_t[k] for k in keys]
     u["delivered_t"] = [float(arrivals.get(k, 0.0)) for k in keys]
     u["penalty_per_kg"] = u["material"].map(lambda mat: d.unmet_penalty_per_t[mat] / KG_PER_T)
     u["penalty"] = u["unmet_t"] * u["penalty_per_kg"] * KG_PER_T
@@ -315,9 +315,10 @@ def _share_rule_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -
     out = []
     for rid, sc, num, den in v["rule_rows"].itertuples(index=False):
         row = rows[rid]
-        of_demand = row.demand_t > 0
-        base = row.demand_t if of_demand else den
-        bound = row.rhs if of_demand or row.sense == "ge" else row.share * den
+        demand = row.demand_t.get(sc, 0.0)
+        of_demand = bool(row.demand_t)
+        base = demand if of_demand else den
+        bound = row.rhs[sc] if of_demand or row.sense == "ge" else row.share * den
         slack = bound - num if row.sense == "le" else num - bound
         price, basis = duals.get((rid, sc), (None, ""))
         if price is not None and abs(price) < ZERO:
@@ -382,8 +383,8 @@ def _tier_rows(d: ModelData, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def _resale_rows(d: ModelData, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
     r = v["resale"][v["resale"]["volume_t"] > ZERO].copy()
     r["material"] = r["market"].map(d.spot_material)
-    r["price_per_kg"] = [d.resale_price_per_t[k, y] / KG_PER_T
-                         for k, y in zip(r["market"], r["year"], strict=True)]
+    r["price_per_kg"] = [d.resale_price_per_t[k, y, sc] / KG_PER_T
+                         for k, y, sc in zip(r["market"], r["year"], r["scenario"], strict=True)]
     r["credit"] = r["volume_t"] * r["price_per_kg"] * KG_PER_T
     return r[TABLE_COLUMNS["resale"]]
 

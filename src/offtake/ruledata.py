@@ -103,12 +103,18 @@ class _Context:
             out |= self.groups[g]
         return out
 
-    def demand(self, buyers: Iterable[str], m: str, y: int) -> float:
-        return sum(self.d.demand_t.get((b, m, y), 0.0) for b in buyers)
+    def demand(self, buyers: Iterable[str], m: str, y: int) -> dict[str, float]:
+        """Demand of the buyers per scenario."""
+        return {s: sum(self.d.demand_t.get((b, m, y, s), 0.0) for b in buyers)
+                for s in self.d.SCENARIOS}
+
+    def zero(self) -> dict[str, float]:
+        return dict.fromkeys(self.d.SCENARIOS, 0.0)
 
 
-def _row(ctx: _Context, r: Any, label: str, y: int, sense: str, share: float, rhs: float,
-         **terms: Any) -> Any:
+def _row(ctx: _Context, r: Any, label: str, y: int, sense: str, share: float,
+         rhs: dict[str, float] | None, **terms: Any) -> Any:
+    rhs = ctx.zero() if rhs is None else rhs
     return ctx.Row(row_id=f"{r.id}|{label}|{y}", rule=r.id, kind=r.kind, label=label, year=y,
                    sense=sense, share=share, rhs=rhs, **terms)
 
@@ -129,7 +135,7 @@ def max_supplier_share_rows(r: Any, ctx: _Context) -> list:
                         d.offer_supplier[o]]
                     units[unit].append((o, b))
                 for unit, mine in sorted(units.items()):
-                    out.append(_row(ctx, r, f"{g}|{unit}|{m}", y, "le", r.max_share, 0.0,
+                    out.append(_row(ctx, r, f"{g}|{unit}|{m}", y, "le", r.max_share, None,
                                     num_volumes=tuple(mine), den_volumes=tuple(bought),
                                     den_spot=tuple(spot)))
     return out
@@ -152,11 +158,12 @@ def max_country_share_rows(r: Any, ctx: _Context) -> list:
                     num = tuple(k for k in keys if c in countries_at(k[2], stage.value))
                     for y in ctx.years(r):
                         demand = ctx.demand(bs, m, y)
-                        if demand <= 0:
+                        if max(demand.values()) <= 0:
                             continue
                         out.append(_row(ctx, r, f"{g}|{stage.value}|{c}|{m}", y, "le",
-                                        r.max_share, r.max_share * demand, num_arrivals=num,
-                                        demand_t=demand))
+                                        r.max_share, {s: r.max_share * x for s, x in
+                                                      demand.items()},
+                                        num_arrivals=num, demand_t=demand))
     return out
 
 
@@ -169,9 +176,10 @@ def _demand_share_rows(r: Any, ctx: _Context, qualifies: Callable[[str], bool]) 
             for y in ctx.years(r):
                 demand = ctx.demand(bs, m, y)
                 share = at(r.min_share, y)
-                if demand <= 0 or share <= 0:
+                if max(demand.values()) <= 0 or share <= 0:
                     continue
-                out.append(_row(ctx, r, f"{g}|{m}", y, "ge", share, share * demand,
+                out.append(_row(ctx, r, f"{g}|{m}", y, "ge", share,
+                                {s: share * x for s, x in demand.items()},
                                 num_arrivals=num, demand_t=demand))
     return out
 
@@ -200,7 +208,7 @@ def exclusion_rows(r: Any, ctx: _Context) -> list:
             if not num:
                 continue
             for y in ctx.years(r):
-                out.append(_row(ctx, r, f"{b}|{m}", y, "le", 0.0, 0.0, num_arrivals=num))
+                out.append(_row(ctx, r, f"{b}|{m}", y, "le", 0.0, None, num_arrivals=num))
     return out
 
 
@@ -216,7 +224,7 @@ def max_offtake_share_rows(r: Any, ctx: _Context) -> list:
             num_p = tuple(k for k in tolled if k[1] in cls)
             if not num_v and not num_p:
                 continue
-            out.append(_row(ctx, r, f, y, "le", r.max_share, 0.0, num_volumes=num_v,
+            out.append(_row(ctx, r, f, y, "le", r.max_share, None, num_volumes=num_v,
                             den_volumes=tuple(sales), num_production=num_p,
                             den_production=tuple(tolled)))
     return out

@@ -458,10 +458,83 @@ RULE_KINDS = ("max_suppliers", "min_suppliers", "max_supplier_share", "max_count
               "min_content_share", "exclusion", "min_recycled_share", "max_offtake_share")
 
 
-class Scenario(_Strict):
+Multiplier = Annotated[float, Field(ge=0, le=100)]
+
+
+class CapacityChange(_Strict):
+    """Scale the capacity of matching facilities from a year on (all conditions must hold;
+    an empty condition matches everything). Several matching changes multiply."""
+
+    facilities: list[Id] | None = None
+    countries: list[CountryCode] = Field(default_factory=list)
+    groups: list[Id] = Field(default_factory=list)
+    stages: list[StageField] | None = None
+    from_year: Year | None = None
+    multiplier: Multiplier
+
+
+class DemandChange(_Strict):
+    """Scale the demand of matching buyers and materials from a year on."""
+
+    buyers: list[Id] | None = None
+    materials: list[Id] | None = None
+    from_year: Year | None = None
+    multiplier: Multiplier
+
+
+class SpotChange(_Strict):
+    """Scale the availability and price of matching spot markets from a year on."""
+
+    markets: list[Id] | None = None
+    origins: list[CountryCode] = Field(default_factory=list)
+    from_year: Year | None = None
+    availability_multiplier: Multiplier = 1.0
+    price_multiplier: Multiplier = 1.0
+
+
+class _Changes(_Strict):
+    index_paths: dict[Id, PriceSeries] = Field(default_factory=dict)
+    """Index id -> price path in this scenario (overrides the index's base path)."""
+    capacity: list[CapacityChange] = Field(default_factory=list)
+    demand: list[DemandChange] = Field(default_factory=list)
+    spot: list[SpotChange] = Field(default_factory=list)
+
+
+class Scenario(_Changes):
     id: Id
     probability: Fraction
     description: str = ""
+
+
+class FactorLevel(_Changes):
+    id: Id
+    probability: Fraction
+    description: str = ""
+
+
+class Factor(_Strict):
+    """An uncertain factor with discrete levels; factors are independent."""
+
+    id: Id
+    levels: Annotated[list[FactorLevel], Field(min_length=1)]
+
+
+class IndexSampling(_Strict):
+    """Sample `n` price paths of `index` around its base path: geometric Brownian motion
+    with annual volatility `volatility` from the first year (mean preserved)."""
+
+    index: Id
+    n: Annotated[int, Field(ge=1, le=10_000)]
+    volatility: Annotated[float, Field(ge=0, le=3)]
+    seed: int = 0
+
+
+class ScenarioSpec(_Strict):
+    """A compact scenario set: the product of independent factors' levels, optionally each
+    combined with sampled index paths (probability split evenly)."""
+
+    factors: list[Factor] = Field(default_factory=list)
+    sampling: IndexSampling | None = None
 
 
 class Instance(_Strict):

@@ -181,6 +181,24 @@ def _check_references(inst: Any, c: _Collector) -> None:
                 _ref(c, g, groups, f"tariffs[{i}].{field}[{j}]", "country group")
         for j, m in enumerate(t.materials or []):
             _ref(c, m, mats, f"tariffs[{i}].materials[{j}]", "material")
+    markets = [k.id for k in inst.spot_markets]
+    for i, sc in enumerate(inst.scenarios):
+        loc = f"scenarios[{i}]"
+        for x in sc.index_paths:
+            _ref(c, x, indices, f"{loc}.index_paths.{x}", "price index")
+        for j, ch in enumerate(sc.capacity):
+            for f in ch.facilities or []:
+                _ref(c, f, facs, f"{loc}.capacity[{j}].facilities", "facility")
+            for g in ch.groups:
+                _ref(c, g, groups, f"{loc}.capacity[{j}].groups", "country group")
+        for j, ch in enumerate(sc.demand):
+            for b in ch.buyers or []:
+                _ref(c, b, buyers, f"{loc}.demand[{j}].buyers", "buyer")
+            for m in ch.materials or []:
+                _ref(c, m, mats, f"{loc}.demand[{j}].materials", "material")
+        for j, ch in enumerate(sc.spot):
+            for k in ch.markets or []:
+                _ref(c, k, markets, f"{loc}.spot[{j}].markets", "spot market")
     for i, r in enumerate(inst.rules):
         for j, b in enumerate(r.scope.buyers or []):
             _ref(c, b, buyers, f"rules[{i}].scope.buyers[{j}]", "buyer")
@@ -231,6 +249,9 @@ def _check_years(inst: Any, c: _Collector) -> None:
         _series_years(c, k.price_per_kg, years, f"spot_markets[{i}].price_per_kg", "price")
         _series_years(c, k.availability_t, years, f"spot_markets[{i}].availability_t",
                       "availability")
+    for i, sc in enumerate(inst.scenarios):
+        for x, series in sc.index_paths.items():
+            _series_years(c, series, years, f"scenarios[{i}].index_paths.{x}", "index path")
     for i, x in enumerate(inst.price_indices):
         _series_years(c, x.price_per_kg, years, f"price_indices[{i}].price_per_kg", "index")
         for sc, series in x.by_scenario.items():
