@@ -159,6 +159,9 @@ class ModelData:
     """Rows of the share, exclusion and offtake rules, by rule kind."""
     elastic: bool = False
     """Give every hard rule row a violation variable (infeasibility diagnosis)."""
+    cvar_weight: float = 0.0
+    """lambda: the objective is expected cost + lambda x CVaR_alpha(scenario cost)."""
+    cvar_alpha: float = 0.95
 
     def max_cost_coefficient(self) -> float:
         """Largest objective coefficient (currency per t, or per signing / rule unit)."""
@@ -170,7 +173,11 @@ class ModelData:
         return biggest * max(self.discount.values(), default=1.0)
 
 
-def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
+def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.0,
+               cvar_alpha: float = 0.95) -> ModelData:
+    if cvar_weight < 0 or not 0 < cvar_alpha < 1:
+        raise ValueError(f"need cvar_weight >= 0 and 0 < cvar_alpha < 1, got {cvar_weight}, "
+                         f"{cvar_alpha}")
     from offtake.ruledata import count_rule_offers, rule_rows  # rows need the sets below
 
     years = tuple(inst.horizon.years)
@@ -288,6 +295,8 @@ def build_data(inst: Instance, *, elastic: bool = False) -> ModelData:
         rule_count_bound={r.id: getattr(r, "max_count", getattr(r, "min_count", 0))
                           for r in inst.rules},
         elastic=elastic,
+        cvar_weight=cvar_weight,
+        cvar_alpha=cvar_alpha,
         **tags,
     )
     return _with_rules(d, count_rule_offers(inst, years), rule_rows(inst, d))
@@ -384,3 +393,36 @@ def _propagate_tags(inst: Instance, arcs: list[ArcSpec], relevant: dict[str, set
         "INPUT_TAGS": tuple(sorted(inputs)),
         "ARRIVALS": tuple(sorted(arrivals)),
     }
+
+
+def scenario_view(d: ModelData, weights: dict[str, float], label: str) -> ModelData:
+    """A one-scenario copy of `d` whose scenario-dependent data are the weighted sums over the
+    given scenarios: with the probabilities as weights, the expected-value (EV) problem; with
+    weight 1 on one scenario, that scenario alone (wait-and-see)."""
+    from dataclasses import fields, replace
+
+    scen = set(d.SCENARIOS)
+    changes: dict = {}
+    for f in fields(d):
+        val = getattr(d, f.name)
+        if not (isinstance(val, dict) and val and all(
+                isinstance(k, tuple) and k[-1] in scen for k in val)):
+            continue
+        acc: dict = {}
+        for k, x in val.items():
+            w = weights.get(k[-1], 0.0)
+            key = (*k[:-1], label)
+            if isinstance(x, str):
+                acc.setdefault(key, x) if w else None
+            elif w:
+                acc[key] = acc.get(key, 0.0) + w * x
+        changes[f.name] = acc
+    demand = changes.pop("demand_t")
+    rows = {kind: tuple(replace(
+        row, rhs={label: sum(weights.get(s, 0.0) * x for s, x in row.rhs.items())},
+        demand_t=({label: sum(weights.get(s, 0.0) * x for s, x in row.demand_t.items())}
+                  if row.demand_t else {})) for row in kind_rows)
+        for kind, kind_rows in d.rule_rows.items()}
+    return replace(d, **changes, SCENARIOS=(label,), probability={label: 1.0},
+                   DEMANDS=tuple(sorted(k for k, x in demand.items() if x > 0)),
+                   demand_t={k: x for k, x in demand.items() if x > 0}, rule_rows=rows)

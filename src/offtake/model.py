@@ -66,11 +66,13 @@ def build_model(d: ModelData) -> pyo.ConcreteModel:
     m.scenario_term_cost = pyo.Expression(
         pyo.Set(initialize=[(n, s) for n in COST_TERMS for s in d.SCENARIOS], dimen=2),
         rule=lambda _, n, s: by_scenario[n][s])
+    add_cvar(m, d)
     if d.elastic:  # infeasibility diagnosis: least total violation of the hard rules
         m.total_violation = pyo.Objective(expr=_total_violation(m, d), sense=pyo.minimize)
     else:
         m.total_cost = pyo.Objective(
-            expr=sum(getattr(m, f"cost_{n}") for n in COST_TERMS), sense=pyo.minimize)
+            expr=sum(getattr(m, f"cost_{n}") for n in COST_TERMS) + m.cost_risk,
+            sense=pyo.minimize)
     return m
 
 
@@ -584,6 +586,28 @@ def add_max_offtake_share(m: pyo.ConcreteModel, d: ModelData) -> None:
     _add_rule_rows(m, d, "max_offtake_share", "offtake_share_max")
 
 
+def add_cvar(m: pyo.ConcreteModel, d: ModelData) -> None:
+    """Risk: lambda x CVaR_alpha of the scenario cost, in the standard linear form (the mean
+    of the worst (1 - alpha) probability mass of scenario costs); nothing when lambda = 0.
+
+    .. math:: \\mathrm{CVaR}_\\alpha = \\eta + \\frac{1}{1-\\alpha}\\sum_s \\pi_s \\xi_s,
+        \\quad \\xi_s \\ge C_s - \\eta,\\ \\xi_s \\ge 0
+
+    Reads the solve options cvar_weight (lambda) and cvar_alpha. Dual of a tail row: the
+    probability weight the scenario gets in the risk measure.
+    """
+    if d.cvar_weight <= 0:
+        m.cost_risk = pyo.Expression(expr=0.0)
+        return
+    m.v_var = pyo.Var(domain=pyo.Reals)
+    m.v_tail = pyo.Var(m.SCENARIOS, domain=pyo.NonNegativeReals)
+    m.cvar_tail = pyo.Constraint(
+        m.SCENARIOS, rule=lambda _, s: m.v_tail[s] >= m.scenario_cost[s] - m.v_var)
+    m.cvar = pyo.Expression(expr=m.v_var + sum(d.probability[s] * m.v_tail[s]
+                                               for s in d.SCENARIOS) / (1 - d.cvar_alpha))
+    m.cost_risk = pyo.Expression(expr=d.cvar_weight * m.cvar)
+
+
 def _total_violation(m: pyo.ConcreteModel, d: ModelData):
     return (sum(m.v_rule_violation_t[k] for k in m.RELAXABLE_ROWS)
             + sum(m.v_count_violation[r] for r in m.RELAXABLE_COUNT_RULES))
@@ -780,6 +804,8 @@ def solution_values(m: pyo.ConcreteModel, d: ModelData) -> dict[str, pd.DataFram
         "unmet": frame(m.v_unmet_t, ["buyer", "material", "year", "scenario"], "unmet_t"),
         "costs": pd.DataFrame({"term": list(COST_TERMS),
                                "value": [pyo.value(getattr(m, f"cost_{n}")) for n in COST_TERMS]}),
+        "risk": pd.DataFrame({"cvar": [pyo.value(m.cvar) if d.cvar_weight > 0 else None],
+                              "cost_risk": [pyo.value(m.cost_risk)]}),
         "scenario_costs": pd.DataFrame(
             [(s, n, pyo.value(m.scenario_term_cost[n, s])) for s in d.SCENARIOS
              for n in COST_TERMS], columns=["scenario", "term", "value"]),
@@ -821,3 +847,21 @@ def _rule_row_values(m: pyo.ConcreteModel, d: ModelData) -> pd.DataFrame:
                 den = pyo.value(_row_expr(m, row, s, m.arrival_terms, part="den"))
                 out.append((row.row_id, s, num, den))
     return pd.DataFrame(out, columns=["row_id", "scenario", "num", "den"])
+
+
+FIRST_STAGE = ("v_signed", "v_start", "v_volume_t", "v_tier", "v_tier_t")
+"""Decisions taken now, the same in every scenario (the portfolio)."""
+
+
+def first_stage_values(m: pyo.ConcreteModel) -> dict[str, dict]:
+    return {name: {k: v.value for k, v in getattr(m, name).items()} for name in FIRST_STAGE}
+
+
+def fix_first_stage(m: pyo.ConcreteModel, values: dict[str, dict]) -> None:
+    """Fix the portfolio of another solve (e.g. the expected-value plan) in this model;
+    decisions this model lacks are left free, missing values count as 0."""
+    for name, vals in values.items():
+        var = getattr(m, name)
+        for k in var:
+            x = vals.get(k)
+            var[k].fix(round(x) if var[k].is_integer() and x is not None else (x or 0.0))

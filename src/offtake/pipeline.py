@@ -14,12 +14,14 @@ from pathlib import Path
 import pandas as pd
 
 from offtake.check import CheckReport, check_folder
-from offtake.data import ModelData, build_data
+from offtake.data import ModelData, build_data, scenario_view
 from offtake.diagnose import Diagnosis, explain_infeasibility, rule_conflicts
 from offtake.findings import Finding, nearest
 from offtake.io import LoadResult, load_instance
 from offtake.model import (
     build_model,
+    first_stage_values,
+    fix_first_stage,
     fix_integers,
     has_integers,
     rule_duals,
@@ -51,7 +53,8 @@ def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
     """Build and solve; the Results hold tables only when HiGHS returned a solution."""
     options = options or SolveOptions()
     start = time.perf_counter()
-    data = data or build_data(inst)
+    data = data or build_data(inst, cvar_weight=options.cvar_weight,
+                              cvar_alpha=options.cvar_alpha)
     if options.objective_scale is None:
         options = replace(options,
                           objective_scale=objective_scale_for(data.max_cost_coefficient()))
@@ -102,7 +105,7 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
         return Run(loaded)
     inst = relax_rules(loaded.instance, relax or [])
     start = time.perf_counter()
-    data = build_data(inst)
+    data = build_data(inst, cvar_weight=options.cvar_weight, cvar_alpha=options.cvar_alpha)
     gaps = origin_gaps(inst, data)
     conflicts = rule_conflicts(data)
     if conflicts:
@@ -149,3 +152,61 @@ def compare(inst: Instance, rule_ids: list[str], options: SolveOptions | None = 
                      "objective_with": base.objective, "status_without": res.status,
                      "objective_without": res.objective, "cost_of_compliance": cost})
     return pd.DataFrame(rows)
+
+
+@dataclass
+class StochasticValue:
+    """Value of modelling uncertainty (all costs expected, discounted; lambda = 0):
+    RP (recourse problem: the stochastic optimum), EV (expected-value problem), EEV (the EV
+    portfolio evaluated over the scenarios), WS (wait-and-see: each scenario solved with
+    perfect foresight), VSS = EEV - RP and EVPI = RP - WS."""
+
+    rp: float | None
+    ev: float | None
+    eev: float | None
+    ws: float | None
+    status: dict[str, str]
+
+    @property
+    def vss(self) -> float | None:
+        return None if self.eev is None or self.rp is None else self.eev - self.rp
+
+    @property
+    def evpi(self) -> float | None:
+        return None if self.rp is None or self.ws is None else self.rp - self.ws
+
+    def as_dict(self) -> dict:
+        return {"RP": self.rp, "EV": self.ev, "EEV": self.eev, "WS": self.ws, "VSS": self.vss,
+                "EVPI": self.evpi, "status": self.status}
+
+
+def stochastic_value(inst: Instance, options: SolveOptions | None = None) -> StochasticValue:
+    """RP, EV, EEV, WS, VSS and EVPI of an instance's scenario set (see StochasticValue)."""
+    options = replace(options or SolveOptions(), cvar_weight=0.0)
+    d = build_data(inst)
+    status = {}
+
+    def run_(data, fixed=None):
+        m = build_model(data)
+        if fixed is not None:
+            fix_first_stage(m, fixed)
+        opts = replace(options, objective_scale=objective_scale_for(data.max_cost_coefficient()))
+        out = solve(m, opts)
+        return out, m
+
+    rp, _ = run_(d)
+    ev, ev_model = run_(scenario_view(d, d.probability, "expected"))
+    status.update(RP=rp.status, EV=ev.status)
+    eev = None
+    if ev.has_solution:
+        eev, _ = run_(d, first_stage_values(ev_model))
+        status["EEV"] = eev.status
+    ws_total, ws_ok = 0.0, True
+    for s in d.SCENARIOS:
+        out, _ = run_(scenario_view(d, {s: 1.0}, s))
+        status[f"WS[{s}]"] = out.status
+        ws_ok &= out.has_solution
+        ws_total += d.probability[s] * (out.objective or 0.0)
+    return StochasticValue(rp.objective, ev.objective,
+                           eev.objective if eev is not None else None,
+                           ws_total if ws_ok else None, status)

@@ -18,6 +18,7 @@ import pandas as pd
 from offtake.data import KG_PER_T, ModelData
 from offtake.network import at
 from offtake.origin import STAGE_ORDER, steps
+from offtake.risk import summary
 from offtake.schema import Instance
 from offtake.solve import SolveOutcome
 
@@ -46,6 +47,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
               "penalty_per_kg", "penalty"],
     "origin": ["buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"],
     "costs": ["term", "value", "payer", "in_objective"],
+    "scenario_costs": ["scenario", "probability", "term", "value"],
     "rules": ["rule_id", "kind", "row", "year", "scenario", "sense", "lhs", "bound", "slack",
               "violation", "binding", "hard", "unit", "share", "share_bound", "base_t",
               "shadow_price", "shadow_price_per_pp", "dual_basis"],
@@ -74,6 +76,8 @@ class Results:
     options: dict[str, Any] = field(default_factory=dict)
     violations: int | None = None
     """Count of the independent checker's violations (None until checked)."""
+    risk: dict[str, Any] = field(default_factory=dict)
+    """Distribution of the scenario cost: mean, std, VaR and CVaR at alpha, best, worst."""
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
@@ -114,6 +118,7 @@ class Results:
             "message": self.message,
             "options": self.options,
             "relaxed_rules": self.options.get("relaxed_rules", []),
+            "risk": self.risk,
             "cost_terms": self.cost_terms(),
         }
 
@@ -175,6 +180,10 @@ def assemble(
     )
     if values is not None and outcome.has_solution:
         res.tables = _tables(inst, d, values)
+        totals = res.tables["scenario_costs"].groupby("scenario", sort=False)["value"].sum()
+        res.risk = summary([float(totals[s]) for s in d.SCENARIOS],
+                           [d.probability[s] for s in d.SCENARIOS], d.cvar_alpha)
+        res.risk["cvar_weight"] = d.cvar_weight
     return res
 
 
@@ -241,6 +250,9 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
         "unmet": u[TABLE_COLUMNS["unmet"]],
         "origin": origin_table(arrived),
         "costs": _cost_rows(d, v, c),
+        "scenario_costs": v["scenario_costs"].assign(
+            probability=v["scenario_costs"]["scenario"].map(d.probability))[
+            TABLE_COLUMNS["scenario_costs"]],
         "tiers": _tier_rows(d, v),
         "credits": v["credit"][v["credit"]["credit"] > 0][TABLE_COLUMNS["credits"]],
         "resale": _resale_rows(d, v),
@@ -401,6 +413,8 @@ def _cost_rows(d: ModelData, v: dict[str, pd.DataFrame], c: pd.DataFrame) -> pd.
     cost (floor top-ups net of upside), discounted and expected, outside the objective."""
     rows = [(t, x, "buyer", True) for t, x in zip(v["costs"]["term"], v["costs"]["value"],
                                                   strict=True)]
+    if d.cvar_weight > 0:
+        rows.append(("risk_cvar", float(v["risk"]["cost_risk"].iloc[0]), "risk", True))
     fiscal: dict[str, float] = {}
     for payer, y, s, cost in zip(c["fiscal_payer"], c["year"], c["scenario"], c["fiscal_cost"],
                                  strict=True):

@@ -19,8 +19,9 @@ CHANGE_KEYS = ("index_paths", "capacity", "demand", "spot")
 
 
 def expand(spec: ScenarioSpec, indices: list[dict], years: list[int]) -> list[dict]:
-    """Explicit scenarios (as dicts) of a spec: ids join factor levels with '|' (and '#k' for
-    the k-th sample); probabilities multiply; the changes of the levels are concatenated."""
+    """Explicit scenarios (as dicts) of a spec: ids join `factor.level` pairs with '__' (and
+    end in '-sK' for the K-th sample); probabilities multiply; the changes of the levels are
+    concatenated."""
     combos: list[tuple[str, float, dict]] = [("", 1.0, {k: [] for k in CHANGE_KEYS[1:]})]
     combos[0][2]["index_paths"] = {}
     for factor in spec.factors:
@@ -30,13 +31,13 @@ def expand(spec: ScenarioSpec, indices: list[dict], years: list[int]) -> list[di
             for key in CHANGE_KEYS[1:]:
                 merged[key] = ch[key] + [c.model_dump(exclude_defaults=True)
                                          for c in getattr(level, key)]
-            label = f"{factor.id}={level.id}"
-            nxt.append((f"{sid}|{label}" if sid else label, p * level.probability, merged))
+            label = f"{factor.id}.{level.id}"
+            nxt.append((f"{sid}__{label}" if sid else label, p * level.probability, merged))
         combos = nxt
     if spec.sampling is not None:
         paths = sample_paths(spec.sampling, _base_path(spec.sampling.index, indices, years),
                              years)
-        combos = [(f"{sid}#{k}" if sid else f"sample{k}", p / len(paths),
+        combos = [(f"{sid}-s{k}" if sid else f"s{k}", p / len(paths),
                    {**ch, "index_paths": {**ch["index_paths"], spec.sampling.index: path}})
                   for sid, p, ch in combos for k, path in enumerate(paths)]
     return [{"id": sid or "base", "probability": p, **{k: v for k, v in ch.items() if v}}

@@ -39,6 +39,9 @@ class SolveOptions:
     threads: int | None = None
     write_model: Path | None = None
     """Write the model exactly as handed to HiGHS, as MPS (names from Pyomo)."""
+    cvar_weight: float = 0.0
+    """lambda >= 0: minimise expected cost + lambda x CVaR_alpha of the scenario cost."""
+    cvar_alpha: float = 0.95
     objective_scale: int | None = None
     """HiGHS `user_objective_scale`: the objective is multiplied by 2**objective_scale inside
     HiGHS (results come back unscaled). None lets the pipeline choose from the data."""

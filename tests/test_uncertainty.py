@@ -1,0 +1,153 @@
+"""Uncertainty: scenario changes, the two-stage portfolio, CVaR, and the value of the
+stochastic solution and of perfect information, on instances derived by hand."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from conftest import instance, solve_checked
+
+from offtake.io import validate_mapping
+from offtake.pipeline import stochastic_value
+from offtake.risk import cvar, summary, value_at_risk
+
+
+def approx(x):
+    return pytest.approx(x, rel=1e-6)
+
+
+def test_cvar_of_a_known_distribution():
+    """Costs 10/20/30/40 with probabilities 0.1/0.2/0.3/0.4. At alpha 0.5 the worst half of
+    the mass is 0.4 at 40 and 0.1 at 30: (16 + 3) / 0.5 = 38; VaR = 30. At 0.8: 40."""
+    costs, probs = [10, 20, 30, 40], [0.1, 0.2, 0.3, 0.4]
+    assert value_at_risk(costs, probs, 0.5) == 30
+    assert cvar(costs, probs, 0.5) == pytest.approx(38)
+    assert cvar(costs, probs, 0.8) == pytest.approx(40)
+    s = summary(costs, probs, 0.5)
+    assert s["mean"] == pytest.approx(30) and s["std"] == pytest.approx(10)
+    assert s["worst"] == 40 and s["best"] == 10
+
+
+TWO_STAGE = {
+    "meta": {"name": "two-stage", "currency": "USD", "price_year": 2025},
+    "horizon": {"first_year": 2026, "last_year": 2026},
+    "materials": [{"id": "MAG", "form": "magnet"}],
+    "facilities": [{"id": "S", "company": "S", "country": "US", "stage": "MAGNET",
+                    "product": "MAG", "capacity_t": 1000}],
+    "buyers": [{"id": "B", "country": "US", "demand_t": {"MAG": 100}}],
+    "offers": [{"id": "O", "supplier": "S", "material": "MAG", "first_year": 2026,
+                "last_year": 2026, "max_t_per_year": 500, "price_per_kg": 60,
+                "take_or_pay_share": 1.0}],
+    "spot_markets": [{"id": "SPOT", "material": "MAG", "origin": "CN", "price_per_kg": 100,
+                      "unlimited": True}],
+    "scenarios": [
+        {"id": "low", "probability": 0.5, "demand": [{"multiplier": 0.5}]},
+        {"id": "high", "probability": 0.5, "demand": [{"multiplier": 1.5}]},
+    ],
+}
+"""Commit q t now at 60 USD/kg (paid in full whatever is taken); demand turns out 50 or 150 t
+(p = 1/2 each); the rest comes from spot at 100. Per kg: E[cost](q) = 10,000 - 40 q for
+q <= 50 and 7,500 + 10 q for 50 <= q <= 150, so q* = 50 t and RP = 8.0M. The EV problem
+(demand 100) commits 100 t: EV = 6.0M; that plan costs 6.0M or 11.0M: EEV = 8.5M. With
+foresight: 3.0M or 9.0M: WS = 6.0M. VSS = 0.5M, EVPI = 2.0M."""
+
+
+def test_two_stage_portfolio_hedges_demand(tmp_path):
+    res = solve_checked(instance(TWO_STAGE), tmp_path)
+    assert res.objective == approx(8_000_000)
+    c = res.tables["contracts"]
+    assert list(c["volume_t"]) == [approx(50)] * len(c)
+    sc = res.tables["scenario_costs"].groupby("scenario")["value"].sum()
+    assert sc["low"] == approx(3_000_000) and sc["high"] == approx(13_000_000)
+    assert res.risk["mean"] == approx(8_000_000) and res.risk["std"] == approx(5_000_000)
+
+
+def test_value_of_the_stochastic_solution_and_of_perfect_information():
+    v = stochastic_value(instance(TWO_STAGE))
+    assert v.rp == approx(8_000_000)
+    assert v.ev == approx(6_000_000)
+    assert v.eev == approx(8_500_000)
+    assert v.ws == approx(6_000_000)
+    assert v.vss == approx(500_000) and v.evpi == approx(2_000_000)
+
+
+def test_cvar_weight_buys_protection(tmp_path):
+    """lambda = 1, alpha = 0.5: CVaR is the high-demand cost 15,000 - 40 q per kg for
+    50 <= q <= 150, so E + CVaR = 22,500 - 30 q: commit 150 t; expected cost 9.0M, CVaR 9.0M,
+    objective 18.0M. lambda = 0.2 keeps q = 50 (10,500 + 2 q): 10.6M."""
+    res = solve_checked(instance(TWO_STAGE), tmp_path / "a", cvar_weight=1.0, cvar_alpha=0.5)
+    assert res.objective == approx(18_000_000)
+    assert list(res.tables["contracts"]["volume_t"]) == [approx(150)] * 2
+    assert sum(res.cost_terms().values()) == approx(18_000_000)
+    res = solve_checked(instance(TWO_STAGE), tmp_path / "b", cvar_weight=0.2, cvar_alpha=0.5)
+    assert res.objective == approx(10_600_000)
+
+
+def test_one_scenario_equals_the_deterministic_model(tmp_path):
+    raw = copy.deepcopy(TWO_STAGE)
+    raw["scenarios"] = [{"id": "only", "probability": 1.0, "demand": [{"multiplier": 1.5}]}]
+    det = copy.deepcopy(TWO_STAGE)
+    del det["scenarios"]
+    det["buyers"][0]["demand_t"]["MAG"] = 150
+    a = solve_checked(instance(raw), tmp_path / "a")
+    b = solve_checked(instance(det), tmp_path / "b")
+    assert a.objective == approx(b.objective) == approx(9_000_000)
+
+
+def test_scenario_spec_expands_factors_and_samples():
+    """Two independent factors (2 x 2 levels) give 4 scenarios with product probabilities;
+    sampling 3 index paths per combination gives 12, each with probability split evenly."""
+    raw = copy.deepcopy(TWO_STAGE)
+    del raw["scenarios"]
+    raw["price_indices"] = [{"id": "IDX", "price_per_kg": 100}]
+    raw["scenario_spec"] = {
+        "factors": [
+            {"id": "demand", "levels": [
+                {"id": "low", "probability": 0.3, "demand": [{"multiplier": 0.5}]},
+                {"id": "high", "probability": 0.7, "demand": [{"multiplier": 1.5}]}]},
+            {"id": "china", "levels": [
+                {"id": "open", "probability": 0.8},
+                {"id": "ban", "probability": 0.2,
+                 "spot": [{"origins": ["CN"], "availability_multiplier": 0}]}]},
+        ],
+        "sampling": {"index": "IDX", "n": 3, "volatility": 0.3, "seed": 7},
+    }
+    res = validate_mapping(raw)
+    assert res.ok, [str(f) for f in res.findings]
+    sc = res.instance.scenarios
+    assert len(sc) == 12
+    assert sum(s.probability for s in sc) == pytest.approx(1)
+    first = sc[0]
+    assert first.id == "demand.low__china.open-s0"
+    assert first.probability == pytest.approx(0.3 * 0.8 / 3)
+    assert set(first.index_paths) == {"IDX"}
+    again = validate_mapping(copy.deepcopy(raw)).instance.scenarios
+    assert [s.index_paths for s in again] == [s.index_paths for s in sc]  # seeded
+
+
+def test_capacity_cut_from_a_year_by_country_group():
+    """A covered-nation export cut to 30 % from 2027 scales CN capacity in that year only."""
+    from offtake.data import build_data
+
+    raw = copy.deepcopy(TWO_STAGE)
+    raw["horizon"]["last_year"] = 2027
+    raw["offers"][0]["last_year"] = 2027
+    raw["facilities"][0]["country"] = "CN"
+    raw["country_groups"] = [{"id": "COVERED", "members": ["CN", "RU"]}]
+    raw["scenarios"] = [
+        {"id": "calm", "probability": 0.5},
+        {"id": "cut", "probability": 0.5,
+         "capacity": [{"groups": ["COVERED"], "from_year": 2027, "multiplier": 0.3}]}]
+    d = build_data(instance(raw))
+    assert d.capacity_t["S", 2026, "cut"] == 1000 and d.capacity_t["S", 2027, "cut"] == 300
+    assert d.capacity_t["S", 2027, "calm"] == 1000
+
+
+def test_unknown_name_in_a_scenario_change_is_rejected():
+    raw = copy.deepcopy(TWO_STAGE)
+    raw["scenarios"][0]["demand"] = [{"buyers": ["BB"], "multiplier": 0.5}]
+    res = validate_mapping(raw)
+    assert not res.ok
+    f = next(f for f in res.findings if f.code == "unknown_reference")
+    assert f.location == "scenarios[0].demand[0].buyers" and "'B'" in f.hint
