@@ -151,3 +151,29 @@ def test_unknown_name_in_a_scenario_change_is_rejected():
     assert not res.ok
     f = next(f for f in res.findings if f.code == "unknown_reference")
     assert f.location == "scenarios[0].demand[0].buyers" and "'B'" in f.hint
+
+
+def test_cli_value_and_frontier_write_their_files(tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from offtake.cli import app
+
+    path = tmp_path / "two_stage.yaml"
+    path.write_text(yaml.safe_dump(TWO_STAGE))
+    runner = CliRunner()
+    res = runner.invoke(app, ["value", str(path), "--out", str(tmp_path / "v")])
+    assert res.exit_code == 0, res.output
+    v = json.loads((tmp_path / "v" / "value.json").read_text())
+    assert v["VSS"] == approx(500_000) and v["EVPI"] == approx(2_000_000)
+    assert (tmp_path / "v" / "cost_distribution.png").stat().st_size > 1000
+    res = runner.invoke(app, ["frontier", str(path), "--lambdas", "0,1", "--cvar-alpha", "0.5",
+                              "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    f = pd.read_csv(tmp_path / "f" / "frontier.csv")
+    assert list(f["expected_cost"]) == [approx(8_000_000), approx(9_000_000)]
+    assert list(f["cvar"]) == [approx(13_000_000), approx(9_000_000)]

@@ -7,6 +7,7 @@ checker rejects).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -17,12 +18,14 @@ from offtake.check import check_folder
 from offtake.data import build_data
 from offtake.io import load_instance
 from offtake.pipeline import compare as compare_rules
-from offtake.pipeline import run
+from offtake import plots
+from offtake.pipeline import efficient_frontier, run, stochastic_value
 from offtake.report import (
     compare_table,
     diagnosis_table,
     findings_table,
     print_run,
+    value_table,
     violations_table,
 )
 from offtake.ruledata import origin_gaps
@@ -59,6 +62,9 @@ def solve(
     write_model: Annotated[Path | None, typer.Option(help="write the model as MPS")] = None,
     relax: Annotated[list[str] | None, typer.Option(
         help="drop this rule (repeatable) to see the plan without it")] = None,
+    cvar_weight: Annotated[float, typer.Option(
+        help="lambda: minimise expected cost + lambda x CVaR")] = 0.0,
+    cvar_alpha: Annotated[float, typer.Option(help="CVaR level alpha in (0, 1)")] = 0.95,
 ) -> None:
     """Solve an instance, write DIR/summary.json and tables, and check the plan."""
     try:
@@ -66,8 +72,12 @@ def solve(
     except SolverVersionError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(4) from exc
+    if cvar_weight < 0 or not 0 < cvar_alpha < 1:
+        console.print("[red]need --cvar-weight >= 0 and 0 < --cvar-alpha < 1[/]")
+        raise typer.Exit(EXIT["invalid"])
     options = SolveOptions(time_limit=time_limit, mip_gap=mip_gap, threads=threads,
-                           write_model=write_model)
+                           write_model=write_model, cvar_weight=cvar_weight,
+                           cvar_alpha=cvar_alpha)
     try:
         result = run(instance, out, options, relax=relax or [])
     except ValueError as exc:  # an unknown rule to relax
@@ -104,6 +114,59 @@ def check(
         console.print(violations_table(report))
         raise typer.Exit(EXIT["error"])
     console.print(f"[green]no violations[/]; recomputed objective {report.objective:,.2f}")
+
+
+@app.command()
+def value(
+    instance: Annotated[Path, typer.Argument(help="instance YAML file with scenarios")],
+    out: Annotated[Path | None, typer.Option(help="write value.json here")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
+) -> None:
+    """Value of modelling uncertainty: RP, EV, EEV, WS, VSS = EEV - RP, EVPI = RP - WS."""
+    loaded = load_instance(instance)
+    if loaded.instance is None:
+        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
+        raise typer.Exit(EXIT["invalid"])
+    v = stochastic_value(loaded.instance, SolveOptions(time_limit=time_limit))
+    currency = loaded.instance.meta.currency
+    console.print(value_table(v, currency))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "value.json").write_text(json.dumps(v.as_dict(), indent=2) + "\n")
+        plots.cost_distribution(v.probability, {"stochastic plan (RP)": v.rp_costs,
+                                                "expected-value plan (EEV)": v.eev_costs},
+                                out / "cost_distribution.png", currency)
+        console.print(f"written to {out}/ (value.json, cost_distribution.png)")
+    raise typer.Exit(0 if v.rp is not None else EXIT["no_solution"])
+
+
+@app.command()
+def frontier(
+    instance: Annotated[Path, typer.Argument(help="instance YAML file with scenarios")],
+    lambdas: Annotated[str, typer.Option(help="comma-separated risk weights")] =
+    "0,0.1,0.25,0.5,1,2",
+    cvar_alpha: Annotated[float, typer.Option(help="CVaR level alpha in (0, 1)")] = 0.95,
+    out: Annotated[Path, typer.Option(help="folder for frontier.csv and .png")] = Path("out"),
+) -> None:
+    """Efficient frontier: expected cost against CVaR over a range of lambda."""
+    loaded = load_instance(instance)
+    if loaded.instance is None:
+        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
+        raise typer.Exit(EXIT["invalid"])
+    try:
+        lams = [float(x) for x in lambdas.split(",") if x.strip()]
+    except ValueError as exc:
+        console.print(f"[red]--lambdas must be numbers separated by commas: {lambdas}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    if any(x < 0 for x in lams) or not 0 < cvar_alpha < 1:
+        console.print("[red]need lambdas >= 0 and 0 < --cvar-alpha < 1[/]")
+        raise typer.Exit(EXIT["invalid"])
+    table = efficient_frontier(loaded.instance, lams, cvar_alpha)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "frontier.csv", index=False)
+    plots.frontier(table, out / "frontier.png", loaded.instance.meta.currency, cvar_alpha)
+    console.print(table.to_string(index=False))
+    console.print(f"written to {out}/ (frontier.csv, frontier.png)")
 
 
 @app.command()

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
+from pyomo.environ import value as pyo_value
 
 from offtake.check import CheckReport, check_folder
 from offtake.data import ModelData, build_data, scenario_view
@@ -166,6 +167,11 @@ class StochasticValue:
     eev: float | None
     ws: float | None
     status: dict[str, str]
+    probability: dict[str, float] = field(default_factory=dict)
+    rp_costs: dict[str, float] = field(default_factory=dict)
+    """Cost of the stochastic (RP) portfolio in each scenario."""
+    eev_costs: dict[str, float] = field(default_factory=dict)
+    """Cost of the expected-value portfolio in each scenario."""
 
     @property
     def vss(self) -> float | None:
@@ -194,12 +200,12 @@ def stochastic_value(inst: Instance, options: SolveOptions | None = None) -> Sto
         out = solve(m, opts)
         return out, m
 
-    rp, _ = run_(d)
+    rp, rp_model = run_(d)
     ev, ev_model = run_(scenario_view(d, d.probability, "expected"))
     status.update(RP=rp.status, EV=ev.status)
-    eev = None
+    eev, eev_model = None, None
     if ev.has_solution:
-        eev, _ = run_(d, first_stage_values(ev_model))
+        eev, eev_model = run_(d, first_stage_values(ev_model))
         status["EEV"] = eev.status
     ws_total, ws_ok = 0.0, True
     for s in d.SCENARIOS:
@@ -209,4 +215,24 @@ def stochastic_value(inst: Instance, options: SolveOptions | None = None) -> Sto
         ws_total += d.probability[s] * (out.objective or 0.0)
     return StochasticValue(rp.objective, ev.objective,
                            eev.objective if eev is not None else None,
-                           ws_total if ws_ok else None, status)
+                           ws_total if ws_ok else None, status, dict(d.probability),
+                           _scenario_costs(rp_model) if rp.has_solution else {},
+                           _scenario_costs(eev_model) if eev and eev.has_solution else {})
+
+
+def _scenario_costs(model) -> dict[str, float]:
+    return {s: float(pyo_value(model.scenario_cost[s])) for s in model.SCENARIOS}
+
+
+def efficient_frontier(inst: Instance, lambdas: list[float], alpha: float,
+                       options: SolveOptions | None = None) -> pd.DataFrame:
+    """Expected cost and CVaR_alpha of the optimal portfolio for each risk weight lambda."""
+    rows = []
+    for lam in lambdas:
+        res = solve_instance(inst, replace(options or SolveOptions(), cvar_weight=lam,
+                                           cvar_alpha=alpha))
+        risk = res.risk or {}
+        rows.append({"lambda": lam, "status": res.status, "objective": res.objective,
+                     "expected_cost": risk.get("mean"), "cvar": risk.get("cvar"),
+                     "worst": risk.get("worst")})
+    return pd.DataFrame(rows)

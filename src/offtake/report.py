@@ -101,6 +101,9 @@ def print_run(console: Console, r: Results, report: CheckReport | None) -> None:
             total = unmet["unmet_t"].sum()
             console.print(f"[red]Unmet demand: {total:,.1f} t (see unmet.csv)[/]")
         console.print(rules_table(r))
+        if r.risk and r.tables.get("scenario_costs") is not None and \
+                r.tables["scenario_costs"]["scenario"].nunique() > 1:
+            console.print(risk_table(r))
     if report is not None and report.violations:
         console.print(violations_table(report))
 
@@ -157,3 +160,28 @@ def _num(x) -> str:
 def _basis(rules: pd.DataFrame) -> str:
     bases = [b for b in rules["dual_basis"].dropna().unique() if b]
     return bases[0] if bases else "-"
+
+
+def risk_table(r: Results) -> Table:
+    """The distribution of the scenario cost of the chosen portfolio."""
+    k = r.risk
+    t = Table(title=f"Scenario cost distribution ({r.currency}, discounted)", show_header=False)
+    t.add_column("measure", style="bold")
+    t.add_column("value", justify="right")
+    for label, key in (("mean", "mean"), ("std", "std"), (f"VaR {k['alpha']:.0%}", "var"),
+                       (f"CVaR {k['alpha']:.0%}", "cvar"), ("best", "best"),
+                       ("worst", "worst")):
+        t.add_row(label, f"{k[key]:,.0f}")
+    return t
+
+
+def value_table(v, currency: str) -> Table:
+    t = Table(title=f"Value of modelling uncertainty ({currency}, expected, discounted)",
+              show_header=False)
+    t.add_column("measure", style="bold")
+    t.add_column("value", justify="right")
+    for key, value in v.as_dict().items():
+        if key != "status":
+            t.add_row(key, _money(value, ""))
+    t.caption = "VSS = EEV - RP; EVPI = RP - WS"
+    return t
