@@ -14,11 +14,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from offtake import plots
 from offtake.check import check_folder
 from offtake.data import build_data
 from offtake.io import load_instance
 from offtake.pipeline import compare as compare_rules
-from offtake import plots
 from offtake.pipeline import efficient_frontier, run, stochastic_value
 from offtake.report import (
     compare_table,
