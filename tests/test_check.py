@@ -5,7 +5,10 @@ The plans below are derived by hand, never solved: the tiny instance's optimum i
 objective 20,250,000 USD). The diamond network (two separators in AU and CN feeding one magnet
 maker in JP, plus a US recycler) carries origin tags and every procurement rule kind. Each
 mutation breaks one rule and the test asserts that the checker names it with the formulation's
-component name and the right amount. One test runs the real solver, only through the CLI.
+component name and the right amount. The contract-economics cases (an `ECON` instance: one US
+buyer, magnet makers in AU, CN and DE, a Chinese spot market) hand-derive each price term,
+tier, take-or-pay, credit, resale, stock, tariff, fiscal and risk figure. One test runs the
+real solver, only through the CLI.
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from offtake.check import TABLE_COLUMNS, Violation, check_folder, check_tables
+from offtake.check import (
+    COST_TERMS,
+    TABLE_COLUMNS,
+    Violation,
+    check_folder,
+    check_tables,
+    cvar,
+)
 from offtake.io import load_instance, read_yaml
 from offtake.network import at
 from offtake.schema import Instance
@@ -123,63 +133,152 @@ def tables(
     inst: Instance,
     signed: dict[str, int],
     volume: dict[tuple[str, str, int], float],
-    flows: list[Flow],
+    flows: list[Flow] | dict[str, list[Flow]],
     costs: dict[str, float],
     production: list[Made] = (),
     freight: dict[tuple[str, str], float] | None = None,
     rules: list[dict] = (),
+    *,
+    prices: dict[tuple, tuple] | None = None,
+    rows: dict[tuple, dict] | None = None,
+    start: dict[str, int] | None = None,
+    tiers: list[tuple] = (),
+    credits: list[tuple] = (),
+    resale: list[tuple] = (),
+    stock: list[tuple] = (),
+    rates: dict[tuple[str, int], float] | None = None,
+    fiscal: dict[str, float] | None = None,
+    spot_prices: dict[tuple[str, int, str], float] | None = None,
+    demand: dict[tuple[str, str, int, str], float] | None = None,
+    risk: float | None = None,
+    scenario_costs: dict[tuple[str, str], float] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Result tables of a plan, for every scenario of `inst` (the same plan in each)."""
-    freight = freight or {}
+    """Result tables of a plan, written as the solver writes them, from hand-derived numbers.
+
+    `flows` is the same list for every scenario, or one list per scenario. Contracts: one row
+    per (offer, buyer, window year, scenario); volume_t from `volume` (first stage), delivered
+    = volume unless `rows` says otherwise.
+    prices: (offer, year, scenario or '*') -> (P, term) or (P, term, payer, fiscal per kg);
+      fixed-price offers default to their price and 'fixed'; rows of an index-linked offer
+      without a price (and without volume) are left out.
+    rows: (offer, buyer, year, scenario or '*') -> contracts.csv column overrides
+      (delivered_t, shortfall_t, tier, ...); payment, shortfall_payment, tariff and fiscal_cost
+      follow the row's numbers unless overridden too.
+    start: offer -> start_year (default: first_year when signed).
+    rates: (offer or market, year) -> stacked tariff rate (default 0).
+    tiers: (offer, year, tier, t, discount, P) for every scenario.
+    credits: (offer, year, scenario, credit).
+    resale: (buyer, market, year, t, net price) and stock: (buyer, material, year, t,
+      holding cost per kg), both for every scenario.
+    fiscal: payer -> fiscal_floor_support (not in the objective).
+    spot_prices: (market, year, scenario) -> a scenario's spot price (default: the base one).
+    demand: (buyer, material, year, scenario) -> a scenario's demand (default: the base one).
+    risk: the risk_cvar row (payer 'risk'); scenario_costs: (scenario, term) -> value.
+    """
+    freight, prices, rows, rates = freight or {}, prices or {}, rows or {}, rates or {}
+    start, spot_prices = start or {}, spot_prices or {}
     scenarios = [s.id for s in inst.scenarios]
+    by_s = flows if isinstance(flows, dict) else {s: flows for s in scenarios}
     offers = [{"offer_id": o.id, "supplier": o.supplier, "material": o.material,
-               "signed": signed.get(o.id, 0), "signing_cost": o.signing_cost,
-               "signing_year": o.first_year} for o in inst.offers]
+               "signed": signed.get(o.id, 0),
+               "start_year": start.get(o.id, o.first_year) if signed.get(o.id) else None,
+               "signing_cost": o.signing_cost, "prepayment": o.prepayment,
+               "signing_year": start.get(o.id, max(o.first_year, inst.horizon.first_year))}
+              for o in inst.offers]
     company = {f.id: f.company for f in inst.facilities}
-    contracts = [{"offer_id": o.id, "supplier": o.supplier, "company": company[o.supplier],
-                  "material": o.material, "buyer": b.id, "year": t, "signed": signed.get(o.id, 0),
-                  "volume_t": volume.get((o.id, b.id, t), 0.0),
-                  "price_per_kg": at(o.price_per_kg, t),
-                  "payment": 1000 * at(o.price_per_kg, t) * volume.get((o.id, b.id, t), 0.0),
-                  "tag": own_tag(inst, o.supplier)}
-                 for o in inst.offers for b in inst.buyers
-                 for t in range(o.first_year, o.last_year + 1)]
+    contracts = []
+    for o in inst.offers:
+        for b in inst.buyers:
+            for t in range(max(o.first_year, inst.horizon.first_year),
+                           min(o.last_year, inst.horizon.last_year) + 1):
+                for s in scenarios:
+                    q = volume.get((o.id, b.id, t), 0.0)
+                    price = prices.get((o.id, t, s), prices.get((o.id, t, "*")))
+                    if price is None and o.index is None:
+                        price = (at(o.price_per_kg, t), "fixed")
+                    if price is None and q == 0:
+                        continue
+                    p, term, payer, fiscal_kg = (*price, "", 0.0)[:4]
+                    row = {"offer_id": o.id, "supplier": o.supplier,
+                           "company": company[o.supplier], "material": o.material,
+                           "buyer": b.id, "year": t, "scenario": s,
+                           "signed": signed.get(o.id, 0), "volume_t": q, "delivered_t": q,
+                           "shortfall_t": 0.0, "price_per_kg": p, "price_term": term,
+                           "tier": "", "tariff_rate": rates.get((o.id, t), 0.0),
+                           "fiscal_payer": payer, "fiscal_per_kg": fiscal_kg,
+                           "tag": own_tag(inst, o.supplier)}
+                    row.update(rows.get((o.id, b.id, t, "*"), {}))
+                    row.update(rows.get((o.id, b.id, t, s), {}))
+                    d = row["delivered_t"]
+                    phi = o.shortfall_fraction if o.take_or_pay_share is not None else 0.0
+                    money = {"payment": 1000 * p * d,
+                             "shortfall_payment": 1000 * phi * p * row["shortfall_t"],
+                             "tariff": 1000 * row["tariff_rate"] * p * d,
+                             "fiscal_cost": 1000 * row["fiscal_per_kg"] * d}
+                    contracts.append({**money, **row})
     flow_rows, spot_rows = [], []
     markets = {k.id: k for k in inst.spot_markets}
     for s in scenarios:
-        for fl in flows:
+        for fl in by_s[s]:
             b, i, j, t, x = fl[:5]
-            fr, tg = freight.get((i, j), 0.0), flow_tag(inst, fl, flows)
+            fr, tg = freight.get((i, j), 0.0), flow_tag(inst, fl, by_s[s])
             flow_rows.append({"buyer": b, "from_node": i, "to_node": j,
                               "material": sender(inst, i), "tag": tg, "year": t, "scenario": s,
                               "flow_t": x, "freight_per_kg": fr, "freight_cost": 1000 * fr * x})
             if i in markets:
-                price = at(markets[i].price_per_kg, t)
+                price = spot_prices.get((i, t, s), at(markets[i].price_per_kg, t))
+                rate = rates.get((i, t), 0.0)
                 spot_rows.append({"market": i, "material": markets[i].material,
                                   "origin": markets[i].origin, "tag": tg, "buyer": b,
                                   "to_node": j, "year": t, "scenario": s, "volume_t": x,
-                                  "price_per_kg": price, "cost": 1000 * price * x})
+                                  "price_per_kg": price, "cost": 1000 * price * x,
+                                  "tariff_rate": rate, "tariff": 1000 * rate * price * x})
+    cost_rows = [{"term": k, "value": v, "payer": "buyer", "in_objective": True}
+                 for k, v in costs.items()]
+    cost_rows += [{"term": "fiscal_floor_support", "value": v, "payer": payer,
+                   "in_objective": False} for payer, v in (fiscal or {}).items()]
+    if risk is not None:
+        cost_rows.append({"term": "risk_cvar", "value": risk, "payer": "risk",
+                          "in_objective": True})
+    probability = {x.id: x.probability for x in inst.scenarios}
     return {
         "offers": frame("offers", offers),
         "contracts": frame("contracts", contracts),
+        "tiers": frame("tiers", [
+            {"offer_id": o, "year": t, "scenario": s, "tier": str(k), "volume_t": v,
+             "discount": disc, "price_per_kg": p, "rebate": 1000 * p * disc * v}
+            for o, t, k, v, disc, p in tiers for s in scenarios]),
+        "credits": frame("credits", [{"offer_id": o, "year": t, "scenario": s, "credit": x}
+                                     for o, t, s, x in credits]),
         "flows": frame("flows", flow_rows),
-        "production": frame("production", production_rows(inst, production, flows, scenarios)),
+        "production": frame("production", production_rows(inst, production, by_s, scenarios)),
         "spot": frame("spot", spot_rows),
-        "unmet": frame("unmet", unmet_rows(inst, flows, scenarios)),
+        "resale": frame("resale", [
+            {"buyer": b, "market": k, "material": markets[k].material, "year": t,
+             "scenario": s, "volume_t": x, "price_per_kg": p, "credit": 1000 * p * x}
+            for b, k, t, x, p in resale for s in scenarios]),
+        "stock": frame("stock", [
+            {"buyer": b, "material": k, "year": t, "scenario": s, "stock_t": x,
+             "holding_cost_per_kg": h, "holding_cost": 1000 * h * x}
+            for b, k, t, x, h in stock for s in scenarios]),
+        "unmet": frame("unmet", unmet_rows(inst, by_s, scenarios, resale, stock, demand)),
         "origin": frame("origin", origin_rows(flow_rows)),
-        "costs": frame("costs", [{"term": k, "value": v} for k, v in costs.items()]),
+        "costs": frame("costs", cost_rows),
+        "scenario_costs": frame("scenario_costs", [
+            {"scenario": sc, "probability": probability[sc], "term": term, "value": v}
+            for (sc, term), v in (scenario_costs or {}).items()]),
         "rules": frame("rules", list(rules)),
     }
 
 
-def production_rows(inst: Instance, production: list[Made], flows: list[Flow],
+def production_rows(inst: Instance, production: list[Made], flows: dict[str, list[Flow]],
                     scenarios: list[str]) -> list[dict]:
     facilities = {f.id: f for f in inst.facilities}
     rows = []
     for s in scenarios:
         for made in production:
             f, b, t, p = made[:4]
-            inputs = made[4] if len(made) > 4 else default_inputs(inst, f, b, t, flows)
+            inputs = made[4] if len(made) > 4 else default_inputs(inst, f, b, t, flows[s])
             opex = at(facilities[f].opex_per_kg, t)
             rows.append({"facility": f, "buyer": b, "inputs": combination(inputs),
                          "tag": made_tag(inst, f, inputs), "year": t, "scenario": s,
@@ -187,19 +286,27 @@ def production_rows(inst: Instance, production: list[Made], flows: list[Flow],
     return rows
 
 
-def unmet_rows(inst: Instance, flows: list, scenarios: list[str]) -> list[dict]:
-    """One row per positive demand; unmet = demand - delivered (never below zero)."""
+def unmet_rows(inst: Instance, flows: dict[str, list[Flow]], scenarios: list[str],
+               resale: list[tuple] = (), stock: list[tuple] = (),
+               demand: dict[tuple, float] | None = None) -> list[dict]:
+    """One row per positive demand; unmet = demand - delivered - stock in + stock out +
+    resold (never below zero)."""
     rows = []
     penalty = {m.id: m.unmet_penalty_per_kg for m in inst.materials}
+    market = {k.id: k.material for k in inst.spot_markets}
     for s in scenarios:
         for b in inst.buyers:
             for k, series in b.demand_t.items():
                 for t in inst.horizon.years:
-                    d = at(series, t)
-                    got = sum(fl[4] for fl in flows
+                    d = (demand or {}).get((b.id, k, t, s), at(series, t))
+                    got = sum(fl[4] for fl in flows[s]
                               if fl[0] == b.id and fl[2] == b.id and fl[3] == t
                               and sender(inst, fl[1]) == k)
-                    u = max(0.0, d - got)
+                    held = {y: sum(x for bb, kk, yy, x, _h in stock
+                                   if (bb, kk, yy) == (b.id, k, y)) for y in (t - 1, t)}
+                    sold = sum(x for bb, kk, yy, x, _p in resale
+                               if (bb, market[kk], yy) == (b.id, k, t))
+                    u = max(0.0, d - got - held[t - 1] + held[t] + sold)
                     if d > 0:
                         rows.append({"buyer": b.id, "material": k, "year": t, "scenario": s,
                                      "demand_t": d, "delivered_t": got, "unmet_t": u,
@@ -907,6 +1014,475 @@ def test_rule_max_offtake_share():
                     buyers=buyers), "offtake_share_max", "R,MAG,2026,base", 8)
 
 
+# --- contract economics: one correct and one mutated plan per term ---------------------------
+ECON = {
+    "meta": {"name": "econ", "currency": "USD", "price_year": 2025},
+    "horizon": {"first_year": 2026, "last_year": 2027},
+    "country_groups": [{"id": "FOC", "members": ["CN", "RU"]}],
+    "materials": [{"id": "MAGNET", "form": "magnet"}],
+    "facilities": [
+        {"id": f"F-{cc}", "company": f"{cc} Co", "country": cc, "stage": "MAGNET",
+         "product": "MAGNET", "capacity_t": 1000} for cc in ("AU", "CN", "DE")],
+    "buyers": [{"id": "OEM", "country": "US", "demand_t": {"MAGNET": 100}}],
+    "spot_markets": [{"id": "SPOT", "material": "MAGNET", "origin": "CN", "price_per_kg": 95,
+                      "unlimited": True}],
+}
+"""One US buyer of 100 t/yr of magnets, three own-feed magnet makers (AU, CN, DE) and a
+Chinese spot market at 95 USD/kg; no freight, no discounting unless a test says so."""
+
+
+def offer(oid: str, supplier: str = "F-DE", **terms) -> dict:
+    return {"id": oid, "supplier": supplier, "material": "MAGNET", "first_year": 2026,
+            "last_year": 2027, "max_t_per_year": 100, **terms}
+
+
+def econ(offers: list[dict], **changes) -> Instance:
+    raw = copy.deepcopy(ECON)
+    raw["offers"] = offers
+    for key, value in changes.items():
+        raw[key] = value
+    return make(raw)
+
+
+def econ_plan(inst: Instance, takes: dict[tuple[str, int], float], costs: dict[str, float],
+              spot: dict[int, float] | None = None,
+              delivered: dict[tuple[str, int], float] | None = None,
+              **kw) -> dict[str, pd.DataFrame]:
+    """OEM commits `takes` (offer, year) -> t, takes delivery of them (or of `delivered`) and
+    buys `spot` year -> t, in every scenario; every offer with a commitment is signed."""
+    suppliers = {o.id: o.supplier for o in inst.offers}
+    delivered = {**takes, **(delivered or {})}
+    flows = [("OEM", suppliers[o], "OEM", t, x) for (o, t), x in delivered.items() if x > 0]
+    flows += [("OEM", "SPOT", "OEM", t, x) for t, x in (spot or {}).items() if x > 0]
+    extra = kw.pop("rows", {})
+    rows = {(o, "OEM", t, "*"): {"delivered_t": x, **extra.get((o, t), {})}
+            for (o, t), x in delivered.items()}
+    signed = kw.pop("signed", {o: 1 for (o, _t), q in takes.items() if q > 0})
+    volume = {(o, "OEM", t): q for (o, t), q in takes.items()}
+    return tables(inst, signed, volume, flows, costs, rows=rows, **kw)
+
+
+INDEX = {"id": "IDX", "price_per_kg": {2026: 50, 2027: 80}}
+FULL = {("O", 2026): 100.0, ("O", 2027): 100.0}
+
+
+def test_index_price_floor_binds_in_one_year_only():
+    """p = I x 1.1 - 3: 2026 52 < floor 60 -> the buyer pays the floor (term 'floor');
+    2027 85 -> 'index'. 100 t/yr: 6.0M + 8.5M. Writing 52 'index' for 2026 (floor ignored) is
+    caught on the row's price, term and payment and on contract_payments."""
+    inst = econ([offer("O", index="IDX", premium=0.1, adder_per_kg=-3, floor_per_kg=60)],
+                price_indices=[INDEX])
+    prices = {("O", 2026, "*"): (60.0, "floor"), ("O", 2027, "*"): (85.0, "index")}
+    costs = {"contract_payments": 14_500_000.0}
+    report = check_tables(inst, econ_plan(inst, FULL, costs, prices=prices), 14.5e6, None)
+    assert report.violations == []
+    prices[("O", 2026, "*")] = (52.0, "index")
+    report = check_tables(inst, econ_plan(inst, FULL, costs, prices=prices), 14.5e6, None)
+    messages = [v.message for v in report.of("table") if v.index == "contracts.csv row 1"]
+    assert any("price_per_kg" in m for m in messages)
+    assert any("price_term is 'index'" in m and "'floor'" in m for m in messages)
+    assert any(m.startswith("payment") for m in messages)
+    assert kinds(report) == {"table"}
+    costs = {"contract_payments": 13_700_000.0}  # the plan's own (wrong) payments
+    report = check_tables(inst, econ_plan(inst, FULL, costs, prices=prices), 13.7e6, None)
+    assert found(report, "cost_term", "contract_payments").amount == pytest.approx(800_000)
+
+
+def test_collar_upside_and_scenario_paths():
+    """Floor 60, ceiling 100, 30 % of the index above 80 back to the buyer (who pays the
+    floor). 'lo' follows the base path (70: 'index'), 'hi' its own: 2026 120 -> ceiling
+    100 - 0.3 x 40 = 88 'ceiling+upside'; 2027 90 -> 90 - 3 = 87 'index+upside'.
+    Expected payments 0.5 x 14M + 0.5 x (8.8M + 8.7M) = 15.75M."""
+    scenarios = [{"id": "lo", "probability": 0.5}, {"id": "hi", "probability": 0.5}]
+    index = {"id": "IDX", "price_per_kg": 70, "by_scenario": {"hi": {2026: 120, 2027: 90}}}
+    inst = econ([offer("O", index="IDX", floor_per_kg=60, ceiling_per_kg=100,
+                       upside_share=0.3, upside_above_per_kg=80)],
+                price_indices=[index], scenarios=scenarios)
+    prices = {("O", 2026, "lo"): (70.0, "index"), ("O", 2027, "lo"): (70.0, "index"),
+              ("O", 2026, "hi"): (88.0, "ceiling+upside"),
+              ("O", 2027, "hi"): (87.0, "index+upside")}
+    costs = {"contract_payments": 15_750_000.0}
+    report = check_tables(inst, econ_plan(inst, FULL, costs, prices=prices), 15.75e6, None)
+    assert report.violations == []
+    prices[("O", 2026, "hi")] = (100.0, "ceiling")  # upside forgotten under the ceiling
+    t = econ_plan(inst, FULL, {"contract_payments": 16_350_000.0}, prices=prices)
+    report = check_tables(inst, t, 16.35e6, None)
+    row = t["contracts"].index[(t["contracts"]["year"] == 2026)
+                               & (t["contracts"]["scenario"] == "hi")][0] + 1
+    assert found(report, "table", f"contracts.csv row {row}").amount == pytest.approx(12)
+    assert found(report, "cost_term", "contract_payments").amount == pytest.approx(600_000)
+
+
+def test_third_party_floor_fiscal_cost():
+    """Floor 60 paid by DOE, half the index above 70 returned to DOE. 2026: index 50 -> the
+    buyer pays 50 and DOE 10/kg ('floor (third party)'); 2027: 80 -> the buyer pays 80 and
+    DOE gets 5/kg back ('index+upside'). 100 t/yr: payments 13M (the objective); DOE's fiscal
+    cost 1M - 0.5M = 0.5M, outside the objective."""
+    inst = econ([offer("O", index="IDX", floor_per_kg=60, floor_paid_by="DOE",
+                       upside_share=0.5, upside_above_per_kg=70)], price_indices=[INDEX])
+    prices = {("O", 2026, "*"): (50.0, "floor (third party)", "DOE", 10.0),
+              ("O", 2027, "*"): (80.0, "index+upside", "DOE", -5.0)}
+    costs = {"contract_payments": 13_000_000.0}
+    good = econ_plan(inst, FULL, costs, prices=prices, fiscal={"DOE": 500_000.0})
+    report = check_tables(inst, good, 13e6, None)
+    assert report.violations == []
+    assert report.fiscal_costs == {"DOE": pytest.approx(500_000)}
+    bad = econ_plan(inst, FULL, costs, prices=prices, fiscal={"DOE": 1_000_000.0})
+    only(check_tables(inst, bad, 13e6, None), "fiscal_cost", "DOE", 500_000)
+    report = check_tables(inst, good, 13.5e6, None)  # fiscal cost put in the objective
+    only(report, "objective", "objective", 500_000)
+    prices[("O", 2026, "*")] = (60.0, "floor")  # the buyer made to pay the floor
+    report = check_tables(inst, econ_plan(inst, FULL, costs, prices=prices,
+                                          fiscal={"DOE": 500_000.0}), 13e6, None)
+    assert any("price_term" in v.message for v in report.of("table"))
+    assert any("fiscal_payer" in v.message for v in report.of("table"))
+
+
+ALL_UNITS = [{"from_t": 0, "discount": 0.0}, {"from_t": 50, "discount": 0.1}]
+
+
+def test_all_units_tier():
+    """All-units: 10 % off every tonne from 50 t. 60 t/yr at 70 (band 1) + 40 t spot:
+    payments 8.4M, rebates 2 x 60 x 7,000 = 0.84M, spot 7.6M. Splitting 50 t into band 0 and
+    10 t into band 1 spreads one year over two bands; tier label 0 does not hold 60 t."""
+    inst = econ([offer("O", price_per_kg=70, tiers=ALL_UNITS)])
+    takes = {("O", 2026): 60.0, ("O", 2027): 60.0}
+    costs = {"contract_payments": 8_400_000.0, "volume_rebates": -840_000.0,
+             "spot_purchases": 7_600_000.0}
+    rows = {("O", t): {"tier": "1"} for t in (2026, 2027)}
+    good = econ_plan(inst, takes, costs, spot={2026: 40.0, 2027: 40.0}, rows=dict(rows),
+                     tiers=[("O", t, 1, 60.0, 0.1, 70.0) for t in (2026, 2027)])
+    report = check_tables(inst, good, 15_160_000.0, None)
+    assert report.violations == []
+    assert report.cost_terms["volume_rebates"] == pytest.approx(-840_000)
+    split = [("O", 2026, 0, 50.0, 0.0, 70.0), ("O", 2026, 1, 10.0, 0.1, 70.0),
+             ("O", 2027, 1, 60.0, 0.1, 70.0)]
+    costs = {**costs, "volume_rebates": -490_000.0}
+    bad = econ_plan(inst, takes, costs, spot={2026: 40.0, 2027: 40.0}, rows=dict(rows),
+                    tiers=split)
+    report = check_tables(inst, bad, 15_510_000.0, None)
+    assert kinds(report) == {"volume_tier_link"}
+    assert [v.amount for v in report.violations] == pytest.approx([10, 40])  # spread; 10 < 50
+    rows[("O", 2026)] = {"tier": "0"}
+    report = check_tables(inst, econ_plan(inst, takes, costs, spot={2026: 40.0, 2027: 40.0},
+                                          rows=rows, tiers=split), 15_510_000.0, None)
+    assert "tier 0 covers 0-50 t" in found(report, "table", "contracts.csv row 1").message
+
+
+def test_incremental_tier():
+    """Incremental 0 / 10 % from 40 t / 20 % from 60 t, one year: 80 t fill bands 40, 20,
+    20: rebate 70,000 x (0.1 x 20 + 0.2 x 20) = 420,000; payments 5.6M, spot 20 t 1.9M.
+    Bands 30, 30, 20 use band 1 before band 0 is full and overfill band 1 (width 20)."""
+    tiers = [{"from_t": 0, "discount": 0.0}, {"from_t": 40, "discount": 0.1},
+             {"from_t": 60, "discount": 0.2}]
+    inst = econ([offer("O", price_per_kg=70, tiers=tiers, tier_mode="incremental")],
+                horizon={"first_year": 2026, "last_year": 2026})
+    costs = {"contract_payments": 5_600_000.0, "volume_rebates": -420_000.0,
+             "spot_purchases": 1_900_000.0}
+    bands = [("O", 2026, 0, 40.0, 0.0, 70.0), ("O", 2026, 1, 20.0, 0.1, 70.0),
+             ("O", 2026, 2, 20.0, 0.2, 70.0)]
+    kw = {"spot": {2026: 20.0}, "rows": {("O", 2026): {"tier": "2"}}}
+    good = econ_plan(inst, {("O", 2026): 80.0}, costs, tiers=bands, **copy.deepcopy(kw))
+    assert check_tables(inst, good, 7_080_000.0, None).violations == []
+    bands[0:2] = [("O", 2026, 0, 30.0, 0.0, 70.0), ("O", 2026, 1, 30.0, 0.1, 70.0)]
+    costs["volume_rebates"] = -490_000.0
+    bad = econ_plan(inst, {("O", 2026): 80.0}, costs, tiers=bands, **copy.deepcopy(kw))
+    report = check_tables(inst, bad, 7_010_000.0, None)
+    assert kinds(report) == {"volume_tier_link"}
+    assert [v.amount for v in report.violations] == pytest.approx([10, 10])
+    assert any("before band 0 is full" in v.message for v in report.violations)
+
+
+def test_take_or_pay_shortfall():
+    """Commit 100 t (minimum 100), take-or-pay 80 % with half the price per tonne short:
+    take 50 t (3.5M), short 80 - 50 = 30 t (0.5 x 70,000 x 30 = 1.05M), 50 t spot (4.75M).
+    F-DE's capacity of 60 t holds: delivered volume counts. A shortfall of 20 t is 10 t too
+    little; delivering 110 t of a 100 t commitment is 10 t too much."""
+    facilities = copy.deepcopy(ECON["facilities"])
+    facilities[2]["capacity_t"] = 60
+    inst = econ([offer("O", price_per_kg=70, min_t_per_year=100, take_or_pay_share=0.8,
+                       shortfall_fraction=0.5)],
+                horizon={"first_year": 2026, "last_year": 2026}, facilities=facilities)
+    costs = {"contract_payments": 3_500_000.0, "take_or_pay_shortfall": 1_050_000.0,
+             "spot_purchases": 4_750_000.0}
+    plan = {"spot": {2026: 50.0}, "delivered": {("O", 2026): 50.0}}
+    good = econ_plan(inst, {("O", 2026): 100.0}, costs,
+                     rows={("O", 2026): {"shortfall_t": 30.0}}, **plan)
+    report = check_tables(inst, good, 9_300_000.0, None)
+    assert report.violations == []
+    costs["take_or_pay_shortfall"] = 700_000.0
+    bad = econ_plan(inst, {("O", 2026): 100.0}, costs,
+                    rows={("O", 2026): {"shortfall_t": 20.0}}, **plan)
+    only(check_tables(inst, bad, 8_950_000.0, None), "take_or_pay_shortfall_min",
+         "O,OEM,2026,base", 10)
+    t = copy.deepcopy(good)
+    t["contracts"].loc[0, "delivered_t"] = 110.0
+    report = check_tables(inst, t, None, None)
+    assert found(report, "take_or_pay_delivery_max", "O,OEM,2026,base").amount == 10
+
+
+def test_take_or_pay_only_where_agreed():
+    """An offer without take-or-pay delivers what it commits: 50 t of 100 is reported."""
+    inst = econ([offer("O", price_per_kg=70)], horizon={"first_year": 2026, "last_year": 2026})
+    costs = {"contract_payments": 3_500_000.0, "spot_purchases": 4_750_000.0}
+    t = econ_plan(inst, {("O", 2026): 100.0}, costs, spot={2026: 50.0},
+                  delivered={("O", 2026): 50.0})
+    only(check_tables(inst, t, 8_250_000.0, None), "table", "contracts.csv,O,OEM,2026,base", 50)
+
+
+def test_resale():
+    """A 120 t minimum against 100 t of demand: the 20 t surplus is resold on SPOT at
+    95 x (1 - 0.2) = 76: credit 1.52M against 8.4M of payments. Reselling 30 t leaves the
+    buyer 10 t short; a market that takes no resale cannot be sold into."""
+    markets = copy.deepcopy(ECON["spot_markets"])
+    markets[0]["resale_haircut"] = 0.2
+    markets.append({"id": "SPOT2", "material": "MAGNET", "origin": "JP", "price_per_kg": 90,
+                    "unlimited": True})
+    inst = econ([offer("O", price_per_kg=70, min_t_per_year=120, max_t_per_year=120)],
+                horizon={"first_year": 2026, "last_year": 2026}, spot_markets=markets)
+    costs = {"contract_payments": 8_400_000.0, "resale_credit": -1_520_000.0}
+    good = econ_plan(inst, {("O", 2026): 120.0}, costs, resale=[("OEM", "SPOT", 2026, 20, 76)])
+    report = check_tables(inst, good, 6_880_000.0, None)
+    assert report.violations == []
+    costs["resale_credit"] = -2_280_000.0
+    bad = econ_plan(inst, {("O", 2026): 120.0}, costs, resale=[("OEM", "SPOT", 2026, 30, 76)])
+    bad["unmet"][["unmet_t", "penalty"]] = 0.0  # the 10 t short are not owned up to
+    only(check_tables(inst, bad, 6_120_000.0, None), "demand_balance", "OEM,MAGNET,2026,base",
+         10)
+    costs["resale_credit"] = -1_800_000.0
+    bad = econ_plan(inst, {("O", 2026): 120.0}, costs, resale=[("OEM", "SPOT2", 2026, 20, 90)])
+    only(check_tables(inst, bad, 6_600_000.0, None), "resale_allowed", "OEM,SPOT2,2026,base",
+         20)
+
+
+def test_stock():
+    """The offer runs in 2026 only: buy 200 t then, hold 100 t into 2027 at 2 USD/kg-year:
+    payments 14M + holding 0.2M. Holding 110 t leaves 2026 10 t short; a material without a
+    holding cost cannot be stocked."""
+    materials = [{"id": "MAGNET", "form": "magnet", "holding_cost_per_kg_year": 2}]
+    inst = econ([offer("O", price_per_kg=70, last_year=2026, max_t_per_year=200)],
+                materials=materials)
+    costs = {"contract_payments": 14_000_000.0, "holding_costs": 200_000.0}
+    good = econ_plan(inst, {("O", 2026): 200.0}, costs, stock=[("OEM", "MAGNET", 2026, 100, 2)])
+    report = check_tables(inst, good, 14_200_000.0, None)
+    assert report.violations == []
+    costs["holding_costs"] = 220_000.0
+    bad = econ_plan(inst, {("O", 2026): 200.0}, costs, stock=[("OEM", "MAGNET", 2026, 110, 2)])
+    bad["unmet"][["unmet_t", "penalty"]] = 0.0
+    only(check_tables(inst, bad, 14_220_000.0, None), "demand_balance", "OEM,MAGNET,2026,base",
+         10)
+    inst = econ([offer("O", price_per_kg=70, last_year=2026, max_t_per_year=200)])
+    report = check_tables(inst, good, 14_200_000.0, None)
+    assert found(report, "stock_allowed", "OEM,MAGNET,2026,base").amount == 100
+
+
+def test_prepayment_credit_caps():
+    """Prepayment 1M, half creditable: credits 0.3M (2026) + 0.2M (2027) reach the cap.
+    0.3M + 0.3M exceed it by 0.1M. With 5 t taken in 2027 (payments 0.35M) a 0.4M credit
+    exceeds that year's payments by 50,000."""
+    inst = econ([offer("O", price_per_kg=70, prepayment=1_000_000,
+                       prepayment_credit_share=0.5)])
+    costs = {"contract_payments": 14_000_000.0, "prepayments": 1_000_000.0,
+             "prepayment_credits": -500_000.0}
+    good = econ_plan(inst, FULL, costs,
+                     credits=[("O", 2026, "base", 300_000.0), ("O", 2027, "base", 200_000.0)])
+    assert check_tables(inst, good, 14_500_000.0, None).violations == []
+    costs["prepayment_credits"] = -600_000.0
+    bad = econ_plan(inst, FULL, costs,
+                    credits=[("O", 2026, "base", 300_000.0), ("O", 2027, "base", 300_000.0)])
+    only(check_tables(inst, bad, 14_400_000.0, None), "prepayment_credit_total", "O,base",
+         100_000)
+    costs = {"contract_payments": 7_350_000.0, "prepayments": 1_000_000.0,
+             "prepayment_credits": -500_000.0, "spot_purchases": 9_025_000.0}
+    bad = econ_plan(inst, {("O", 2026): 100.0, ("O", 2027): 5.0}, costs, spot={2027: 95.0},
+                    credits=[("O", 2026, "base", 100_000.0), ("O", 2027, "base", 400_000.0)])
+    only(check_tables(inst, bad, 16_875_000.0, None), "prepayment_credit_max", "O,2027,base",
+         50_000)
+
+
+def test_start_window_and_term():
+    """May start in 2026 or 2027 and runs one year; signed to start in 2027 at 10 % (base
+    year 2026): 100 t x 70,000 / 1.1 + signing 100,000 / 1.1, 2026 from spot (9.5M).
+    Taking volume in 2026 as well runs the contract outside its term; a start year outside
+    the window or on an unsigned offer breaks contract_start_link."""
+    inst = econ([offer("O", price_per_kg=70, start_years=[2026, 2027], term_years=1,
+                       signing_cost=100_000)],
+                horizon={"first_year": 2026, "last_year": 2027, "discount_rate": 0.1})
+    costs = {"contract_payments": 7_000_000 / 1.1, "signing_costs": 100_000 / 1.1,
+             "spot_purchases": 9_500_000.0}
+    objective = 9_500_000 + 7_100_000 / 1.1
+    good = econ_plan(inst, {("O", 2027): 100.0}, costs, spot={2026: 100.0}, start={"O": 2027})
+    assert check_tables(inst, good, objective, None).violations == []
+    costs = {"contract_payments": 7_000_000 * (1 + 1 / 1.1), "signing_costs": 100_000 / 1.1}
+    bad = econ_plan(inst, FULL, costs, start={"O": 2027})
+    report = check_tables(inst, bad, sum(costs.values()), None)
+    only(report, "contract_volume_max", "O,2026", 100)
+    assert "not running" in report.violations[0].message
+    t = copy.deepcopy(good)
+    t["offers"].loc[0, "start_year"] = 2025
+    assert found(check_tables(inst, t, None, None), "contract_start_link", "O").amount == 1
+    t = econ_plan(inst, {}, {"spot_purchases": 19_000_000 / 1.1 + 9_500_000 * (1 - 1 / 1.1)},
+                  spot={2026: 100.0, 2027: 100.0}, signed={})
+    t["offers"].loc[0, "start_year"] = 2026
+    found(check_tables(inst, t, None, None), "contract_start_link", "O")
+
+
+def test_stacked_tariffs():
+    """FOC origin 25 % everywhere, plus CN -> US magnets 10 % in 2027 only (missing years 0),
+    plus DE -> JP 50 % (not this buyer). 100 t from F-CN at 40 in 2026, 50 t in 2027 and
+    50 t spot (CN) at 95: rates 0.25 then 0.35. Tariffs 0.25 x 4M + 0.35 x (2M + 4.75M)."""
+    tariffs = [{"id": "T-FOC", "origin_groups": ["FOC"], "rate": 0.25},
+               {"id": "T-CN", "origins": ["CN"], "destinations": ["US"],
+                "materials": ["MAGNET"], "rate": {2027: 0.1}},
+               {"id": "T-DE", "origins": ["DE"], "destinations": ["JP"], "rate": 0.5}]
+    inst = econ([offer("O", "F-CN", price_per_kg=40), offer("D", price_per_kg=70)],
+                tariffs=tariffs)
+    costs = {"contract_payments": 6_000_000.0, "spot_purchases": 4_750_000.0,
+             "tariffs": 3_362_500.0}
+    rates = {("O", 2026): 0.25, ("O", 2027): 0.35, ("SPOT", 2027): 0.35}
+    takes = {("O", 2026): 100.0, ("O", 2027): 50.0}
+    good = econ_plan(inst, takes, costs, spot={2027: 50.0}, rates=rates)
+    report = check_tables(inst, good, 14_112_500.0, None)
+    assert report.violations == []
+    rates = {("O", 2026): 0.25, ("O", 2027): 0.25, ("SPOT", 2027): 0.25}
+    bad = econ_plan(inst, takes, {**costs, "tariffs": 2_687_500.0}, spot={2027: 50.0},
+                    rates=rates)
+    report = check_tables(inst, bad, 13_437_500.0, None)
+    assert any("tariff_rate" in v.message for v in report.of("table")
+               if v.index.startswith("contracts.csv"))
+    assert any("tariff_rate" in v.message for v in report.of("table")
+               if v.index == "spot.csv row 1")
+    assert found(report, "cost_term", "tariffs").amount == pytest.approx(675_000)
+
+
+def test_new_tables_may_be_missing_only_without_their_feature(tmp_path):
+    """An older folder without tiers/credits/resale/stock files passes when the instance has
+    none of those features; with tiers, a missing tiers.csv is reported."""
+    inst = load_instance(TINY).instance
+    write_folder(tmp_path / "old", tiny_optimum(inst), 20_250_000.0)
+    for name in ("tiers", "credits", "resale", "stock"):
+        (tmp_path / "old" / f"{name}.csv").unlink()
+    assert check_folder(inst, tmp_path / "old").violations == []
+    raw = tiny_raw()
+    raw["offers"][0]["tiers"] = ALL_UNITS
+    found(check_folder(make(raw), tmp_path / "old"), "table", "tiers.csv")
+
+
+def test_committed_volume_is_first_stage():
+    """volume_t is a commitment: different values in two scenarios are reported."""
+    scenarios = [{"id": "lo", "probability": 0.5}, {"id": "hi", "probability": 0.5}]
+    inst = econ([offer("O", price_per_kg=70)], scenarios=scenarios)
+    t = econ_plan(inst, FULL, {"contract_payments": 14_000_000.0})
+    hi = t["contracts"].index[t["contracts"]["scenario"] == "hi"][0]
+    t["contracts"].loc[hi, "volume_t"] = 90.0
+    found(check_tables(inst, t, None, None), "nonanticipativity", "O,OEM,2026")
+
+
+
+# --- scenario data and risk ------------------------------------------------------------------
+CUT = [{"id": "calm", "probability": 0.5},
+       {"id": "cut", "probability": 0.5, "demand": [{"from_year": 2027, "multiplier": 1.5}],
+        "spot": [{"origins": ["CN"], "from_year": 2027, "price_multiplier": 2}],
+        "index_paths": {"IDX": 70}}]
+"""From 2027 in 'cut', demand is half as large again and Chinese spot costs twice as much;
+the index follows its own path there (70, over the index's by_scenario 60)."""
+
+
+def cut_plan(inst: Instance, costs: dict[str, float], spot_price: float = 190.0,
+             cut_spot: float = 50.0, **kw) -> dict[str, pd.DataFrame]:
+    """100 t/yr from O (F-CN, 40 USD/kg) in both scenarios; in 'cut' 2027 also `cut_spot` t
+    of spot at `spot_price`. Offer X (index-linked) is priced but not taken."""
+    base = [("OEM", "F-CN", "OEM", t, 100.0) for t in (2026, 2027)]
+    flows = {"calm": base, "cut": base + [("OEM", "SPOT", "OEM", 2027, cut_spot)]}
+    prices = {("X", t, "calm"): (50.0, "index") for t in (2026, 2027)}
+    prices |= {("X", t, "cut"): (70.0, "index") for t in (2026, 2027)}
+    return tables(inst, {"O": 1}, {("O", "OEM", t): 100.0 for t in (2026, 2027)}, flows,
+                  costs, prices={**prices, **kw.pop("prices", {})},
+                  spot_prices={("SPOT", 2027, "cut"): spot_price},
+                  demand={("OEM", "MAGNET", 2027, "cut"): 150.0}, **kw)
+
+
+def test_scenario_changes_scale_demand_spot_capacity_and_index():
+    """Contracts 8M; spot 0.5 x 50 t x 190,000 = 4.75M. Pricing the cut-scenario spot at the
+    base 95, buying no spot for the larger demand, or the old index path, are caught; a
+    capacity cut to 5 % for covered (FOC) origins from 2027 leaves F-CN 50 t short in 'cut'."""
+    index = {"id": "IDX", "price_per_kg": 50, "by_scenario": {"cut": 60}}
+    offers = [offer("O", "F-CN", price_per_kg=40), offer("X", index="IDX")]
+    inst = econ(offers, scenarios=CUT, price_indices=[index])
+    costs = {"contract_payments": 8_000_000.0, "spot_purchases": 4_750_000.0}
+    report = check_tables(inst, cut_plan(inst, costs), 12_750_000.0, None)
+    assert report.violations == []
+    assert report.scenario_costs == {"calm": pytest.approx(8e6), "cut": pytest.approx(17.5e6)}
+    t = cut_plan(inst, {**costs, "spot_purchases": 2_375_000.0}, spot_price=95.0)
+    report = check_tables(inst, t, 10_375_000.0, None)
+    assert "price_per_kg" in found(report, "table", "spot.csv row 1").message
+    assert found(report, "cost_term", "spot_purchases").amount == pytest.approx(2_375_000)
+    t = cut_plan(inst, {"contract_payments": 8_000_000.0}, cut_spot=0.0)
+    t["unmet"][["unmet_t", "penalty"]] = 0.0
+    only(check_tables(inst, t, 8e6, None), "demand_balance", "OEM,MAGNET,2027,cut", 50)
+    t = cut_plan(inst, costs, prices={("X", 2026, "cut"): (60.0, "index")})
+    only(check_tables(inst, t, 12_750_000.0, None), "table", "contracts.csv row 6", 10)
+    cut = copy.deepcopy(CUT)
+    cut[1]["capacity"] = [{"groups": ["FOC"], "from_year": 2027, "multiplier": 0.05}]
+    inst = econ(offers, scenarios=cut, price_indices=[index])
+    only(check_tables(inst, cut_plan(inst, costs), 12_750_000.0, None),
+         "facility_capacity_max", "F-CN,2027,cut", 50)
+
+
+def test_scenario_costs_table():
+    """scenario_costs.csv: each term in each scenario (discounted, not weighted)."""
+    index = {"id": "IDX", "price_per_kg": 50}
+    inst = econ([offer("O", "F-CN", price_per_kg=40), offer("X", index="IDX")], scenarios=CUT,
+                price_indices=[index])
+    costs = {"contract_payments": 8_000_000.0, "spot_purchases": 4_750_000.0}
+    rows = {(s, "contract_payments"): 8e6 for s in ("calm", "cut")}
+    rows |= {("calm", "spot_purchases"): 0.0, ("cut", "spot_purchases"): 9_500_000.0}
+    assert check_tables(inst, cut_plan(inst, costs, scenario_costs=rows), 12.75e6,
+                        None).violations == []
+    rows[("cut", "spot_purchases")] = 4_750_000.0
+    only(check_tables(inst, cut_plan(inst, costs, scenario_costs=rows), 12.75e6, None),
+         "scenario_cost", "cut,spot_purchases", 4_750_000)
+
+
+def test_cvar_of_a_discrete_distribution():
+    """Costs 3 and 13 with probability 1/2: CVaR_0.5 = 13; CVaR_0.25 = (0.5 x 13 + 0.25 x 3)
+    / 0.75."""
+    p = {"a": 0.5, "b": 0.5}
+    assert cvar({"a": 3.0, "b": 13.0}, p, 0.5) == pytest.approx(13)
+    assert cvar({"a": 3.0, "b": 13.0}, p, 0.25) == pytest.approx(7.25 / 0.75)
+
+
+def test_risk_cvar_term():
+    """Demand 50 or 150 t; commit 150 t take-or-pay (all of it, at full price): each scenario
+    costs 9M (50 t taken + 100 t short, or 150 t taken). E = 9M, CVaR_0.5 = 9M; lambda = 1
+    -> objective 18M. A risk term of 8M is 1M off; without lambda it is taken as reported."""
+    scenarios = [{"id": "low", "probability": 0.5, "demand": [{"multiplier": 0.5}]},
+                 {"id": "high", "probability": 0.5, "demand": [{"multiplier": 1.5}]}]
+    inst = econ([offer("O", price_per_kg=60, max_t_per_year=500, take_or_pay_share=1.0)],
+                horizon={"first_year": 2026, "last_year": 2026}, scenarios=scenarios)
+    flows = {s: [("OEM", "F-DE", "OEM", 2026, x)] for s, x in (("low", 50.0), ("high", 150.0))}
+    rows = {("O", "OEM", 2026, "low"): {"delivered_t": 50.0, "shortfall_t": 100.0}}
+    costs = {"contract_payments": 6_000_000.0, "take_or_pay_shortfall": 3_000_000.0}
+
+    def plan(risk: float) -> dict[str, pd.DataFrame]:
+        return tables(inst, {"O": 1}, {("O", "OEM", 2026): 150.0}, flows, costs, rows=rows,
+                      risk=risk, demand={("OEM", "MAGNET", 2026, "low"): 50.0,
+                                         ("OEM", "MAGNET", 2026, "high"): 150.0})
+
+    report = check_tables(inst, plan(9e6), 18e6, None, cvar_weight=1.0, cvar_alpha=0.5)
+    assert report.violations == []
+    assert report.cost_terms["risk_cvar"] == pytest.approx(9e6)
+    only(check_tables(inst, plan(8e6), 18e6, None, cvar_weight=1.0, cvar_alpha=0.5),
+         "cost_term", "risk_cvar", 1e6)
+    assert check_tables(inst, plan(8e6), 17e6, None).violations == []
+
+
+def test_cost_terms_follow_the_formulation_table():
+    report = check_tables(load_instance(TINY).instance, tiny_optimum(), 20_250_000.0, None)
+    assert tuple(report.cost_terms) == COST_TERMS
+
+
+
 # --- tables and folders ----------------------------------------------------------------------
 def test_missing_column_and_negative_flow():
     inst = load_instance(TINY).instance
@@ -966,13 +1542,30 @@ CLI_INSTANCE = {
     "buyers": [{"id": "OEM", "country": "US", "demand_t": {"MAGNET": 100}},
                {"id": "DEF", "country": "US", "buyer_class": "defense",
                 "demand_t": {"MAGNET": 20}}],
-    "offers": [{**o, "last_year": 2027} for o in DIAMOND["offers"]],
-    "spot_markets": [{"id": "SPOT", "material": "MAGNET", "origin": "CN", "price_per_kg": 45,
-                      "unlimited": True,
+    "offers": [{**o, "last_year": 2027} for o in DIAMOND["offers"]] + [
+        {"id": "O-IDX", "supplier": "SEP-AU", "material": "OXIDE", "first_year": 2026,
+         "last_year": 2027, "max_t_per_year": 40, "index": "NDPR", "premium": 0.05,
+         "floor_per_kg": 38, "ceiling_per_kg": 60, "upside_share": 0.2,
+         "upside_above_per_kg": 50},
+        {"id": "O-3P", "supplier": "SEP-CN", "material": "OXIDE", "first_year": 2026,
+         "last_year": 2027, "max_t_per_year": 30, "index": "NDPR", "adder_per_kg": -15,
+         "floor_per_kg": 42, "floor_paid_by": "DOE", "upside_share": 0.5,
+         "upside_above_per_kg": 60},
+        {"id": "O-TIER", "supplier": "SEP-AU", "material": "OXIDE", "first_year": 2026,
+         "last_year": 2027, "max_t_per_year": 60, "price_per_kg": 54,
+         "tiers": [{"from_t": 0, "discount": 0.0}, {"from_t": 20, "discount": 0.1}],
+         "start_years": [2026, 2027], "term_years": 1, "signing_cost": 10000},
+    ],
+    "price_indices": [{"id": "NDPR", "price_per_kg": {2026: 35, 2027: 40},
+                       "by_scenario": {"hi": {2026: 60, 2027: 75}}}],
+    "tariffs": [{"id": "T-FOC", "origin_groups": ["FOC"], "rate": 0.25},
+                {"id": "T-CN", "origins": ["CN"], "destinations": ["US"], "rate": {2027: 0.1}}],
+    "spot_markets": [{"id": "SPOT", "material": "MAGNET", "origin": "CN", "price_per_kg": 26,
+                      "unlimited": True, "resale_haircut": 0.5,
                       "feed_origin": {"MINE": "CN", "SEP_L": "CN", "MAGNET": "CN"}}],
     "scenarios": [{"id": "lo", "probability": 0.5}, {"id": "hi", "probability": 0.5}],
     "rules": [
-        {"id": "NS", "kind": "max_suppliers", "max_count": 2,
+        {"id": "NS", "kind": "max_suppliers", "max_count": 3,
          "scope": {"materials": ["OXIDE", "MAGNET"]}},
         {"id": "SS", "kind": "max_supplier_share", "max_share": 0.8, "hard": False,
          "penalty_per_unit": 500},
@@ -989,7 +1582,10 @@ CLI_INSTANCE = {
     ],
 }
 """Every rule kind on the diamond, with all demand servable (no semantics the formulation
-leaves open: count rules name their materials, no unmet demand under a country cap)."""
+leaves open: count rules name their materials, no unmet demand under a country cap), plus
+contract economics: an index-linked offer with a collar and upside (scenario paths), one
+whose floor a third party pays, a tiered offer with a start window, stacked tariffs on
+Chinese supply and resale into the spot market."""
 
 
 def test_cli_solution_passes_the_checker(tmp_path):
@@ -1009,6 +1605,12 @@ def test_cli_solution_passes_the_checker(tmp_path):
     assert set(flows["tag"]) <= {OX_AU, OX_CN, OX_REC, MAG_AU, MAG_CN, MAG_REC,
                                  "MINE:CN|SEP_L:CN|MAGNET:CN"}
     assert set(pd.read_csv(out / "rules.csv")["rule_id"]) >= {"NS", "MC", "OT"}
+    contracts = pd.read_csv(out / "contracts.csv", keep_default_na=False)
+    taken = contracts[contracts["delivered_t"] > 0]
+    assert {"fixed", "index"} <= {term.split("+")[0] for term in taken["price_term"]}
+    assert any(term.startswith("floor") for term in taken["price_term"])
+    tariff = contracts["tariff"].sum() + pd.read_csv(out / "spot.csv")["tariff"].sum()
+    assert tariff > 0 and report.cost_terms["tariffs"] > 0
 
 
 # --- independence ----------------------------------------------------------------------------
@@ -1042,7 +1644,7 @@ def test_check_py_is_independent_of_the_model():
     and names none of the model's modules (not even in a string)."""
     source = CHECK_PY.read_text(encoding="utf-8")
     assert forbidden_imports(source) == []
-    model_side = "(model|data|solve|results|origin|ruledata|pipeline)"
+    model_side = "(model|data|solve|results|origin|ruledata|pipeline|economics)"
     assert re.findall(rf"offtake[./]{model_side}\b|\b{model_side}\.py\b", source) == []
 
 
@@ -1053,6 +1655,8 @@ def test_check_py_is_independent_of_the_model():
     "from offtake.origin import canonical_tag", "import offtake.origin",
     "from offtake.ruledata import rule_rows", "from offtake import ruledata",
     "from .origin import tags", "from offtake.pipeline import solve_instance",
+    "from offtake.economics import unit_price", "import offtake.economics",
+    "from offtake import economics", "from .economics import tariff_rate",
 ])
 def test_import_guard_catches(line):
     assert forbidden_imports(line) != []

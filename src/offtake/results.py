@@ -206,6 +206,7 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
           d.offer_signing_cost[o], d.offer_prepayment[o],
           started.get(o, d.offer_signing_year[o])) for o in d.OFFERS],
         columns=TABLE_COLUMNS["offers"])
+    offer_rows["start_year"] = offer_rows["start_year"].astype("Int64")
     c = _contract_rows(d, v, facs, signed)
 
     f = _clean(v["flows"], "flow_t")

@@ -462,8 +462,9 @@ Multiplier = Annotated[float, Field(ge=0, le=100)]
 
 
 class CapacityChange(_Strict):
-    """Scale the capacity of matching facilities from a year on (all conditions must hold;
-    an empty condition matches everything). Several matching changes multiply."""
+    """Scale the capacity of matching facilities from a year on. A facility matches when it
+    is listed (or none are), its country is in `countries` or a member of `groups` (or both
+    are empty), and its stage is listed (or none are). Several matching changes multiply."""
 
     facilities: list[Id] | None = None
     countries: list[CountryCode] = Field(default_factory=list)
