@@ -177,3 +177,35 @@ def test_cli_value_and_frontier_write_their_files(tmp_path):
     f = pd.read_csv(tmp_path / "f" / "frontier.csv")
     assert list(f["expected_cost"]) == [approx(8_000_000), approx(9_000_000)]
     assert list(f["cvar"]) == [approx(13_000_000), approx(9_000_000)]
+
+
+def test_rule_in_every_scenario_or_in_expectation(tmp_path):
+    """Spot only: US-made magnets at 80 USD/kg, Chinese at 50 (100 in 'high', where demand is
+    150 t; 50 t in 'low'; p = 1/2). At least 60 % of demand must be US-made.
+    In every scenario: low 30 t US + 20 t CN = 3.4M; high all 150 t US (cheaper) = 12.0M;
+    expected 7.7M. In expectation: 0.5 A_low + 0.5 A_high >= 0.6 x 100 = 60, met by the
+    high scenario alone (75), so low buys all CN (2.5M): expected 7.25M."""
+    raw = {
+        "meta": {"name": "expectation", "currency": "USD", "price_year": 2025},
+        "horizon": {"first_year": 2026, "last_year": 2026},
+        "materials": [{"id": "MAG", "form": "magnet"}],
+        "buyers": [{"id": "B", "country": "US", "demand_t": {"MAG": 100}}],
+        "spot_markets": [
+            {"id": "US-SPOT", "material": "MAG", "origin": "US", "price_per_kg": 80,
+             "unlimited": True, "feed_origin": {"MAGNET": "US"}},
+            {"id": "CN-SPOT", "material": "MAG", "origin": "CN", "price_per_kg": 50,
+             "unlimited": True, "feed_origin": {"MAGNET": "CN"}}],
+        "scenarios": [
+            {"id": "low", "probability": 0.5, "demand": [{"multiplier": 0.5}]},
+            {"id": "high", "probability": 0.5, "demand": [{"multiplier": 1.5}],
+             "spot": [{"markets": ["CN-SPOT"], "price_multiplier": 2}]}],
+        "rules": [{"id": "US60", "kind": "min_content_share", "min_share": 0.6,
+                   "stages": ["MAGNET"], "countries": ["US"]}],
+    }
+    every = solve_checked(instance(raw), tmp_path / "every")
+    assert every.objective == approx(7_700_000)
+    raw["rules"][0]["in_expectation"] = True
+    exp = solve_checked(instance(raw), tmp_path / "exp")
+    assert exp.objective == approx(7_250_000)
+    (row,) = exp.tables["rules"].itertuples(index=False)
+    assert row.scenario == "expected" and row.lhs == approx(75) and row.bound == approx(60)

@@ -1726,6 +1726,28 @@ def _check_rule_table_row(c: _Ctx, where: str, r: dict, row: RuleRow) -> None:
             c.flag("table", where, 1.0, f"{col} '{r[col]}' is neither a number nor empty")
 
 
+EXPECTED = "expected"
+"""Scenario label of the rows of a rule that holds in expectation (formulation.md)."""
+
+
+def _in_expectation(c: _Ctx, rows: list[RuleRow]) -> list[RuleRow]:
+    """One row per (label, year) whose lhs, bound and base are the probability-weighted
+    averages of the per-scenario rows (a rule with in_expectation: true)."""
+    groups: dict[tuple[str, int | None], list[RuleRow]] = defaultdict(list)
+    for row in rows:
+        groups[(row.label, row.year)].append(row)
+    out = []
+    for (label, year), members in groups.items():
+        p = [c.probability[r.scenario] for r in members]
+        avg = {f: sum(w * (getattr(r, f) or 0.0) for w, r in zip(p, members, strict=True))
+               for f in ("lhs", "bound", "base")}
+        first = members[0]
+        out.append(RuleRow(first.rule, label, year, EXPECTED, first.sense, avg["lhs"],
+                           avg["bound"], avg["base"] if first.base is not None else None,
+                           first.share))
+    return out
+
+
 def check_rules(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan,
                 arrived: Deliveries) -> list[RuleRow]:
     """Every procurement rule: rows recomputed per kind, hard rows hold, rules.csv matches.
@@ -1733,7 +1755,8 @@ def check_rules(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan,
     facts = _facts(c, plan, arrived)
     rows: list[RuleRow] = []
     for rule in c.inst.rules:
-        rows += RULE_ROWS[rule.kind](c, rule, facts)
+        made = RULE_ROWS[rule.kind](c, rule, facts)
+        rows += _in_expectation(c, made) if rule.in_expectation else made
     check_rule_rows_hold(c, rows)
     check_rules_table(c, t, rows)
     return rows
@@ -1877,6 +1900,9 @@ def rule_violation_penalties(c: _Ctx, rows: list[RuleRow]) -> PerScenario:
         if row.year is None:
             for s in out:
                 out[s] += cost
+        elif row.scenario == EXPECTED:  # violated once, whatever happens
+            for s in out:
+                out[s] += c.delta[row.year] * cost
         else:
             out[row.scenario] += c.delta[row.year] * cost
     return out

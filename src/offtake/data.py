@@ -31,6 +31,8 @@ from offtake.scenarios import capacity_factor, demand_factor, index_path, spot_f
 from offtake.schema import Instance
 
 KG_PER_T = 1000.0
+EXPECTED = "expected"
+"""Scenario label of rule rows that hold in expectation (over all scenarios)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,8 @@ class ModelData:
     rule_hard: dict[str, bool] = field(default_factory=dict)
     rule_penalty: dict[str, float] = field(default_factory=dict)
     rule_count_bound: dict[str, int] = field(default_factory=dict)
+    rule_in_expectation: dict[str, bool] = field(default_factory=dict)
+    """Rules whose rows hold on the probability-weighted average over scenarios."""
     RULE_SUPPLIER_OFFERS: tuple[tuple[str, str, str], ...] = ()
     """(rule, supplier unit, offer): offers in a supplier-count rule's scope, by supplier."""
     rule_rows: dict[str, tuple[RuleRow, ...]] = field(default_factory=dict)
@@ -294,6 +298,7 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
         rule_penalty={r.id: r.penalty_per_unit or 0.0 for r in inst.rules},
         rule_count_bound={r.id: getattr(r, "max_count", getattr(r, "min_count", 0))
                           for r in inst.rules},
+        rule_in_expectation={r.id: r.in_expectation for r in inst.rules},
         elastic=elastic,
         cvar_weight=cvar_weight,
         cvar_alpha=cvar_alpha,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pandas as pd
 import pyomo.environ as pyo
 
-from offtake.data import ModelData, RuleRow
+from offtake.data import EXPECTED, ModelData, RuleRow
 
 COST_TERMS: dict[str, Callable[[pyo.ConcreteModel, ModelData], object]] = {}
 """Registered objective terms, in report order. Each gives its cost per scenario; the
@@ -109,7 +109,7 @@ def add_sets(m: pyo.ConcreteModel, d: ModelData) -> None:
         initialize=[r for r in relaxable if d.rule_kind[r] in ("max_suppliers", "min_suppliers")],
         ordered=True)
     rows = [(row.row_id, s) for kind_rows in d.rule_rows.values() for row in kind_rows
-            for s in S if row.rule in relaxable]
+            for s in _row_scenarios(d, row) if row.rule in relaxable]
     m.RELAXABLE_ROWS = pyo.Set(initialize=rows, dimen=2, ordered=True)
 
 
@@ -492,6 +492,26 @@ def _row_expr(m: pyo.ConcreteModel, row: RuleRow, s: str, arrivals: dict, part: 
     return num - row.share * den
 
 
+def _row_scenarios(d: ModelData, row: RuleRow) -> tuple[str, ...]:
+    """Scenarios a rule row is written for: each one, or one row in expectation."""
+    return (EXPECTED,) if d.rule_in_expectation.get(row.rule) else d.SCENARIOS
+
+
+def _row_form(m: pyo.ConcreteModel, d: ModelData, row: RuleRow, s: str, part: str = ""):
+    """A row's linear form (or its num / den part) in scenario s, or probability-weighted
+    over the scenarios when s is EXPECTED."""
+    if s != EXPECTED:
+        return _row_expr(m, row, s, m.arrival_terms, part)
+    return sum(d.probability[x] * _row_expr(m, row, x, m.arrival_terms, part)
+               for x in d.SCENARIOS)
+
+
+def _row_rhs(d: ModelData, row: RuleRow, s: str) -> float:
+    if s != EXPECTED:
+        return row.rhs[s]
+    return sum(d.probability[x] * row.rhs[x] for x in d.SCENARIOS)
+
+
 def _add_rule_rows(m: pyo.ConcreteModel, d: ModelData, kind: str, component: str) -> None:
     """Build the rows of one rule kind as constraint `component`, indexed (row_id, scenario);
     a soft (or elastic) row gets the violation variable on its loose side."""
@@ -499,17 +519,17 @@ def _add_rule_rows(m: pyo.ConcreteModel, d: ModelData, kind: str, component: str
     if not hasattr(m, "combos_of"):
         m.combos_of = _group(d.COMBOS, lambda k: (k[0], k[1]), lambda k: k[2])
         m.arrival_terms = _arrival_terms(d)
-    index = pyo.Set(initialize=[(r, s) for r in rows for s in d.SCENARIOS], dimen=2,
-                    ordered=True)
+    index = pyo.Set(initialize=[(r, s) for r, row in rows.items()
+                                for s in _row_scenarios(d, row)], dimen=2, ordered=True)
     setattr(m, f"{component.upper()}_ROWS", index)
 
     def rule(_, r, s):
         row = rows[r]
-        expr = _row_expr(m, row, s, m.arrival_terms)
+        expr = _row_form(m, d, row, s)
         slack = m.v_rule_violation_t[r, s] if (r, s) in m.RELAXABLE_ROWS else 0
         if row.sense == "le":
-            return expr - slack <= row.rhs[s]
-        return expr + slack >= row.rhs[s]
+            return expr - slack <= _row_rhs(d, row, s)
+        return expr + slack >= _row_rhs(d, row, s)
 
     setattr(m, component, pyo.Constraint(index, rule=rule))
 
@@ -737,8 +757,12 @@ def _rule_violation_penalties(m, d):
     rows = {row.row_id: row for kind_rows in d.rule_rows.values() for row in kind_rows}
     counts = sum(d.rule_penalty[r] * m.v_count_violation[r] for r in m.RELAXABLE_COUNT_RULES)
     per = _per_scenario(d, ((s, d.discount[rows[r].year] * d.rule_penalty[rows[r].rule]
-                                * m.v_rule_violation_t[r, s]) for r, s in m.RELAXABLE_ROWS))
-    return {s: counts + e for s, e in per.items()}
+                                * m.v_rule_violation_t[r, s])
+                            for r, s in m.RELAXABLE_ROWS if s != EXPECTED))
+    # a row in expectation is violated once, whatever happens: count it in every scenario
+    once = sum(d.discount[rows[r].year] * d.rule_penalty[rows[r].rule]
+               * m.v_rule_violation_t[r, s] for r, s in m.RELAXABLE_ROWS if s == EXPECTED)
+    return {s: counts + e + once for s, e in per.items()}
 
 
 # --- reading a solution back -----------------------------------------------------------------
@@ -842,9 +866,9 @@ def _rule_row_values(m: pyo.ConcreteModel, d: ModelData) -> pd.DataFrame:
     out = []
     for rows in d.rule_rows.values():
         for row in rows:
-            for s in d.SCENARIOS:
-                num = pyo.value(_row_expr(m, row, s, m.arrival_terms, part="num"))
-                den = pyo.value(_row_expr(m, row, s, m.arrival_terms, part="den"))
+            for s in _row_scenarios(d, row):
+                num = pyo.value(_row_form(m, d, row, s, part="num"))
+                den = pyo.value(_row_form(m, d, row, s, part="den"))
                 out.append((row.row_id, s, num, den))
     return pd.DataFrame(out, columns=["row_id", "scenario", "num", "den"])
 

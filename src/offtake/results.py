@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from offtake.data import KG_PER_T, ModelData
+from offtake.data import EXPECTED, KG_PER_T, ModelData
 from offtake.network import at
 from offtake.origin import STAGE_ORDER, steps
 from offtake.risk import summary
@@ -328,10 +328,12 @@ def _share_rule_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -
     out = []
     for rid, sc, num, den in v["rule_rows"].itertuples(index=False):
         row = rows[rid]
-        demand = row.demand_t.get(sc, 0.0)
+        weights = d.probability if sc == EXPECTED else {sc: 1.0}
+        demand = sum(w * row.demand_t.get(x, 0.0) for x, w in weights.items())
+        rhs = sum(w * row.rhs[x] for x, w in weights.items())
         of_demand = bool(row.demand_t)
         base = demand if of_demand else den
-        bound = row.rhs[sc] if of_demand or row.sense == "ge" else row.share * den
+        bound = rhs if of_demand or row.sense == "ge" else row.share * den
         slack = bound - num if row.sense == "le" else num - bound
         price, basis = duals.get((rid, sc), (None, ""))
         if price is not None and abs(price) < ZERO:

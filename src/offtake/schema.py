@@ -338,6 +338,9 @@ class _RuleBase(_Strict):
     hard: bool = True
     penalty_per_unit: Money | None = None
     """Soft rules only: cost per unit of violation (unit given by the rule kind)."""
+    in_expectation: bool = False
+    """Hold on the probability-weighted average over scenarios instead of in every scenario
+    (rules on deliveries; supplier counts are decided once and hold in every scenario)."""
 
     @model_validator(mode="after")
     def _soft_needs_penalty(self) -> _RuleBase:
@@ -345,6 +348,9 @@ class _RuleBase(_Strict):
             raise ValueError("a soft rule (hard: false) needs penalty_per_unit")
         if self.hard and self.penalty_per_unit is not None:
             raise ValueError("penalty_per_unit is only for soft rules (hard: false)")
+        if self.in_expectation and getattr(self, "kind", "") in ("max_suppliers",
+                                                                   "min_suppliers"):
+            raise ValueError("supplier counts are first-stage: in_expectation does not apply")
         return self
 
 
