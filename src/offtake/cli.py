@@ -39,6 +39,15 @@ EXIT = {"optimal": 0, "feasible": 0, "invalid": 1, "infeasible": 2, "unbounded":
         "no_solution": 3, "error": 4}
 
 
+def _load_or_exit(instance: Path):
+    """The loaded instance, or print every finding and exit 1."""
+    loaded = load_instance(instance)
+    if loaded.instance is None:
+        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
+        raise typer.Exit(EXIT["invalid"])
+    return loaded
+
+
 @app.command()
 def validate(instance: Annotated[Path, typer.Argument(help="instance YAML file")]) -> None:
     """Validate an instance; print every finding. Exit 0 if valid, 1 if not."""
@@ -105,10 +114,7 @@ def check(
     out: Annotated[Path, typer.Argument(help="folder written by `offtake solve`")],
 ) -> None:
     """Recompute every constraint and the objective from the instance and DIR's tables."""
-    loaded = load_instance(instance)
-    if loaded.instance is None:
-        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
-        raise typer.Exit(EXIT["invalid"])
+    loaded = _load_or_exit(instance)
     report = check_folder(loaded.instance, out)
     if report.violations:
         console.print(violations_table(report))
@@ -123,10 +129,7 @@ def value(
     time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
 ) -> None:
     """Value of modelling uncertainty: RP, EV, EEV, WS, VSS = EEV - RP, EVPI = RP - WS."""
-    loaded = load_instance(instance)
-    if loaded.instance is None:
-        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
-        raise typer.Exit(EXIT["invalid"])
+    loaded = _load_or_exit(instance)
     v = stochastic_value(loaded.instance, SolveOptions(time_limit=time_limit))
     currency = loaded.instance.meta.currency
     console.print(value_table(v, currency))
@@ -149,10 +152,7 @@ def frontier(
     out: Annotated[Path, typer.Option(help="folder for frontier.csv and .png")] = Path("out"),
 ) -> None:
     """Efficient frontier: expected cost against CVaR over a range of lambda."""
-    loaded = load_instance(instance)
-    if loaded.instance is None:
-        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
-        raise typer.Exit(EXIT["invalid"])
+    loaded = _load_or_exit(instance)
     try:
         lams = [float(x) for x in lambdas.split(",") if x.strip()]
     except ValueError as exc:
@@ -177,10 +177,7 @@ def compare(
     time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
 ) -> None:
     """Cost of compliance: solve with every rule and without each named rule."""
-    loaded = load_instance(instance)
-    if loaded.instance is None:
-        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
-        raise typer.Exit(EXIT["invalid"])
+    loaded = _load_or_exit(instance)
     try:
         table = compare_rules(loaded.instance, rule, SolveOptions(time_limit=time_limit))
     except ValueError as exc:
