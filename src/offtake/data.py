@@ -91,6 +91,9 @@ class ModelData:
     OFFER_YEARS: tuple[tuple[str, int], ...]
     """(offer, year): years in which the offer may run (any start)."""
     OFFER_BUYER_YEARS: tuple[tuple[str, str, int], ...]
+    offer_cap_t: dict[tuple[str, int], float]
+    """Tightest annual volume bound: min(max_t_per_year, the supplier's largest capacity in
+    that year over the scenarios); what no scenario could deliver is never contracted."""
     offer_price_per_t: dict[tuple[str, int, str], float]
     """Unit price the buyer pays per (offer, year, scenario), before tier rebates."""
     offer_price_term: dict[tuple[str, int, str], str]
@@ -244,6 +247,11 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
         offer_tag={o.id: own_feed_tag(fac[o.supplier]) for o in inst.offers},
         OFFER_YEARS=tuple(sorted(offer_years)),
         OFFER_BUYER_YEARS=tuple(sorted(obys)),
+        offer_cap_t={(o, y): min(offer_by[o].max_t_per_year,
+                                 max(at(fac[offer_by[o].supplier].capacity_t, y)
+                                     * capacity_factor(sc, fac[offer_by[o].supplier], y, groups)
+                                     for sc in inst.scenarios))
+                     for o, y in offer_years},
         offer_price_per_t=price,
         offer_price_term=term,
         offer_fiscal_per_t=fiscal,

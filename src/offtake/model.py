@@ -116,7 +116,7 @@ def add_sets(m: pyo.ConcreteModel, d: ModelData) -> None:
 def add_variables(m: pyo.ConcreteModel, d: ModelData) -> None:
     m.v_signed = pyo.Var(m.OFFERS, domain=pyo.Binary)
     m.v_volume_t = pyo.Var(m.OFFER_BUYER_YEARS, domain=pyo.NonNegativeReals,
-                           bounds=lambda _, o, b, y: (0, d.offer_max_t[o]))
+                           bounds=lambda _, o, b, y: (0, d.offer_cap_t[o, y]))
     m.v_flow_t = pyo.Var(m.FLOWS, domain=pyo.NonNegativeReals)
     m.v_production_t = pyo.Var(m.PRODUCTIONS, domain=pyo.NonNegativeReals,
                                bounds=lambda _, f, b, c, y, s: (0, d.capacity_t[f, y, s]))
@@ -181,7 +181,8 @@ def add_contract_volume(m: pyo.ConcreteModel, d: ModelData) -> None:
         return sum(m.v_volume_t[o, b, y] for b in buyers.get((o, y), []))
 
     m.contract_volume_max = pyo.Constraint(
-        m.OFFER_YEARS, rule=lambda _, o, y: taken(o, y) <= d.offer_max_t[o] * _active(m, d, o, y))
+        m.OFFER_YEARS,
+        rule=lambda _, o, y: taken(o, y) <= d.offer_cap_t[o, y] * _active(m, d, o, y))
     m.contract_volume_min = pyo.Constraint(
         m.OFFER_YEARS, rule=lambda _, o, y: taken(o, y) >= d.offer_min_t[o] * _active(m, d, o, y))
 
@@ -267,7 +268,7 @@ def _total_tier_rows(m, d: ModelData, o: str, ks: list[int], years: list[int]) -
     for k in ks:
         total = sum(m.v_tier_t[o, y, k] for y in years)
         rows += [total >= d.tier_from_t[o, k] * w[k], total <= d.tier_to_t[o, k] * w[k]]
-        rows += [m.v_tier_t[o, y, k] <= d.offer_max_t[o] * w[k] for y in years]
+        rows += [m.v_tier_t[o, y, k] <= d.offer_cap_t[o, y] * w[k] for y in years]
     return rows
 
 
