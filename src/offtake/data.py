@@ -425,9 +425,11 @@ def scenario_view(d: ModelData, weights: dict[str, float], label: str) -> ModelD
         for k, x in val.items():
             w = weights.get(k[-1], 0.0)
             key = (*k[:-1], label)
-            if isinstance(x, str):
-                acc.setdefault(key, x) if w else None
-            elif w:
+            if not w:
+                continue
+            if isinstance(x, str):  # a label (e.g. the price term): the first weighted one
+                acc.setdefault(key, x)
+            else:
                 acc[key] = acc.get(key, 0.0) + w * x
         changes[f.name] = acc
     demand = changes.pop("demand_t")
