@@ -1570,12 +1570,10 @@ def rows_max_country_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
     return rows
 
 
-def rows_min_content_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
-    """content_share_min, label group|material: qualifying deliveries >= s_t x demand, where
-    demand and share are positive."""
+def _demand_share_rows(c: _Ctx, rule, d: _Facts, counts) -> list[RuleRow]:
+    """Rows 'deliveries whose tag `counts` accepts >= s_t x demand', label group|material,
+    where demand and share are positive (content_share_min, recycled_share_min)."""
     buyers = _scoped_buyers(c, rule)
-    stages = {str(st) for st in rule.stages}
-    qualifying = c.countries(rule.groups, rule.countries)
     rows = []
     for label, group in _groups(rule, buyers):
         for k in _scoped_materials(c, rule, buyers):
@@ -1585,14 +1583,24 @@ def rows_min_content_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
                     dem = sum(d.demand.get((b, k, year, s), 0.0) for b in group)
                     if dem <= 0 or share <= 0:
                         continue
-                    num = _delivered(d, group, k, year, s,
-                                     lambda steps: all_steps_in(steps, stages, qualifying)
-                                     or (rule.recycled_qualifies and any(
-                                         st == "RECYCLE" and cc in qualifying
-                                         for st, cc in steps)))
+                    num = _delivered(d, group, k, year, s, counts)
                     rows.append(RuleRow(rule, f"{label}|{k}", year, s, "ge", num, share * dem, dem,
                                         share))
     return rows
+
+
+def rows_min_content_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
+    """content_share_min: every step at the listed stages in a qualifying country (or, with
+    recycled_qualifies, a RECYCLE step in one)."""
+    stages = {str(st) for st in rule.stages}
+    qualifying = c.countries(rule.groups, rule.countries)
+
+    def counts(steps) -> bool:
+        recycled = rule.recycled_qualifies and any(
+            st == "RECYCLE" and cc in qualifying for st, cc in steps)
+        return recycled or all_steps_in(steps, stages, qualifying)
+
+    return _demand_share_rows(c, rule, d, counts)
 
 
 def rows_exclusion(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
@@ -1614,20 +1622,8 @@ def rows_exclusion(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
 
 
 def rows_min_recycled_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
-    """recycled_share_min, label group|material: deliveries with a RECYCLE step >= s_t x
-    demand."""
-    buyers = _scoped_buyers(c, rule)
-    rows = []
-    for label, group in _groups(rule, buyers):
-        for k in _scoped_materials(c, rule, buyers):
-            for year in _scoped_years(c, rule):
-                share = at(rule.min_share, year)
-                for s in c.probability:
-                    dem = sum(d.demand.get((b, k, year, s), 0.0) for b in group)
-                    num = _delivered(d, group, k, year, s, is_recycled)
-                    rows.append(RuleRow(rule, f"{label}|{k}", year, s, "ge", num, share * dem, dem,
-                                        share))
-    return rows
+    """recycled_share_min: deliveries with a RECYCLE step."""
+    return _demand_share_rows(c, rule, d, is_recycled)
 
 
 def rows_max_offtake_share(c: _Ctx, rule, d: _Facts) -> list[RuleRow]:
