@@ -367,12 +367,16 @@ def _propagate_tags(inst: Instance, arcs: list[ArcSpec], relevant: dict[str, set
     supplier = {o.id: o.supplier for o in inst.offers}
     sellers = {(supplier[o], b) for o, b in sold}
     order = _topological(inst, arcs)
-    arc_tags, outputs, combo_rows, inputs, arrivals = set(), set(), set(), set(), set()
+    arc_tags: set[tuple[str, str, str, str]] = set()
+    outputs: set[tuple[str, str, str]] = set()
+    combo_rows: set[tuple[str, str, str]] = set()
+    inputs: set[tuple[str, str, str, str]] = set()
+    arrivals: set[tuple[str, str, str]] = set()
     c_in: dict[tuple[str, str], dict[str, str]] = {}
     c_out: dict[tuple[str, str], str] = {}
     for b in sorted(relevant):
         rel = relevant[b]
-        into = {}
+        into: dict[str, list[ArcSpec]] = {}
         for a in arcs:
             if a.from_node in rel and (a.to_node == b or a.to_node in rel):
                 into.setdefault(a.to_node, []).append(a)

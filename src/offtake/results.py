@@ -273,7 +273,7 @@ def origin_table(arrived: pd.DataFrame) -> pd.DataFrame:
         total = grp["flow_t"].sum()
         by_step: dict[tuple[str, str], float] = {}
         for tag, tonnes in grp.groupby("tag")["flow_t"].sum().items():
-            for step in steps(tag):
+            for step in steps(str(tag)):
                 by_step[step] = by_step.get(step, 0.0) + tonnes
         for (stage, country), tonnes in sorted(by_step.items(),
                                                key=lambda kv: (STAGE_ORDER[kv[0][0]], kv[0][1])):
@@ -285,29 +285,29 @@ def _count_rule_rows(inst: Instance, d: ModelData, signed: dict[str, int],
                      v: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per supplier-count rule: lhs = distinct supplier units with a signed offer."""
     units: dict[str, set[str]] = {}
-    for r, unit, o in d.RULE_SUPPLIER_OFFERS:
+    for rule_id, unit, o in d.RULE_SUPPLIER_OFFERS:
         if signed.get(o):
-            units.setdefault(r, set()).add(unit)
+            units.setdefault(rule_id, set()).add(unit)
     viol = dict(zip(v["count_violation"]["rule_id"], v["count_violation"]["violation"],
                     strict=True))
     duals = _duals(v)
     rows = []
-    for r in inst.rules:
-        if r.kind not in ("max_suppliers", "min_suppliers"):
+    for rule in inst.rules:
+        if rule.kind not in ("max_suppliers", "min_suppliers"):
             continue
-        lhs = float(len(units.get(r.id, ())))
-        bound = float(d.rule_count_bound[r.id])
-        slack = bound - lhs if r.kind == "max_suppliers" else lhs - bound
-        rows.append(dict(rule_id=r.id, kind=r.kind, row="", year=None, scenario="",
-                         sense="le" if r.kind == "max_suppliers" else "ge", lhs=lhs,
-                         bound=bound, slack=slack, violation=max(0.0, viol.get(r.id, 0.0)),
-                         binding=abs(slack) < ZERO, hard=r.hard, unit="suppliers",
-                         shadow_price=duals.get((r.id, ""), (None, ""))[0],
-                         dual_basis=duals.get((r.id, ""), (None, ""))[1]))
+        lhs = float(len(units.get(rule.id, ())))
+        bound = float(d.rule_count_bound[rule.id])
+        slack = bound - lhs if rule.kind == "max_suppliers" else lhs - bound
+        price, basis = duals.get((rule.id, ""), (None, ""))
+        rows.append(dict(rule_id=rule.id, kind=rule.kind, row="", year=None, scenario="",
+                         sense="le" if rule.kind == "max_suppliers" else "ge", lhs=lhs,
+                         bound=bound, slack=slack, violation=max(0.0, viol.get(rule.id, 0.0)),
+                         binding=abs(slack) < ZERO, hard=rule.hard, unit="suppliers",
+                         shadow_price=price, dual_basis=basis))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["rules"])
 
 
-def _duals(v: dict[str, pd.DataFrame]) -> dict[tuple[str, str], tuple[float, str]]:
+def _duals(v: dict[str, pd.DataFrame]) -> dict[tuple[str, str], tuple[float | None, str]]:
     """(row, scenario) -> (shadow price, how it was obtained), when duals were computed."""
     frame = v.get("rule_duals")
     if frame is None or frame.empty:
