@@ -1,0 +1,14 @@
+"""House style: the schema, derived data and results modules type-check with mypy."""
+
+from __future__ import annotations
+
+from conftest import ROOT
+from mypy import api
+
+TYPED = ["src/offtake/schema.py", "src/offtake/data.py", "src/offtake/results.py"]
+
+
+def test_core_modules_type_check():
+    out, err, code = api.run([str(ROOT / p) for p in TYPED]
+                             + ["--config-file", str(ROOT / "pyproject.toml")])
+    assert code == 0, out + err
