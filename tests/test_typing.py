@@ -1,11 +1,12 @@
-"""House style: the schema, derived data and results modules type-check with mypy."""
+"""House style: the schema, derived data, results and checker modules type-check (mypy)."""
 
 from __future__ import annotations
 
 from conftest import ROOT
 from mypy import api
 
-TYPED = ["src/offtake/schema.py", "src/offtake/data.py", "src/offtake/results.py"]
+TYPED = ["src/offtake/schema.py", "src/offtake/data.py", "src/offtake/results.py",
+         "src/offtake/check.py"]
 
 
 def test_core_modules_type_check():

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ def _third_party(inst: Instance) -> bool:
     return any(o.floor_paid_by != "buyer" for o in inst.offers)
 
 
-OPTIONAL_COLUMNS: dict[tuple[str, str], tuple[object, Callable[[Instance], bool]]] = {
+OPTIONAL_COLUMNS: dict[tuple[str, str], tuple[str | float, Callable[[Instance], bool]]] = {
     ("offers", "start_year"): ("", lambda inst: any(o.start_years for o in inst.offers)),
     ("offers", "prepayment"): (0.0, lambda inst: any(o.prepayment > 0 for o in inst.offers)),
     ("spot", "tariff_rate"): (0.0, lambda inst: bool(inst.tariffs)),
@@ -606,7 +606,7 @@ def _tier_number(text: str) -> int | None:
 
 
 def _ids_ok(c: _Ctx, name: str, where: str, row: dict) -> bool:
-    known = {
+    known: dict[str, Mapping[str, Any]] = {
         "offer_id": c.offers, "buyer": c.buyers, "facility": c.facilities,
         "market": c.markets, "rule_id": c.rules,
     }
@@ -630,14 +630,17 @@ def _read_plan(c: _Ctx, t: dict[str, pd.DataFrame]) -> _Plan:
         start = r["start_year"]
         plan.start[r["offer_id"]] = int(start) if np.isfinite(start) else None
     _read_contracts(c, t, plan)
-    for _, r in _rows(t["tiers"]):
-        key = (r["offer_id"], int(r["year"]), r["scenario"], _tier_number(r["tier"]))
-        plan.tiers[key] += r["volume_t"]
+    for pos, r in _rows(t["tiers"]):
+        tier = _tier_number(r["tier"])
+        if tier is None:
+            c.flag("table", f"tiers.csv row {pos}", 1.0, f"tier '{r['tier']}' is not a number")
+            continue
+        plan.tiers[(r["offer_id"], int(r["year"]), r["scenario"], tier)] += r["volume_t"]
     for _, r in _rows(t["credits"]):
         plan.credits[(r["offer_id"], int(r["year"]), r["scenario"])] += r["credit"]
     for _, r in _rows(t["flows"]):
-        key = (r["buyer"], r["from_node"], r["to_node"], r["tag"], int(r["year"]), r["scenario"])
-        plan.flow[key] += r["flow_t"]
+        fkey = (r["buyer"], r["from_node"], r["to_node"], r["tag"], int(r["year"]), r["scenario"])
+        plan.flow[fkey] += r["flow_t"]
     for _, r in _rows(t["production"]):
         f, comb = r["facility"], r["inputs"]
         plan.production[(f, r["buyer"], comb, int(r["year"]), r["scenario"])] += r["production_t"]
@@ -647,8 +650,8 @@ def _read_plan(c: _Ctx, t: dict[str, pd.DataFrame]) -> _Plan:
     for _, r in _rows(t["unmet"]):
         plan.unmet[(r["buyer"], r["material"], int(r["year"]), r["scenario"])] += r["unmet_t"]
     for _, r in _rows(t["spot"]):
-        key = (r["market"], r["buyer"], r["to_node"], r["tag"], int(r["year"]), r["scenario"])
-        plan.spot[key] += r["volume_t"]
+        skey = (r["market"], r["buyer"], r["to_node"], r["tag"], int(r["year"]), r["scenario"])
+        plan.spot[skey] += r["volume_t"]
     for _, r in _rows(t["resale"]):
         plan.resale[(r["buyer"], r["market"], int(r["year"]), r["scenario"])] += r["volume_t"]
     for _, r in _rows(t["stock"]):
@@ -669,9 +672,9 @@ def _read_contracts(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan) -> None:
         by_s[key[3]] = by_s.get(key[3], 0.0) + r["volume_t"]
         plan.delivered[key] += r["delivered_t"]
         plan.shortfall[key] += r["shortfall_t"]
-    for key, by_s in plan.volume_by_scenario.items():
+    for vkey, by_s in plan.volume_by_scenario.items():
         first = next(s for s in c.probability if s in by_s)
-        plan.volume[key] = by_s[first]
+        plan.volume[vkey] = by_s[first]
 
 
 def _binary(c: _Ctx, where: str, value: float) -> int:
@@ -684,6 +687,7 @@ def _binary(c: _Ctx, where: str, value: float) -> int:
 # --- contract economics: unit prices, tariffs, fiscal cost -----------------------------------
 def index_price(c: _Ctx, o: Offer, year: int, scenario: str) -> float:
     """p = max(0, I_ts (1 + premium) + adder), I_ts the scenario's path of the index."""
+    assert o.index is not None, "only index-linked offers have an index price"
     return max(0.0, c.index_value(o.index, year, scenario) * (1.0 + o.premium)
                + o.adder_per_kg)
 
@@ -891,14 +895,15 @@ def check_volume_tiers(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan) -> None
                 _all_units(c, _key(o.id, s), totals, bands, "the contract's")
     for pos, r in _rows(t["tiers"]):
         o = c.offers[r["offer_id"]]
-        k = _tier_number(r["tier"])
-        if k >= len(o.tiers):
-            continue
+        tier = _tier_number(r["tier"])
         where = f"tiers.csv row {pos}"
+        if tier is None or tier >= len(o.tiers):
+            c.flag("table", where, 1.0, f"offer '{o.id}' has no tier '{r['tier']}'")
+            continue
         price = c.price(o.id, int(r["year"]), r["scenario"]).price
-        c.equal("table", where, r["discount"], o.tiers[k].discount, "discount")
+        c.equal("table", where, r["discount"], o.tiers[tier].discount, "discount")
         c.equal("table", where, r["price_per_kg"], price, "price_per_kg")
-        c.equal("table", where, r["rebate"], KG_PER_T * price * o.tiers[k].discount
+        c.equal("table", where, r["rebate"], KG_PER_T * price * o.tiers[tier].discount
                 * r["volume_t"], "rebate = price x discount x volume x 1000")
 
 
@@ -1095,9 +1100,9 @@ def check_facility_input_balance(c: _Ctx, plan: _Plan) -> None:
         for k, a in recipe.items():
             if k in inputs:
                 used[(f, b, k, inputs[k], year, s)] += a * p
-    for key, p in sorted(own_feed.items()):
-        c.at_most("facility_input_balance", _key(*key), p, 0.0,
-                  f"production at '{key[0]}', which has no recipe (own feed only)")
+    for okey, p in sorted(own_feed.items()):
+        c.at_most("facility_input_balance", _key(*okey), p, 0.0,
+                  f"production at '{okey[0]}', which has no recipe (own feed only)")
     for key in sorted(set(inflow) | set(used)):
         c.equal("facility_input_balance", _key(*key), inflow.get(key, 0.0), used.get(key, 0.0),
                 f"inflow of {key[2]} with tag '{key[3]}' vs recipe x production")
@@ -1319,13 +1324,13 @@ def check_demand_balance(c: _Ctx, t: dict[str, pd.DataFrame], plan: _Plan,
         index = _key(*key)
         if d > 0 and key not in have_row:
             c.flag("table", "unmet.csv," + index, 1.0, "no row for a positive demand")
-        got, r = arrived.get(key, 0.0), resold.get(key, 0.0)
+        got, sold = arrived.get(key, 0.0), resold.get(key, 0.0)
         before, after = plan.stock.get((b, k, year - 1, s), 0.0), plan.stock.get(key, 0.0)
-        lhs = got + u + before - after - r
+        lhs = got + u + before - after - sold
         if d - lhs > c.slack(d):
             c.flag("demand_balance", index, d - lhs,
                    f"delivered {got:.10g} + unmet {u:.10g} + stock in {before:.10g} - stock out "
-                   f"{after:.10g} - resold {r:.10g} < demand {d:.10g}")
+                   f"{after:.10g} - resold {sold:.10g} < demand {d:.10g}")
         c.at_most("demand_balance", index, u, d, "unmet above demand")
     for pos, r in _rows(t["unmet"]):
         key = (r["buyer"], r["material"], int(r["year"]), r["scenario"])
@@ -1542,8 +1547,10 @@ def _bought_by_unit(c: _Ctx, by: str, d: _Facts, group: list[str], k: str,
 def _instance_steps(c: _Ctx) -> set[Step]:
     """Every (stage, country) a tag can contain in this instance."""
     steps = {_step(f.stage, f.country) for f in c.inst.facilities}
-    for node in (*c.inst.facilities, *c.inst.spot_markets):
-        steps |= _feed_steps(node.feed_origin)
+    for f in c.inst.facilities:
+        steps |= _feed_steps(f.feed_origin)
+    for k in c.inst.spot_markets:
+        steps |= _feed_steps(k.feed_origin)
     return steps
 
 
