@@ -33,6 +33,11 @@ BASE: dict = {
 }
 
 
+def approx(x: float) -> object:
+    """Objectives and amounts compare at relative 1e-6 (the external-check tolerance)."""
+    return pytest.approx(x, rel=1e-6)
+
+
 def base() -> dict:
     return copy.deepcopy(BASE)
 

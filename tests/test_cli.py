@@ -81,3 +81,20 @@ def test_check_catches_a_tampered_plan(tmp_path):
     res = runner.invoke(app, ["check", TINY, str(out_dir)])
     assert res.exit_code == 4
     assert "contract_volume_max" in res.output
+
+
+def test_results_round_trip_through_the_output_folder(tmp_path):
+    """Results.write then Results.read give back the same summary and tables (IDs as text)."""
+    from offtake.io import load_or_raise
+    from offtake.pipeline import solve_instance
+    from offtake.results import Results
+
+    res = solve_instance(load_or_raise(TINY))
+    res.write(tmp_path)
+    back = Results.read(tmp_path)
+    assert back.summary() == json.loads(json.dumps(res.summary()))
+    for name, frame in res.tables.items():
+        got = back.tables[name]
+        assert list(got.columns) == list(frame.columns), name
+        assert len(got) == len(frame), name
+    assert back.cost_terms() == res.cost_terms()

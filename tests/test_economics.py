@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import copy
 
-import pytest
-from conftest import instance, solve_checked
-
-
-def approx(x):
-    return pytest.approx(x, rel=1e-6)
+from conftest import approx, instance, solve_checked
 
 
 def market(**offer_terms) -> dict:

@@ -6,15 +6,9 @@ Every solve goes through the pipeline and the independent checker (conftest.solv
 from __future__ import annotations
 
 import pytest
-from conftest import INSTANCES, base, instance, solve_checked
+from conftest import INSTANCES, approx, base, instance, solve_checked
 
 from offtake.io import load_or_raise
-
-REL = 1e-6
-
-
-def approx(x: float) -> object:
-    return pytest.approx(x, rel=REL)
 
 
 def signed(res) -> set[str]:

@@ -13,13 +13,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import instance, solve_checked
-
-REL = 1e-6
-
-
-def approx(x):
-    return pytest.approx(x, rel=REL)
+from conftest import approx, instance, solve_checked
 
 
 def _fac(fid, country, origin, cap):

@@ -6,15 +6,11 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import instance, solve_checked
+from conftest import approx, instance, solve_checked
 
 from offtake.io import validate_mapping
 from offtake.pipeline import stochastic_value
 from offtake.risk import cvar, summary, value_at_risk
-
-
-def approx(x):
-    return pytest.approx(x, rel=1e-6)
 
 
 def test_cvar_of_a_known_distribution():

@@ -17,7 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from offtake.economics import active_years, start_options, tariff_rate, unit_price
+from offtake.economics import (
+    active_years,
+    floor_payer,
+    start_options,
+    tariff_rate,
+    unit_price,
+)
 from offtake.network import (
     ArcSpec,
     active_nodes,
@@ -255,8 +261,7 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
         offer_price_per_t=price,
         offer_price_term=term,
         offer_fiscal_per_t=fiscal,
-        offer_payer={o.id: o.floor_paid_by for o in inst.offers
-                     if o.floor_per_kg is not None and o.floor_paid_by != "buyer"},
+        offer_payer={o.id: floor_payer(o) for o in inst.offers if floor_payer(o)},
         OFFER_STARTS=tuple(starts),
         offer_start_cover=cover,
         **_tiers(inst),

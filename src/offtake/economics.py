@@ -53,8 +53,14 @@ def unit_price(offer: Any, index_paths: dict[str, Any], year: int) -> UnitPrice:
         else:
             buyer = max(buyer - returned, 0.0)
         term += "+upside"
-    payer = offer.floor_paid_by if third and offer.floor_per_kg is not None else ""
-    return UnitPrice(buyer, term, fiscal, payer)
+    return UnitPrice(buyer, term, fiscal)
+
+
+def floor_payer(offer: Any) -> str:
+    """The third party that tops the seller up to the floor, or '' (none, or the buyer)."""
+    if offer.floor_per_kg is None or offer.floor_paid_by == BUYER:
+        return ""
+    return offer.floor_paid_by
 
 
 def tariff_rate(inst: Any, origin: str, destination: str, material: str, year: int) -> float:
