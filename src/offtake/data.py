@@ -417,21 +417,25 @@ def _propagate_tags(inst: Instance, arcs: list[ArcSpec], relevant: dict[str, set
     }
 
 
+def _scenario_keyed(d: ModelData) -> list[str]:
+    """Fields of `d` keyed by scenario (the scenario is the last element of every key)."""
+    from dataclasses import fields
+
+    scen = set(d.SCENARIOS)
+    return [f.name for f in fields(d) if isinstance(val := getattr(d, f.name), dict) and val
+            and all(isinstance(k, tuple) and k[-1] in scen for k in val)]
+
+
 def scenario_view(d: ModelData, weights: dict[str, float], label: str) -> ModelData:
     """A one-scenario copy of `d` whose scenario-dependent data are the weighted sums over the
     given scenarios: with the probabilities as weights, the expected-value (EV) problem; with
     weight 1 on one scenario, that scenario alone (wait-and-see)."""
-    from dataclasses import fields, replace
+    from dataclasses import replace
 
-    scen = set(d.SCENARIOS)
     changes: dict = {}
-    for f in fields(d):
-        val = getattr(d, f.name)
-        if not (isinstance(val, dict) and val and all(
-                isinstance(k, tuple) and k[-1] in scen for k in val)):
-            continue
+    for name in _scenario_keyed(d):
         acc: dict = {}
-        for k, x in val.items():
+        for k, x in getattr(d, name).items():
             w = weights.get(k[-1], 0.0)
             key = (*k[:-1], label)
             if not w:
@@ -440,7 +444,7 @@ def scenario_view(d: ModelData, weights: dict[str, float], label: str) -> ModelD
                 acc.setdefault(key, x)
             else:
                 acc[key] = acc.get(key, 0.0) + w * x
-        changes[f.name] = acc
+        changes[name] = acc
     demand = changes.pop("demand_t")
     rows = {kind: tuple(replace(
         row, rhs={label: sum(weights.get(s, 0.0) * x for s, x in row.rhs.items())},
@@ -450,3 +454,66 @@ def scenario_view(d: ModelData, weights: dict[str, float], label: str) -> ModelD
     return replace(d, **changes, SCENARIOS=(label,), probability={label: 1.0},
                    DEMANDS=tuple(sorted(k for k, x in demand.items() if x > 0)),
                    demand_t={k: x for k, x in demand.items() if x > 0}, rule_rows=rows)
+
+
+@dataclass(frozen=True)
+class ParametricView:
+    """One scenario's model data with every scenario-dependent number replaced by a
+    placeholder (`slot` i, made by the caller, e.g. a mutable parameter), and the value of
+    each slot in every scenario: `values[s][i]`. Index sets are the union over the scenarios
+    (a demand absent in a scenario is a slot worth 0 there), so one model serves them all."""
+
+    data: ModelData
+    slots: tuple[tuple[str, tuple], ...]
+    """(field, key without the scenario) per slot; rule rows are ('rule_rows.rhs', (row,))
+    and ('rule_rows.demand_t', (row,))."""
+    values: dict[str, tuple[float, ...]]
+
+
+def parametric_view(d: ModelData, label: str, slot) -> ParametricView:
+    """See `ParametricView`; `slot(i)` makes the placeholder of slot i."""
+    from dataclasses import replace
+
+    index: dict[tuple[str, tuple], int] = {}
+    per: dict[str, dict[int, float]] = {s: {} for s in d.SCENARIOS}
+
+    def place(name: str, key: tuple, s: str, x: float):
+        i = index.setdefault((name, key), len(index))
+        per[s][i] = float(x)
+        return i
+
+    changes: dict = {}
+    for name in _scenario_keyed(d):
+        acc: dict = {}
+        for k, x in getattr(d, name).items():
+            key = (*k[:-1], label)
+            if isinstance(x, str):  # a label, not data the model reads
+                acc.setdefault(key, x)
+            else:
+                acc[key] = place(name, tuple(k[:-1]), k[-1], x)
+        changes[name] = acc
+    for kind_rows in d.rule_rows.values():
+        for row in kind_rows:
+            if d.rule_in_expectation.get(row.rule):
+                raise ValueError(f"rule {row.rule} holds in expectation: its rows couple "
+                                 "the scenarios")
+            for s, x in row.rhs.items():
+                place("rule_rows.rhs", (row.row_id,), s, x)
+            for s, x in row.demand_t.items():
+                place("rule_rows.demand_t", (row.row_id,), s, x)
+    placeholders = [slot(i) for i in range(len(index))]
+    changes = {name: {k: (placeholders[v] if isinstance(v, int) else v)
+                      for k, v in acc.items()} for name, acc in changes.items()}
+
+    def held(part: str, row: RuleRow) -> dict:
+        i = index.get((part, (row.row_id,)))
+        return {} if i is None else {label: placeholders[i]}
+
+    rows = {kind: tuple(replace(row, rhs=held("rule_rows.rhs", row),
+                                demand_t=held("rule_rows.demand_t", row))
+                        for row in kind_rows) for kind, kind_rows in d.rule_rows.items()}
+    demand = changes["demand_t"]
+    view = replace(d, **changes, SCENARIOS=(label,), probability={label: 1.0},
+                   DEMANDS=tuple(sorted(demand)), rule_rows=rows)
+    values = {s: tuple(vals.get(i, 0.0) for i in range(len(index))) for s, vals in per.items()}
+    return ParametricView(view, tuple(index), values)

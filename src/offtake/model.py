@@ -876,10 +876,13 @@ def _rule_row_values(m: pyo.ConcreteModel, d: ModelData) -> pd.DataFrame:
 
 FIRST_STAGE = ("v_signed", "v_start", "v_volume_t", "v_tier", "v_tier_t")
 """Decisions taken now, the same in every scenario (the portfolio)."""
+PLAN = (*FIRST_STAGE, "v_supplier_used", "v_count_violation")
+"""The first stage plus the supplier-count bookkeeping that follows from it: everything a
+scenario needs to know about a portfolio (a soft count rule's violation is paid in each)."""
 
 
 def first_stage_values(m: pyo.ConcreteModel) -> dict[str, dict]:
-    return {name: {k: v.value for k, v in getattr(m, name).items()} for name in FIRST_STAGE}
+    return {name: {k: v.value for k, v in getattr(m, name).items()} for name in PLAN}
 
 
 def fix_first_stage(m: pyo.ConcreteModel, values: dict[str, dict]) -> None:

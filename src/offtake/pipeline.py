@@ -17,6 +17,7 @@ from pyomo.environ import value as pyo_value
 from offtake.check import CheckReport, check_folder
 from offtake.data import ModelData, build_data, scenario_view
 from offtake.diagnose import Diagnosis, explain_infeasibility, rule_conflicts
+from offtake.evaluate import evaluate_plan
 from offtake.findings import Finding, nearest
 from offtake.io import LoadResult, load_instance
 from offtake.model import (
@@ -203,21 +204,32 @@ def stochastic_value(inst: Instance, options: SolveOptions | None = None) -> Sto
     rp, rp_model = run_(d)
     ev, ev_model = run_(scenario_view(d, d.probability, "expected"))
     status.update(RP=rp.status, EV=ev.status)
-    eev, eev_model = None, None
+    eev_value, eev_costs = None, {}
     if ev.has_solution:
-        eev, eev_model = run_(d, first_stage_values(ev_model))
-        status["EEV"] = eev.status
+        eev_value, eev_costs, status["EEV"] = _eev(d, first_stage_values(ev_model), run_)
     ws_total, ws_ok = 0.0, True
     for s in d.SCENARIOS:
         out, _ = run_(scenario_view(d, {s: 1.0}, s))
         status[f"WS[{s}]"] = out.status
         ws_ok &= out.has_solution
         ws_total += d.probability[s] * (out.objective or 0.0)
-    return StochasticValue(rp.objective, ev.objective,
-                           eev.objective if eev is not None else None,
+    return StochasticValue(rp.objective, ev.objective, eev_value,
                            ws_total if ws_ok else None, status, dict(d.probability),
-                           _scenario_costs(rp_model) if rp.has_solution else {},
-                           _scenario_costs(eev_model) if eev and eev.has_solution else {})
+                           _scenario_costs(rp_model) if rp.has_solution else {}, eev_costs)
+
+
+def _eev(d: ModelData, plan: dict, run_) -> tuple[float | None, dict[str, float], str]:
+    """The EV plan's expected cost over the scenarios: one LP per scenario from a compiled
+    template (offtake.evaluate); with rules in expectation, which couple the scenarios, the
+    extensive form with the plan fixed."""
+    if any(d.rule_in_expectation.values()):
+        out, model = run_(d, plan)
+        costs = _scenario_costs(model) if out.has_solution else {}
+        return out.objective, costs, out.status
+    res = evaluate_plan(d, plan)
+    failed = sorted(s for s, st in res.status.items() if st != "optimal")
+    status = "optimal" if not failed else f"infeasible in {', '.join(failed)}"
+    return res.expected, res.cost, status
 
 
 def _scenario_costs(model) -> dict[str, float]:

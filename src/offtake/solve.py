@@ -216,3 +216,87 @@ def objective_scale_for(max_coefficient: float, target: float = 1.0e6) -> int | 
     if max_coefficient <= target:
         return None
     return -math.ceil(math.log2(max_coefficient / target))
+
+
+class ArrayLp:
+    """A HiGHS instance fed with arrays and changed in place between solves (bounds, costs),
+    so that each solve starts from the previous basis. Used by the decomposition, whose
+    subproblems and master are `linear.LinearArrays`, never Pyomo models."""
+
+    def __init__(self, cost, col_lb, col_ub, row_lb, row_ub, a_matrix, integer=None, *,
+                 offset: float = 0.0, objective_scale: int | None = None,
+                 mip_gap: float = DEFAULT_MIP_GAP, threads: int | None = None):
+        import highspy
+
+        check_solver_version()
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        if objective_scale:
+            self.h.setOptionValue("user_objective_scale", int(objective_scale))
+        self.h.setOptionValue("mip_rel_gap", float(mip_gap))
+        if threads:
+            self.h.setOptionValue("threads", int(threads))
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = len(cost), len(row_lb)
+        lp.col_cost_, lp.offset_ = cost, float(offset)
+        lp.col_lower_, lp.col_upper_ = col_lb, col_ub
+        lp.row_lower_, lp.row_upper_ = row_lb, row_ub
+        a = a_matrix.tocsc()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_ = a.indptr, a.indices
+        lp.a_matrix_.value_ = a.data
+        if integer is not None and integer.any():
+            lp.integrality_ = [highspy.HighsVarType.kInteger if b
+                               else highspy.HighsVarType.kContinuous for b in integer]
+        self.h.passModel(lp)
+        self._highspy = highspy
+
+    def set_costs(self, idx, values) -> None:
+        if len(idx):
+            self.h.changeColsCost(len(idx), idx, values)
+
+    def set_col_bounds(self, idx, lower, upper) -> None:
+        if len(idx):
+            self.h.changeColsBounds(len(idx), idx, lower, upper)
+
+    def set_row_bounds(self, idx, lower, upper) -> None:
+        if len(idx):
+            self.h.changeRowsBounds(len(idx), idx, lower, upper)
+
+    def set_coefficients(self, rows, cols, values) -> None:
+        for i, j, x in zip(rows, cols, values, strict=True):
+            self.h.changeCoeff(int(i), int(j), float(x))
+
+    def set_integrality(self, idx, integer: bool) -> None:
+        kind = (self._highspy.HighsVarType.kInteger if integer
+                else self._highspy.HighsVarType.kContinuous)
+        if len(idx):
+            self.h.changeColsIntegrality(len(idx), idx, [kind] * len(idx))
+
+    def add_rows(self, lower, upper, starts, index, values) -> None:
+        self.h.addRows(len(lower), lower, upper, len(index), starts, index, values)
+
+    def add_cols(self, cost, lower, upper) -> int:
+        first = self.h.getNumCol()
+        self.h.addCols(len(cost), cost, lower, upper, 0, [], [], [])
+        return first
+
+    def run(self) -> tuple[str, float | None, float | None]:
+        """(status, objective, dual bound); status 'optimal' or HiGHS's model status."""
+        self.h.run()
+        status = self.h.getModelStatus()
+        if status != self._highspy.HighsModelStatus.kOptimal:
+            return self.h.modelStatusToString(status), None, None
+        info = self.h.getInfo()
+        bound = info.mip_dual_bound if info.mip_node_count >= 0 else None
+        return "optimal", info.objective_function_value, bound
+
+    def primal(self):
+        import numpy as np
+
+        return np.asarray(self.h.getSolution().col_value)
+
+    def reduced_costs(self):
+        import numpy as np
+
+        return np.asarray(self.h.getSolution().col_dual)

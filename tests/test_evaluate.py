@@ -1,0 +1,131 @@
+"""Evaluating a fixed portfolio in many scenarios from one compiled template
+(offtake.evaluate): hand-derived costs, agreement with the extensive form scenario by
+scenario, infeasible scenarios reported, and the affinity guard of offtake.linear."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pyomo.environ as pyo
+import pytest
+from conftest import approx, instance
+from test_uncertainty import TWO_STAGE
+
+from offtake.data import build_data
+from offtake.evaluate import EvaluationError, evaluate_plan
+from offtake.io import load_instance
+from offtake.linear import NotAffineError, compile_linear
+from offtake.model import build_model, first_stage_values, fix_first_stage
+from offtake.solve import SolveOptions, solve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _plan(q: float) -> dict:
+    return {"v_signed": {"O": 1.0}, "v_volume_t": {("O", "B", 2026): q}}
+
+
+def test_hand_derived_costs_of_two_portfolios():
+    """TWO_STAGE (see test_uncertainty): committing q = 50 t costs 3.0M (demand 50: 50 t at
+    60) or 13.0M (demand 150: 3.0M + 100 t spot at 100); committing 100 t (the EV plan)
+    costs 6.0M or 11.0M, so EEV = 8.5M."""
+    d = build_data(instance(TWO_STAGE))
+    rp = evaluate_plan(d, _plan(50))
+    assert rp.cost == {"low": approx(3_000_000), "high": approx(13_000_000)}
+    assert rp.expected == approx(8_000_000)
+    ev = evaluate_plan(d, _plan(100))
+    assert ev.cost == {"low": approx(6_000_000), "high": approx(11_000_000)}
+    assert ev.expected == approx(8_500_000)
+
+
+def test_a_plan_that_cannot_be_delivered_is_reported_not_priced():
+    """Without take-or-pay the contracted 200 t must be delivered; a scenario that cuts the
+    supplier to 10 % of 1,000 t cannot, and says so."""
+    raw = copy.deepcopy(TWO_STAGE)
+    del raw["offers"][0]["take_or_pay_share"]
+    raw["scenarios"] = [
+        {"id": "open", "probability": 0.5},
+        {"id": "cut", "probability": 0.5,
+         "capacity": [{"facilities": ["S"], "multiplier": 0.1}]},
+    ]
+    res = evaluate_plan(build_data(instance(raw)), _plan(200))
+    assert res.status["open"] == "optimal" and res.cost["open"] == approx(12_000_000)
+    assert res.status["cut"] == "Infeasible" and "cut" not in res.cost
+    assert res.expected is None
+
+
+def _small_with_scenarios() -> dict:
+    """The small US instance under 6 scenarios that change capacities by country, spot
+    availability, demand and the NdPr index path (the template must follow all of them)."""
+    from offtake.io import read_yaml
+
+    path = ROOT / "instances" / "us_ev_oem_small.yaml"
+    raw = read_yaml(path)
+    raw["include"] = [str(path.parent / e) if isinstance(e, str)
+                      else {**e, "pack": str(path.parent / e["pack"])}
+                      for e in raw.get("include", [])]
+    raw.pop("scenarios", None)
+    index = raw["price_indices"][0]["id"]
+    raw["scenario_spec"] = {
+        "factors": [
+            {"id": "china", "levels": [
+                {"id": "open", "probability": 0.6},
+                {"id": "cut", "probability": 0.4,
+                 "capacity": [{"countries": ["CN"], "from_year": 2027, "multiplier": 0.3}],
+                 "spot": [{"origins": ["CN"], "from_year": 2027,
+                           "availability_multiplier": 0.3, "price_multiplier": 1.5}]}]},
+            {"id": "demand", "levels": [
+                {"id": "base", "probability": 0.5},
+                {"id": "up", "probability": 0.5, "demand": [{"multiplier": 1.2}]}]}],
+        "sampling": {"index": index, "n": 2, "volatility": 0.3, "seed": 3},
+    }
+    return raw
+
+
+def test_costs_equal_the_extensive_form_with_the_same_plan_scenario_by_scenario(tmp_path):
+    import yaml
+
+    path = tmp_path / "small_scenarios.yaml"
+    path.write_text(yaml.safe_dump(_small_with_scenarios(), sort_keys=False))
+    loaded = load_instance(path)
+    assert loaded.ok, [str(f) for f in loaded.findings][:3]
+    d = build_data(loaded.instance)
+    assert len(d.SCENARIOS) == 8
+    m = build_model(d)
+    assert solve(m, SolveOptions(mip_gap=1e-4)).has_solution
+    plan = first_stage_values(m)
+    ef = build_model(d)
+    fix_first_stage(ef, plan)
+    assert solve(ef).status == "optimal"
+    res = evaluate_plan(d, plan)
+    assert set(res.status.values()) == {"optimal"}
+    for s in d.SCENARIOS:
+        assert res.cost[s] == approx(pyo.value(ef.scenario_cost[s])), s
+    assert res.size["changing_entries"] > 0
+    in_two = evaluate_plan(d, plan, workers=2)
+    assert in_two.cost == pytest.approx(res.cost, rel=1e-9)
+
+
+def test_rules_in_expectation_are_refused():
+    from dataclasses import replace
+
+    d = replace(build_data(instance(TWO_STAGE)), rule_in_expectation={"R": True})
+    with pytest.raises(EvaluationError, match="expectation"):
+        evaluate_plan(d, _plan(50))
+
+
+def test_compile_refuses_a_number_that_is_not_affine_in_the_scenario_data():
+    m = pyo.ConcreteModel()
+    m.p = pyo.Param(mutable=True, initialize=2.0)
+    m.x = pyo.Var(bounds=(0, 10))
+    m.c = pyo.Constraint(expr=m.p * m.x <= 4 * m.p)
+    m.o = pyo.Objective(expr=m.p * m.x)
+    arrays = compile_linear(m, [m.p])
+    import numpy as np
+
+    assert arrays.row_ub.at(np.array([3.0]))[0] == 12.0
+    assert arrays.a_val.at(np.array([3.0]))[0] == 3.0
+    m.c.set_value(m.p * m.p * m.x <= 4)
+    with pytest.raises(NotAffineError):
+        compile_linear(m, [m.p])
