@@ -25,25 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_scenarios import MEDIUM, scenario_spec  # noqa: E402
-
-
-def _instance_file(n: int) -> Path:
-    from offtake.io import read_yaml
-
-    raw = read_yaml(MEDIUM)
-    raw["include"] = [{**e, "pack": str(MEDIUM.parent / e["pack"])} if isinstance(e, dict)
-                      else str(MEDIUM.parent / e) for e in raw.get("include", [])]
-    raw["scenario_spec"] = scenario_spec(n)
-    path = ROOT / "out" / f"bench_scenarios_{n}.yaml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+from bench_scenarios import instance_file  # noqa: E402
 
 
 def _plan(path: Path) -> Path:
@@ -55,7 +40,7 @@ def _plan(path: Path) -> Path:
         from offtake.model import build_model, first_stage_values
         from offtake.solve import SolveOptions, objective_scale_for, solve
 
-        d = build_data(load_instance(_instance_file(2)).instance)
+        d = build_data(load_instance(instance_file(2)).instance)
         m = build_model(d)
         res = solve(m, SolveOptions(mip_gap=1e-4,
                                     objective_scale=objective_scale_for(
@@ -70,7 +55,7 @@ def one(n: int, workers: int, compare: bool) -> dict:
     from offtake.evaluate import evaluate_plan
     from offtake.io import load_instance
 
-    path = _instance_file(n)
+    path = instance_file(n)
     plan = pickle.loads(_plan(path).read_bytes())
     t = time.perf_counter()
     d = build_data(load_instance(path).instance)

@@ -44,10 +44,9 @@ def _first_index() -> str:
     return read_yaml(MEDIUM)["price_indices"][0]["id"]
 
 
-def one(n: int, time_limit: float) -> dict:
+def instance_file(n: int) -> Path:
+    """The medium instance with the N-scenario spec, written to out/ (includes resolved)."""
     from offtake.io import read_yaml
-    from offtake.pipeline import solve_instance
-    from offtake.solve import SolveOptions
 
     raw = read_yaml(MEDIUM)  # the project's loader: NO stays Norway
     raw["include"] = [{**e, "pack": str(MEDIUM.parent / e["pack"])} if isinstance(e, dict)
@@ -56,7 +55,15 @@ def one(n: int, time_limit: float) -> dict:
     path = ROOT / "out" / f"bench_scenarios_{n}.yaml"
     path.parent.mkdir(exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def one(n: int, time_limit: float) -> dict:
     from offtake.io import load_instance
+    from offtake.pipeline import solve_instance
+    from offtake.solve import SolveOptions
+
+    path = instance_file(n)
 
     t = time.perf_counter()
     loaded = load_instance(path)
