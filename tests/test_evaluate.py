@@ -129,3 +129,56 @@ def test_compile_refuses_a_number_that_is_not_affine_in_the_scenario_data():
     m.c.set_value(m.p * m.p * m.x <= 4)
     with pytest.raises(NotAffineError):
         compile_linear(m, [m.p])
+
+
+def test_cli_solve_writes_the_plan_and_evaluate_prices_it_under_new_scenarios(tmp_path):
+    """Solve TWO_STAGE (q* = 50 t, plan.json), then price that portfolio under three demand
+    levels 50 / 100 / 150 t (p = 0.2 / 0.5 / 0.3): 3.0M, 3.0M + 50 t x 100 = 8.0M and
+    13.0M; expected 0.6 + 4.0 + 3.9 = 8.5M, worst 13.0M. A plan from another instance is
+    refused with the offer it names."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from offtake.cli import app
+
+    src = tmp_path / "two_stage.yaml"
+    src.write_text(yaml.safe_dump(TWO_STAGE, sort_keys=False))
+    runner = CliRunner()
+    solved = runner.invoke(app, ["solve", str(src), "--out", str(tmp_path / "rp")])
+    assert solved.exit_code == 0, solved.output
+    plan = json.loads((tmp_path / "rp" / "plan.json").read_text())
+    assert {"index": ["O", "B", 2026], "value": pytest.approx(50)} in plan["v_volume_t"]
+
+    raw = copy.deepcopy(TWO_STAGE)
+    raw["scenarios"] = [
+        {"id": "d50", "probability": 0.2, "demand": [{"multiplier": 0.5}]},
+        {"id": "d100", "probability": 0.5},
+        {"id": "d150", "probability": 0.3, "demand": [{"multiplier": 1.5}]},
+    ]
+    three = tmp_path / "three.yaml"
+    three.write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = tmp_path / "eval"
+    res = runner.invoke(app, ["evaluate", str(three), "--plan",
+                              str(tmp_path / "rp" / "plan.json"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["expected_cost"] == approx(8_500_000)
+    assert report["risk"]["worst"] == approx(13_000_000)
+    import pandas as pd
+
+    table = pd.read_csv(out / "evaluation.csv")
+    assert list(table["cost"]) == [approx(3_000_000), approx(8_000_000), approx(13_000_000)]
+    assert (out / "evaluation.png").stat().st_size > 0
+
+    other = copy.deepcopy(plan)
+    other["v_volume_t"][0]["index"] = ["ELSEWHERE", "B", 2026]
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    bad = runner.invoke(app, ["evaluate", str(three), "--plan", str(tmp_path / "other.json"),
+                              "--out", str(out)])
+    assert bad.exit_code == 1 and "ELSEWHERE" in bad.output
+    (tmp_path / "broken.json").write_text('{"v_volume_t": [{"index": "O"}]}')
+    broken = runner.invoke(app, ["evaluate", str(three), "--plan",
+                                 str(tmp_path / "broken.json"), "--out", str(out)])
+    assert broken.exit_code == 1 and "v_volume_t[0]" in broken.output

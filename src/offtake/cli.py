@@ -17,12 +17,14 @@ from rich.console import Console
 from offtake import plots
 from offtake.check import check_folder
 from offtake.data import build_data
+from offtake.evaluate import EvaluationError
 from offtake.io import load_instance
 from offtake.pipeline import compare as compare_rules
-from offtake.pipeline import efficient_frontier, run, stochastic_value
+from offtake.pipeline import efficient_frontier, evaluate_portfolio, run, stochastic_value
 from offtake.report import (
     compare_table,
     diagnosis_table,
+    evaluation_table,
     findings_table,
     print_run,
     value_table,
@@ -141,6 +143,40 @@ def value(
                                 out / "cost_distribution.png", currency)
         console.print(f"written to {out}/ (value.json, cost_distribution.png)")
     raise typer.Exit(0 if v.rp is not None else EXIT["no_solution"])
+
+
+@app.command()
+def evaluate(
+    instance: Annotated[Path, typer.Argument(help="instance YAML file with scenarios")],
+    plan: Annotated[Path, typer.Option(help="plan.json written by `offtake solve`")],
+    out: Annotated[Path, typer.Option(help="folder for evaluation.csv/.json/.png")] =
+    Path("out"),
+    workers: Annotated[int, typer.Option(help="processes sharing the scenarios")] = 1,
+    cvar_alpha: Annotated[float, typer.Option(help="level of VaR and CVaR")] = 0.95,
+) -> None:
+    """Cost of a fixed portfolio in every scenario of INSTANCE (e.g. optimised on a few
+    scenarios, evaluated on thousands): per-scenario cost, its distribution and risk."""
+    loaded = _load_or_exit(instance)
+    if workers < 1 or not 0 < cvar_alpha < 1:
+        console.print("[red]need --workers >= 1 and 0 < --cvar-alpha < 1[/]")
+        raise typer.Exit(EXIT["invalid"])
+    try:
+        table, report = evaluate_portfolio(loaded.instance, plan, workers, cvar_alpha)
+    except (ValueError, EvaluationError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "evaluation.csv", index=False)
+    (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    currency = loaded.instance.meta.currency
+    feasible = table[table["status"] == "optimal"]
+    plots.cost_distribution(dict(zip(table["scenario"], table["probability"], strict=True)),
+                            {"portfolio": dict(zip(feasible["scenario"], feasible["cost"],
+                                                   strict=True))},
+                            out / "evaluation.png", currency)
+    console.print(evaluation_table(report, currency))
+    console.print(f"written to {out}/ (evaluation.csv, evaluation.json, evaluation.png)")
+    raise typer.Exit(0 if not report["infeasible_in"] else EXIT["infeasible"])
 
 
 @app.command()

@@ -66,6 +66,7 @@ def evaluate_plan(d: ModelData, plan: dict[str, dict], *, workers: int = 1) -> P
         raise EvaluationError("rules that hold in expectation couple the scenarios; "
                               "evaluate the plan in the extensive form")
     d = replace(d, cvar_weight=0.0, elastic=False)
+    _check_plan(d, plan)
     chunks = [c for c in (list(d.SCENARIOS[i::max(1, workers)])
                           for i in range(max(1, workers))) if c]
     if len(chunks) == 1:
@@ -138,6 +139,23 @@ class ScenarioLp:
             return status, float("nan")
         offset = float(self.arrays.offset.at(self.thetas[s])[0])
         return status, value / self.scale + offset
+
+
+def _check_plan(d: ModelData, plan: dict[str, dict]) -> None:
+    """A plan names only decisions this instance has (a plan from another instance, or a
+    typo, is refused rather than silently read as zeros)."""
+    unknown_vars = sorted(set(plan) - set(PLAN))
+    if unknown_vars:
+        raise EvaluationError(f"the plan has unknown decisions {unknown_vars}; "
+                              f"expected some of {list(PLAN)}")
+    known = {"v_signed": set(d.OFFERS), "v_start": set(d.OFFER_STARTS),
+             "v_volume_t": set(d.OFFER_BUYER_YEARS)}
+    for name, keys in known.items():
+        extra = [k for k, v in plan.get(name, {}).items() if k not in keys and v]
+        if extra:
+            raise EvaluationError(f"the plan's {name} names {len(extra)} entries this "
+                                  f"instance does not have, e.g. {extra[0]!r} (an offer, "
+                                  "buyer or year outside it)")
 
 
 def plan_vector(keys: list, plan: dict[str, dict]) -> np.ndarray:

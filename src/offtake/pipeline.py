@@ -63,13 +63,16 @@ def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
     model = build_model(data)
     build_seconds = time.perf_counter() - start
     outcome = solve(model, options)
-    values = None
+    values, plan = None, {}
     if outcome.has_solution:
         values = solution_values(model, data)
+        plan = first_stage_values(model)  # before the duals' LP changes the integers
         if data.rule_rows or data.RULE_SUPPLIER_OFFERS:
             values["rule_duals"] = _rule_duals(model, options)
-    return assemble(inst, data, outcome, values, build_seconds=build_seconds, sha256=sha256,
-                    options=_options_dict(options))
+    res = assemble(inst, data, outcome, values, build_seconds=build_seconds, sha256=sha256,
+                   options=_options_dict(options))
+    res.plan = plan
+    return res
 
 
 def _options_dict(options: SolveOptions) -> dict:
@@ -248,3 +251,28 @@ def efficient_frontier(inst: Instance, lambdas: list[float], alpha: float,
                      "expected_cost": risk.get("mean"), "cvar": risk.get("cvar"),
                      "worst": risk.get("worst")})
     return pd.DataFrame(rows)
+
+
+def evaluate_portfolio(inst: Instance, plan_path: str | Path, workers: int = 1,
+                       alpha: float = 0.95) -> tuple[pd.DataFrame, dict]:
+    """A saved portfolio (plan.json) priced in every scenario of `inst`: a table (scenario,
+    probability, status, cost) and a report (expected cost and its distribution, the
+    scenarios where the portfolio cannot be carried out, seconds)."""
+    from offtake.results import read_plan
+    from offtake.risk import summary
+
+    d = build_data(inst)
+    res = evaluate_plan(d, read_plan(Path(plan_path)), workers=workers)
+    table = pd.DataFrame([{"scenario": s, "probability": d.probability[s],
+                           "status": res.status[s], "cost": res.cost.get(s)}
+                          for s in d.SCENARIOS])
+    failed = [s for s in d.SCENARIOS if res.status[s] != "optimal"]
+    risk = {}
+    if not failed:
+        risk = summary([res.cost[s] for s in d.SCENARIOS],
+                       [d.probability[s] for s in d.SCENARIOS], alpha)
+    report = {"scenarios": len(d.SCENARIOS), "expected_cost": res.expected,
+              "risk": risk, "infeasible_in": failed, "seconds": res.seconds,
+              "template": res.size}
+    return table, report
+

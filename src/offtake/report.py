@@ -185,3 +185,21 @@ def value_table(v, currency: str) -> Table:
             t.add_row(key, _money(value, ""))
     t.caption = "VSS = EEV - RP; EVPI = RP - WS"
     return t
+
+
+def evaluation_table(report: dict, currency: str) -> Table:
+    t = Table(title=f"Portfolio over {report['scenarios']} scenarios ({currency}, discounted)",
+              show_header=False)
+    t.add_column("measure", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("expected cost", _money(report["expected_cost"], ""))
+    for key in ("std", "var", "cvar", "best", "worst"):
+        if key in report["risk"]:
+            t.add_row(key, _money(report["risk"][key], ""))
+    if report["infeasible_in"]:
+        shown = ", ".join(report["infeasible_in"][:5])
+        more = len(report["infeasible_in"]) - 5
+        t.add_row("cannot be carried out in", shown + (f" (+{more} more)" if more > 0 else ""))
+    t.caption = f"evaluated in {report['seconds']['total']:.1f} s"
+    return t
+

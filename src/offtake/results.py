@@ -79,6 +79,9 @@ class Results:
     risk: dict[str, Any] = field(default_factory=dict)
     """Distribution of the scenario cost: mean, std, VaR and CVaR at alpha, best, worst."""
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    plan: dict[str, dict] = field(default_factory=dict)
+    """The portfolio (first-stage values by variable and index), written as plan.json so that
+    `offtake evaluate` can price it under another scenario set."""
 
     @property
     def has_solution(self) -> bool:
@@ -132,6 +135,11 @@ class Results:
         for name, frame in self.tables.items():
             frame.to_csv(out / f"{name}.csv", index=False)
         (out / "summary.json").write_text(json.dumps(self.summary(), indent=2) + "\n")
+        plan = out / "plan.json"
+        if plan.exists():
+            plan.unlink()
+        if self.plan:
+            plan.write_text(json.dumps(plan_to_json(self.plan), indent=1) + "\n")
         return out
 
     @classmethod
@@ -140,8 +148,40 @@ class Results:
         s = json.loads((out / "summary.json").read_text())
         tables = {name: read_table(out / f"{name}.csv") for name in TABLE_COLUMNS
                   if (out / f"{name}.csv").exists()}
-        keys = cls.__dataclass_fields__.keys() - {"tables"}
-        return cls(**{k: s.get(k) for k in keys if k in s}, tables=tables)
+        keys = cls.__dataclass_fields__.keys() - {"tables", "plan"}
+        plan = read_plan(out / "plan.json") if (out / "plan.json").exists() else {}
+        return cls(**{k: s.get(k) for k in keys if k in s}, tables=tables, plan=plan)
+
+
+def plan_to_json(plan: dict[str, dict]) -> dict[str, list]:
+    """{variable: [{"index": [...], "value": x}, ...]}; indexes as lists, values as floats."""
+    return {name: [{"index": list(k) if isinstance(k, tuple) else [k], "value": float(v or 0.0)}
+                   for k, v in values.items()] for name, values in plan.items()}
+
+
+def read_plan(path: Path) -> dict[str, dict]:
+    """The inverse of `plan_to_json`; a clear ValueError naming the file and entry when the
+    file is not a plan."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable plan file ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a plan is an object of variables, got {type(raw).__name__}")
+    plan: dict[str, dict] = {}
+    for name, rows in raw.items():
+        if not isinstance(rows, list):
+            raise ValueError(f"{path}: {name}: expected a list of index/value entries")
+        out = plan[name] = {}
+        for i, row in enumerate(rows):
+            if (not isinstance(row, dict) or not isinstance(row.get("index"), list)
+                    or not isinstance(row.get("value"), int | float)
+                    or isinstance(row.get("value"), bool)):
+                raise ValueError(f"{path}: {name}[{i}]: expected {{'index': [...], "
+                                 f"'value': number}}, got {row!r}")
+            idx = row["index"]
+            out[tuple(idx) if len(idx) > 1 else idx[0]] = float(row["value"])
+    return plan
 
 
 def read_table(path: Path) -> pd.DataFrame:
