@@ -182,3 +182,69 @@ def test_cli_solve_writes_the_plan_and_evaluate_prices_it_under_new_scenarios(tm
     broken = runner.invoke(app, ["evaluate", str(three), "--plan",
                                  str(tmp_path / "broken.json"), "--out", str(out)])
     assert broken.exit_code == 1 and "v_volume_t[0]" in broken.output
+
+
+# --- the decomposition (offtake.decompose) ----------------------------------------------------
+def test_decomposition_of_the_hand_derived_two_stage_instance():
+    """TWO_STAGE's scenarios differ in demand, so each is its own group and sits whole in the
+    master: the answer is the hand-derived RP (q* = 50 t, 8.0M)."""
+    from offtake.decompose import DecomposeOptions, solve_decomposed
+
+    res = solve_decomposed(build_data(instance(TWO_STAGE)), DecomposeOptions(workers=1))
+    assert res.status == "optimal"
+    assert res.objective == approx(8_000_000) and res.bound <= res.objective + 1e-6
+    assert res.plan["v_volume_t"][("O", "B", 2026)] == pytest.approx(50)
+    assert res.scenario_cost == {"low": approx(3_000_000), "high": approx(13_000_000)}
+
+
+PRICES_ONLY = copy.deepcopy(TWO_STAGE)
+PRICES_ONLY["scenarios"] = [
+    {"id": f"p{int(m * 100)}", "probability": 0.25,
+     "spot": [{"markets": ["SPOT"], "price_multiplier": m}]} for m in (0.5, 1.0, 1.5, 2.0)]
+"""Demand 100 t in every scenario, spot at 50 / 100 / 150 / 200 USD/kg: one constraint group,
+so one representative in the master and three scenarios priced by cuts. Committing q t at
+60 costs 60 q + P_s (100 - q) (thousand USD), expected 60 q + 125 (100 - q): q* = 100 t and
+6.0M in every scenario."""
+
+
+def test_scenarios_that_differ_in_prices_only_are_priced_by_cuts():
+    from offtake.decompose import DecomposeOptions, solve_decomposed
+
+    res = solve_decomposed(build_data(instance(PRICES_ONLY)), DecomposeOptions(workers=1))
+    assert res.status == "optimal" and len(res.representatives) == 1
+    assert res.objective == approx(6_000_000)
+    assert res.plan["v_volume_t"][("O", "B", 2026)] == pytest.approx(100)
+    assert res.iterations > 1  # the cuts did the work
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5])
+def test_decomposition_reaches_the_extensive_form_optimum(tmp_path, lam):
+    """The small US instance under 8 scenarios (4 constraint groups, 4 scenarios by cuts):
+    the same objective as the extensive form, with and without a CVaR term."""
+    import yaml
+
+    from offtake.decompose import DecomposeOptions, solve_decomposed
+    from offtake.pipeline import solve_instance
+
+    path = tmp_path / "small_scenarios.yaml"
+    path.write_text(yaml.safe_dump(_small_with_scenarios(), sort_keys=False))
+    inst = load_instance(path).instance
+    ef = solve_instance(inst, SolveOptions(cvar_weight=lam, cvar_alpha=0.8))
+    d = build_data(inst, cvar_weight=lam, cvar_alpha=0.8)
+    res = solve_decomposed(d, DecomposeOptions(workers=2))
+    assert res.status == "optimal" and len(res.representatives) == 4
+    assert res.objective == pytest.approx(ef.objective, rel=2e-6)
+    again = evaluate_plan(d, res.plan)
+    assert again.cost == pytest.approx(res.scenario_cost, rel=1e-9)
+
+
+def test_decomposition_refuses_what_it_cannot_do():
+    from dataclasses import replace
+
+    from offtake.decompose import DecomposeOptions, DecompositionError, solve_decomposed
+
+    d = build_data(instance(TWO_STAGE))
+    with pytest.raises(DecompositionError, match="max_groups"):
+        solve_decomposed(d, DecomposeOptions(workers=1, max_groups=1))
+    with pytest.raises(DecompositionError, match="expectation"):
+        solve_decomposed(replace(d, rule_in_expectation={"R": True}))

@@ -281,10 +281,32 @@ class ArrayLp:
         self.h.addCols(len(cost), cost, lower, upper, 0, [], [], [])
         return first
 
+    def set_option(self, name: str, value) -> None:
+        self.h.setOptionValue(name, value)
+
+    def set_start(self, values) -> None:
+        """A full primal vector for the next MIP solve to start from (an incumbent)."""
+        import numpy as np
+
+        v = np.asarray(values, dtype=float)
+        self.h.setSolution(len(v), np.arange(len(v), dtype=np.int32), v)
+
+    def basis(self):
+        return self.h.getBasis()
+
+    def set_basis(self, basis) -> None:
+        self.h.setBasis(basis)
+
     def run(self) -> tuple[str, float | None, float | None]:
-        """(status, objective, dual bound); status 'optimal' or HiGHS's model status."""
+        """(status, objective, dual bound); status 'optimal' or HiGHS's model status. A
+        warm start that ends without a verdict (HiGHS's 'Unknown', numerical trouble after
+        many changes) is retried once from scratch."""
         self.h.run()
         status = self.h.getModelStatus()
+        if status == self._highspy.HighsModelStatus.kUnknown:
+            self.h.clearSolver()
+            self.h.run()
+            status = self.h.getModelStatus()
         if status != self._highspy.HighsModelStatus.kOptimal:
             return self.h.modelStatusToString(status), None, None
         info = self.h.getInfo()

@@ -1,0 +1,510 @@
+"""Partial Benders (L-shaped) decomposition of the two-stage model, for many scenarios.
+
+The extensive form grows by a whole network model per scenario (8,552 rows for the medium
+instance) and HiGHS's time on it grows much faster than the scenario count (10 scenarios:
+40 s; 100: more than 15 minutes without closing the root gap). Here the scenarios are
+solved one at a time:
+
+- Scenarios are grouped by their constraints (capacities, demands, spot availabilities, rule
+  right-hand sides: everything but prices). Each group keeps one real scenario, its
+  representative, in the master with its whole second stage and its true cost (partial
+  Benders): every plan the master proposes can be carried out in every scenario of every
+  group, and the master's bound starts close to the optimum.
+- Every other scenario s has a cost variable theta_s in the master, bounded by optimality
+  cuts theta_s >= Q_s(x^) + g_s (x - x^): Q_s is scenario s's cost with the plan x fixed
+  (an LP, `evaluate.ScenarioLp`, built once and re-solved warm), g_s the reduced costs of
+  the fixed plan columns, a subgradient because Q_s is convex in x.
+- Phase 1 solves the master as an LP and takes cuts at a point between the master's plan and
+  a stability centre (in-out), phase 2 solves it as a MIP and takes cuts at its plans. The
+  lower bound is the master's (dual) bound, the upper bound the exact expected cost of the
+  best plan evaluated in every scenario; it stops when they meet within `gap`.
+- With lambda > 0 the master carries the linear CVaR of the scenario costs.
+
+Too many constraint groups (say, demand sampled per scenario) would make the master the
+extensive form: above `max_groups` it refuses and says so. Rules that hold in expectation
+couple the scenarios and are refused too. Orchestrates data -> evaluate (model, linear) ->
+solve; adds no constraint family of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import sparse
+
+from offtake.data import ModelData
+from offtake.evaluate import ScenarioLp
+from offtake.solve import ArrayLp
+
+ELASTIC_FACTOR = 2.0
+"""Price of a tonne of violated capacity (or balance) in a scenario LP, times the largest
+cost coefficient (the unmet-demand penalty, say): only tolerance-sized violations should
+ever be bought, and the best plan is re-evaluated without any elastic at the end. Higher
+prices give cuts with huge coefficients that HiGHS's MIP then handles badly (seen: a master
+declared infeasible, and a bound above the optimum, at 10x)."""
+
+
+class DecompositionError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DecomposeOptions:
+    gap: float = 1e-6
+    """Relative gap between the best plan's cost and the lower bound at which it stops."""
+    workers: int = 2
+    """Processes solving scenario LPs (1 = in this process)."""
+    max_groups: int = 8
+    """Most constraint groups (representatives in the master) before refusing."""
+    max_iterations: int = 300
+    time_limit: float | None = None
+    in_out: float = 0.5
+    """Weight of the stability centre in phase 1's separation point."""
+    lp_phase_tolerance: float = 1e-5
+    """Phase 1 ends when its bound improves by less than this (relative) in 3 iterations."""
+
+
+@dataclass
+class DecomposeResult:
+    status: str
+    """'optimal' (the bounds met within the gap) or 'stopped' (time or iteration limit)."""
+    objective: float
+    """Expected cost (+ lambda x CVaR) of the best plan, evaluated in every scenario."""
+    bound: float
+    iterations: int
+    plan: dict[str, dict]
+    scenario_cost: dict[str, float]
+    representatives: list[str]
+    seconds: dict[str, float]
+    size: dict[str, int]
+    elastic_t: float = 0.0
+    """Most tonnes of capacity or balance any scenario LP bought at the elastic price for
+    the best plan: solver-tolerance sized (< 1e-3 t) unless something is wrong."""
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def gap(self) -> float:
+        return abs(self.objective - self.bound) / max(abs(self.objective), 1e-9)
+
+
+def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None) -> DecomposeResult:
+    """The stochastic optimum of `d` (expected cost + lambda x CVaR_alpha)."""
+    options = options or DecomposeOptions()
+    t0 = time.perf_counter()
+    if any(d.rule_in_expectation.values()):
+        raise DecompositionError("rules that hold in expectation couple the scenarios: "
+                                 "solve the extensive form")
+    scenarios = list(d.SCENARIOS)
+    template = ScenarioLp(replace(d, cvar_weight=0.0, elastic=False), scenarios)
+    template.elastic_price = ELASTIC_FACTOR * d.max_cost_coefficient()
+    groups = constraint_groups(template, scenarios)
+    if len(groups) > options.max_groups:
+        raise DecompositionError(
+            f"the scenarios have {len(groups)} different sets of capacities, demands and "
+            f"availabilities (more than max_groups = {options.max_groups}); the master "
+            "would be the extensive form: solve that instead")
+    reps = [_representative(template, g, d.probability) for g in groups]
+    master = _Master(template, d, reps)
+    pool = _Pool(template, scenarios, options.workers)
+    seconds = {"setup": time.perf_counter() - t0, "master": 0.0, "scenarios": 0.0}
+    try:
+        return _iterate(d, options, master, pool, seconds, t0)
+    finally:
+        pool.close()
+
+
+def constraint_groups(lp: ScenarioLp, scenarios: list[str]) -> list[list[str]]:
+    """Scenarios whose LPs differ in costs only, together (in scenario order)."""
+    a = lp.arrays
+    out: dict[bytes, list[str]] = {}
+    for s in scenarios:
+        th = lp.thetas[s]
+        key = np.concatenate([a.col_lb.at(th)[a.col_lb.dynamic],
+                              a.col_ub.at(th)[a.col_ub.dynamic],
+                              a.row_lb.at(th)[a.row_lb.dynamic],
+                              a.row_ub.at(th)[a.row_ub.dynamic],
+                              a.a_val.at(th)[a.a_val.dynamic]])
+        out.setdefault(np.round(key, 9).tobytes(), []).append(s)
+    return list(out.values())
+
+
+def _representative(lp: ScenarioLp, group: list[str], prob: dict[str, float]) -> str:
+    """The scenario whose costs are closest to the group's probability-weighted mean."""
+    a = lp.arrays
+    idx = a.cost.dynamic
+    costs = {s: a.cost.at(lp.thetas[s])[idx] for s in group}
+    total = sum(prob[s] for s in group)
+    mean = sum(prob[s] * costs[s] for s in group) / total
+    return min(group, key=lambda s: float(np.abs(costs[s] - mean).sum()))
+
+
+# --- the iterations --------------------------------------------------------------------------
+def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Pool,
+             seconds: dict, t0: float) -> DecomposeResult:
+    others, everyone = master.others, master.scenarios
+    best: tuple[float, np.ndarray | None, dict] = (np.inf, None, {})
+    lower, phase, history = -np.inf, "lp", []
+    lp_values: list[float] = []
+
+    def evaluate(x: np.ndarray, who: list[str]) -> dict:
+        t = time.perf_counter()
+        out = pool.evaluate(x, who)
+        seconds["scenarios"] += time.perf_counter() - t
+        failed = [s for s, r in out.items() if r[0] != "optimal"]
+        if failed:
+            raise DecompositionError(f"the scenario LP of {failed[0]} ended {out[failed[0]][0]} "
+                                     "for a plan its group's representative can carry out")
+        master.add_cuts(x, {s: out[s] for s in others if s in out})
+        return out
+
+    t = time.perf_counter()
+    centre = master.start()
+    seconds["master"] += time.perf_counter() - t
+    evaluate(centre, others)
+    status = "stopped"
+    fixed_values: list[float] = []
+    tried: set[bytes] = set()
+    slack = [0.0]  # elastic tonnes the best plan needed (tolerance-sized, or a warning)
+
+    def consider(x: np.ndarray, out: dict) -> None:
+        nonlocal best
+        cost = {s: master.unscaled(s, out[s][1]) for s in everyone}
+        total = master.objective_of(cost)
+        if total < best[0]:
+            best = (total, x.copy(), cost)
+            master.remember(x, out)
+            slack[0] = max(out[s][3] for s in everyone)
+
+    for it in range(1, options.max_iterations + 1):
+        t = time.perf_counter()
+        if phase == "mip":
+            master.lp.set_option("mip_rel_gap", float(options.gap / 2))
+        x, value, bound = master.solve(integer=(phase == "mip"))
+        seconds["master"] += time.perf_counter() - t
+        if phase != "fixed":  # with the integers fixed the master bounds nothing globally
+            lower = max(lower, bound)
+        if phase == "lp":
+            lp_values.append(value)
+            sep = options.in_out * centre + (1 - options.in_out) * x
+            evaluate(sep, others)
+            centre = sep
+            if (len(lp_values) > 3 and lp_values[-1] - lp_values[-4]
+                    <= options.lp_phase_tolerance * max(abs(lp_values[-1]), 1e-9)):
+                phase = "mip"
+        elif phase == "mip":
+            consider(x, evaluate(x, everyone))
+            key = np.round(x[master.x_int]).tobytes()
+            if key not in tried:  # a new signing pattern: settle its volumes by LPs
+                tried.add(key)
+                master.fix_integers(x)
+                phase, centre, fixed_values = "fixed", x, []
+        else:
+            fixed_values.append(value)
+            sep = options.in_out * centre + (1 - options.in_out) * x
+            consider(sep, evaluate(sep, everyone))
+            centre = sep
+            settled = master.report(value) >= best[0] - options.gap / 2 * abs(best[0])
+            stalled = (len(fixed_values) > 3 and fixed_values[-1] - fixed_values[-4]
+                       <= options.gap * max(abs(fixed_values[-1]), 1e-9))
+            if settled or stalled:
+                master.free_integers()
+                phase = "mip"
+        history.append({"iteration": it, "phase": phase, "lower": master.report(lower),
+                        "upper": best[0], "seconds": time.perf_counter() - t0})
+        if best[1] is not None and best[0] - master.report(lower) <= options.gap * abs(best[0]):
+            status = "optimal"
+            break
+        if options.time_limit is not None and time.perf_counter() - t0 > options.time_limit:
+            break
+    if best[1] is None:
+        raise DecompositionError("stopped before the master proposed an integer plan; "
+                                 "raise the time or iteration limit")
+    value, x, cost = best
+    value, cost, status = _exact(d, master, x, value, cost, status, lower, options)
+    seconds["total"] = time.perf_counter() - t0
+    return DecomposeResult(status, value, min(master.report(lower), value), len(history),
+                           master.plan(x), cost, list(master.reps), seconds,
+                           {**master.size, **pool.size}, slack[0], history)
+
+
+def _exact(d: ModelData, master: _Master, x: np.ndarray, value: float, cost: dict,
+           status: str, lower: float, options: DecomposeOptions) -> tuple[float, dict, str]:
+    """The best plan's cost from the exact scenario LPs (no elastic columns): what is
+    reported. A scenario that cannot carry the plan out, or a cost above the one the
+    iterations saw, is never hidden."""
+    from offtake.evaluate import evaluate_plan
+
+    res = evaluate_plan(d, master.plan(x), workers=1)
+    failed = [s for s, st in res.status.items() if st != "optimal"]
+    if failed:
+        raise DecompositionError(f"the best plan cannot be carried out in {failed[:3]} "
+                                 "without the elastic columns; solve the extensive form")
+    exact = master.objective_of(res.cost)
+    if exact > value * (1 + 1e-9) + 1e-6 and status == "optimal":
+        gap = (exact - master.report(lower)) / max(abs(exact), 1e-9)
+        status = "optimal" if gap <= options.gap else "stopped"
+    return exact, dict(res.cost), status
+
+
+# --- the master ------------------------------------------------------------------------------
+class _Master:
+    """Columns: the plan x, theta_s of the scenarios not in the master, each
+    representative's second stage; with lambda > 0 also eta and xi_s (CVaR)."""
+
+    def __init__(self, lp: ScenarioLp, d: ModelData, reps: list[str]):
+        a, sc = lp.arrays, lp.scale
+        self.template, self.scale, self.reps = lp, sc, reps
+        self.scenarios = list(d.SCENARIOS)
+        self.others = [s for s in self.scenarios if s not in reps]
+        self.prob = dict(d.probability)
+        self.lam, self.alpha = d.cvar_weight, d.cvar_alpha
+        pc = lp.plan_cols
+        n, m_o = len(pc), len(self.others)
+        is_plan = np.zeros(a.shape[1], dtype=bool)
+        is_plan[pc] = True
+        other_cols = np.flatnonzero(~is_plan)
+        th0 = lp.thetas[self.scenarios[0]]
+        self.n = n
+        self.x_lb, self.x_ub = a.col_lb.at(th0)[pc], a.col_ub.at(th0)[pc]
+        self.x_int = a.integer[pc]
+        self.offset = {s: float(a.offset.at(lp.thetas[s])[0]) for s in self.scenarios}
+        cost = [np.zeros(n), np.array([self.prob[s] for s in self.others])]
+        lo = [self.x_lb, np.full(m_o, -np.inf)]
+        hi = [self.x_ub, np.full(m_o, np.inf)]
+        blocks, row_lo, row_hi = [], [], []
+        self.rep_cost_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        first = n + m_o
+        for r in reps:
+            th = lp.thetas[r]
+            c = a.cost.at(th) * sc
+            cost[0] = cost[0] + self.prob[r] * c[pc]
+            cost.append(self.prob[r] * c[other_cols])
+            lo.append(a.col_lb.at(th)[other_cols])
+            hi.append(a.col_ub.at(th)[other_cols])
+            col = np.empty(a.shape[1], dtype=np.int64)
+            col[pc] = np.arange(n)
+            col[other_cols] = first + np.arange(len(other_cols))
+            blocks.append((a.a_val.at(th), a.a_rows, col[a.a_cols]))
+            row_lo.append(a.row_lb.at(th))
+            row_hi.append(a.row_ub.at(th))
+            self.rep_cost_rows[r] = (col, c)
+            first += len(other_cols)
+        ncol = first
+        rows = sum(len(x) for x in row_lo)
+        starts = np.cumsum([0] + [len(x) for x in row_lo])
+        mat = sparse.csc_array(
+            (np.concatenate([b[0] for b in blocks]),
+             (np.concatenate([b[1] + starts[k] for k, b in enumerate(blocks)]),
+              np.concatenate([b[2] for b in blocks]))), shape=(rows, ncol))
+        integer = np.zeros(ncol, dtype=bool)
+        integer[:n] = self.x_int
+        self.lp = ArrayLp(np.concatenate(cost), np.concatenate(lo), np.concatenate(hi),
+                          np.concatenate(row_lo), np.concatenate(row_hi), mat, integer)
+        # the incumbents come from the scenario evaluations (set as MIP starts); HiGHS's
+        # own sub-MIP heuristics cost most of a master solve (measured: 12-23 s of 20-25 s)
+        for option in ("mip_heuristic_run_rins", "mip_heuristic_run_rens",
+                       "mip_heuristic_run_feasibility_jump"):
+            self.lp.set_option(option, False)
+        self.constant = sum(self.prob[s] * self.offset[s] for s in self.scenarios)
+        self.ncol = ncol
+        if self.lam > 0:
+            self._cvar()
+        self.best_start: np.ndarray | None = None
+        self.size = {"master_rows": rows, "master_columns": self.ncol,
+                     "representatives": len(reps), "plan_columns": n}
+
+    def _cvar(self) -> None:
+        """eta + sum_s p_s xi_s / (1 - alpha), xi_s >= C_s - eta, C_s the scenario's cost
+        (theta_s, or the representative's cost expression), all in the master's units."""
+        lam, alpha = self.lam, self.alpha
+        self.eta = self.lp.add_cols([lam], [-np.inf], [np.inf])
+        p = [self.prob[s] for s in self.scenarios]
+        self.xi = self.lp.add_cols([lam * q / (1 - alpha) for q in p], [0.0] * len(p),
+                                   [np.inf] * len(p))
+        starts, idx, val, lower = [], [], [], []
+        theta = {s: self.n + k for k, s in enumerate(self.others)}
+        for k, s in enumerate(self.scenarios):
+            starts.append(len(idx))
+            lower.append(self.offset[s] * self.scale)  # C_s includes its constant
+            if s in theta:
+                idx += [self.xi + k, self.eta, theta[s]]
+                val += [1.0, 1.0, -1.0]
+            else:
+                col, c = self.rep_cost_rows[s]
+                nz = np.flatnonzero(c)
+                idx += [self.xi + k, self.eta, *col[nz].tolist()]
+                val += [1.0, 1.0, *(-c[nz]).tolist()]
+        self.lp.add_rows(lower, [np.inf] * len(lower), starts, idx, val)
+        self.ncol = self.lp.h.getNumCol()
+
+    def start(self) -> np.ndarray:
+        """The plan that is best for the representatives alone (theta fixed at 0): it can
+        be carried out in every group, so it is the first stability centre."""
+        th = np.arange(self.n, self.n + len(self.others))
+        self.lp.set_col_bounds(th, np.zeros(len(th)), np.zeros(len(th)))
+        x, _, _ = self.solve(integer=False)
+        self.lp.set_col_bounds(th, np.full(len(th), -np.inf), np.full(len(th), np.inf))
+        return x
+
+    def solve(self, integer: bool) -> tuple[np.ndarray, float, float]:
+        self.lp.set_integrality(np.flatnonzero(self.x_int), integer)
+        if integer and self.best_start is not None:
+            self.lp.set_start(self.best_start)
+        import os
+        if integer and os.environ.get("MASTER_LOG"):
+            self.lp.set_option("output_flag", True)
+            self.lp.set_option("log_to_console", False)
+            self.lp.set_option("log_file", os.environ["MASTER_LOG"])
+        status, value, bound = self.lp.run()
+        if status != "optimal":
+            raise DecompositionError(f"the master problem ({'MIP' if integer else 'LP'}, "
+                                     f"{self.lp.h.getNumRow()} rows) ended {status}")
+        primal = self.lp.primal()
+        self.last = primal
+        x = np.clip(primal[:self.n], self.x_lb, self.x_ub)
+        if integer:
+            x[self.x_int] = np.round(x[self.x_int])
+        return x, float(value), float(bound if integer and bound is not None else value)
+
+    def add_cuts(self, x: np.ndarray, out: dict) -> None:
+        """theta_s >= v_s + g_s (x - x^), as g_s x - theta_s <= g_s x^ - v_s."""
+        starts, idx, val, upper = [], [], [], []
+        for k, s in enumerate(self.others):
+            if s not in out:
+                continue
+            _, v, g, _ = out[s]
+            nz = np.flatnonzero(np.abs(g) > 1e-12 * max(1.0, float(np.abs(g).max())))
+            starts.append(len(idx))
+            idx += [*nz.tolist(), self.n + k]
+            val += [*g[nz].tolist(), -1.0]
+            upper.append(float(g[nz] @ x[nz] - v))
+        if upper:
+            self.lp.add_rows([-np.inf] * len(upper), upper, starts, idx, val)
+
+    def fix_integers(self, x: np.ndarray) -> None:
+        """Settle the volumes of one signing pattern: its integers fixed, an LP master."""
+        idx = np.flatnonzero(self.x_int)
+        self.lp.set_col_bounds(idx, x[idx], x[idx])
+
+    def free_integers(self) -> None:
+        idx = np.flatnonzero(self.x_int)
+        self.lp.set_col_bounds(idx, self.x_lb[idx], self.x_ub[idx])
+
+    def remember(self, x: np.ndarray, out: dict) -> None:
+        """The best plan's master solution, with theta_s at its true value, as the next MIP
+        start (it satisfies every cut, since cuts under-estimate Q_s)."""
+        start = self.last.copy()
+        start[:self.n] = x
+        for k, s in enumerate(self.others):
+            start[self.n + k] = max(start[self.n + k], out[s][1])
+        if self.lam > 0:
+            costs = [(start[self.n + self.others.index(s)] if s in self.others
+                      else float(self.rep_cost_rows[s][1] @ start[self.rep_cost_rows[s][0]]))
+                     + self.offset[s] * self.scale for s in self.scenarios]
+            start[self.xi:self.xi + len(costs)] = np.maximum(
+                0.0, np.array(costs) - start[self.eta])
+        self.best_start = start
+
+    def unscaled(self, s: str, value: float) -> float:
+        return value / self.scale + self.offset[s]
+
+    def objective_of(self, cost: dict[str, float]) -> float:
+        v = np.array([cost[s] for s in self.scenarios])
+        p = np.array([self.prob[s] for s in self.scenarios])
+        mean = float(p @ v)
+        if self.lam <= 0:
+            return mean
+        from offtake.risk import cvar
+
+        return mean + self.lam * cvar(list(v), list(p), self.alpha)
+
+    def report(self, master_value: float) -> float:
+        """A master objective value in currency (the expected constant is outside it)."""
+        return master_value / self.scale + self.constant
+
+    def plan(self, x: np.ndarray) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for (name, k), v in zip(self.template.plan_keys, x, strict=True):
+            out.setdefault(name, {})[k] = float(v)
+        return out
+
+
+# --- scenario LPs in worker processes --------------------------------------------------------
+class _Scenarios:
+    """A fresh HiGHS instance over the compiled template, for some scenarios."""
+
+    def __init__(self, template: ScenarioLp, scenarios: list[str]):
+        self.lp = template.fresh(elastic=template.elastic_price)
+        self.scenarios = scenarios
+        self.bases: dict = {}
+
+    def evaluate(self, x: np.ndarray, who: list[str]) -> dict:
+        self.lp.fix(x)
+        out = {}
+        for s in self.scenarios:
+            if s not in who:
+                continue
+            self.lp.load(s)
+            status, value = self.lp.solve_scaled(s, self.bases)
+            ok = status == "optimal"
+            grad = self.lp.lp.reduced_costs()[self.lp.plan_cols] if ok else None
+            out[s] = (status, value, grad, self.lp.elastic_used() if ok else 0.0)
+        return out
+
+
+def _worker(conn, template: ScenarioLp, scenarios: list[str]) -> None:
+    try:
+        sub = _Scenarios(template, scenarios)
+        while True:
+            msg = conn.recv()
+            if msg is None:
+                return
+            x, who = msg
+            conn.send(("ok", sub.evaluate(x, set(who))))
+    except Exception as exc:  # the parent raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class _Pool:
+    def __init__(self, template: ScenarioLp, scenarios: list[str], workers: int):
+        k = max(1, min(workers, len(scenarios)))
+        chunks = [scenarios[i::k] for i in range(k)]
+        self.size = {"workers": k}
+        self.local = _Scenarios(template, scenarios) if k == 1 else None
+        self.conns, self.procs = [], []
+        if self.local is None:
+            ctx = mp.get_context("fork")
+            for chunk in chunks:
+                parent, child = ctx.Pipe()
+                p = ctx.Process(target=_worker, args=(child, template, chunk), daemon=True)
+                p.start()
+                self.conns.append(parent)
+                self.procs.append(p)
+
+    def evaluate(self, x: np.ndarray, who: list[str]) -> dict:
+        if self.local is not None:
+            return self.local.evaluate(x, set(who))
+        for conn in self.conns:
+            conn.send((x, list(who)))
+        out: dict = {}
+        errors = []
+        for conn in self.conns:
+            msg, arg = conn.recv()
+            if msg == "ok":
+                out.update(arg)
+            else:
+                errors.append(arg)
+        if errors:
+            raise DecompositionError("; ".join(errors))
+        return out
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                conn.send(None)
+        for p in self.procs:
+            p.join(timeout=10)
