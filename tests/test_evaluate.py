@@ -248,3 +248,26 @@ def test_decomposition_refuses_what_it_cannot_do():
         solve_decomposed(d, DecomposeOptions(workers=1, max_groups=1))
     with pytest.raises(DecompositionError, match="expectation"):
         solve_decomposed(replace(d, rule_in_expectation={"R": True}))
+
+
+def test_cli_decompose_writes_the_plan_and_the_scenario_costs(tmp_path):
+    import json
+
+    import pandas as pd
+    import yaml
+    from typer.testing import CliRunner
+
+    from offtake.cli import app
+
+    src = tmp_path / "prices.yaml"
+    src.write_text(yaml.safe_dump(PRICES_ONLY, sort_keys=False))
+    out = tmp_path / "dec"
+    res = CliRunner().invoke(app, ["decompose", str(src), "--out", str(out), "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "decomposition.json").read_text())
+    assert report["status"] == "optimal" and report["objective"] == approx(6_000_000)
+    costs = pd.read_csv(out / "scenario_costs.csv")
+    assert list(costs["cost"]) == [approx(6_000_000)] * 4
+    again = CliRunner().invoke(app, ["evaluate", str(src), "--plan", str(out / "plan.json"),
+                                     "--out", str(tmp_path / "ev")])
+    assert again.exit_code == 0, again.output

@@ -17,12 +17,20 @@ from rich.console import Console
 from offtake import plots
 from offtake.check import check_folder
 from offtake.data import build_data
+from offtake.decompose import DecomposeOptions, DecompositionError
 from offtake.evaluate import EvaluationError
 from offtake.io import load_instance
 from offtake.pipeline import compare as compare_rules
-from offtake.pipeline import efficient_frontier, evaluate_portfolio, run, stochastic_value
+from offtake.pipeline import (
+    decompose_instance,
+    efficient_frontier,
+    evaluate_portfolio,
+    run,
+    stochastic_value,
+)
 from offtake.report import (
     compare_table,
+    decomposition_table,
     diagnosis_table,
     evaluation_table,
     findings_table,
@@ -177,6 +185,40 @@ def evaluate(
     console.print(evaluation_table(report, currency))
     console.print(f"written to {out}/ (evaluation.csv, evaluation.json, evaluation.png)")
     raise typer.Exit(0 if not report["infeasible_in"] else EXIT["infeasible"])
+
+
+@app.command()
+def decompose(
+    instance: Annotated[Path, typer.Argument(help="instance YAML file with scenarios")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out"),
+    workers: Annotated[int, typer.Option(help="processes for the scenario LPs")] = 2,
+    gap: Annotated[float, typer.Option(help="relative gap at which it stops")] = 1e-6,
+    time_limit: Annotated[float | None, typer.Option(help="seconds")] = None,
+    cvar_weight: Annotated[float, typer.Option(
+        help="lambda: minimise expected cost + lambda x CVaR")] = 0.0,
+    cvar_alpha: Annotated[float, typer.Option(help="CVaR level alpha in (0, 1)")] = 0.95,
+    max_groups: Annotated[int, typer.Option(
+        help="most scenario groups with different capacities/demands")] = 8,
+) -> None:
+    """The stochastic optimum for many scenarios by decomposition (instead of the extensive
+    form): DIR/decomposition.json, plan.json (for `evaluate`) and scenario_costs.csv."""
+    loaded = _load_or_exit(instance)
+    if workers < 1 or gap <= 0 or cvar_weight < 0 or not 0 < cvar_alpha < 1:
+        console.print("[red]need --workers >= 1, --gap > 0, --cvar-weight >= 0 and "
+                      "0 < --cvar-alpha < 1[/]")
+        raise typer.Exit(EXIT["invalid"])
+    try:
+        res, table = decompose_instance(
+            loaded.instance, out, DecomposeOptions(gap=gap, workers=workers,
+                                                   time_limit=time_limit,
+                                                   max_groups=max_groups),
+            cvar_weight=cvar_weight, cvar_alpha=cvar_alpha)
+    except DecompositionError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["error"]) from exc
+    console.print(decomposition_table(res, loaded.instance.meta.currency))
+    console.print(f"written to {out}/ (decomposition.json, plan.json, scenario_costs.csv)")
+    raise typer.Exit(0 if res.status == "optimal" else EXIT["no_solution"])
 
 
 @app.command()

@@ -276,3 +276,30 @@ def evaluate_portfolio(inst: Instance, plan_path: str | Path, workers: int = 1,
               "template": res.size}
     return table, report
 
+
+def decompose_instance(inst: Instance, out_dir: str | Path, options=None, *,
+                       cvar_weight: float = 0.0, cvar_alpha: float = 0.95):
+    """Solve by decomposition (offtake.decompose) and write decomposition.json, plan.json
+    and scenario_costs.csv (scenario, probability, cost) to `out_dir`."""
+    import json
+
+    from offtake.decompose import DecomposeOptions, solve_decomposed
+    from offtake.results import plan_to_json
+
+    d = build_data(inst, cvar_weight=cvar_weight, cvar_alpha=cvar_alpha)
+    res = solve_decomposed(d, options or DecomposeOptions())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"status": res.status, "objective": res.objective, "bound": res.bound,
+              "gap": res.gap, "iterations": res.iterations, "cvar_weight": cvar_weight,
+              "cvar_alpha": cvar_alpha, "representatives": res.representatives,
+              "elastic_t": res.elastic_t, "seconds": res.seconds, "size": res.size,
+              "currency": inst.meta.currency, "instance_name": inst.meta.name,
+              "history": res.history}
+    (out / "decomposition.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    (out / "plan.json").write_text(json.dumps(plan_to_json(res.plan), indent=1) + "\n")
+    table = pd.DataFrame([{"scenario": s, "probability": d.probability[s],
+                           "cost": res.scenario_cost[s]} for s in d.SCENARIOS])
+    table.to_csv(out / "scenario_costs.csv", index=False)
+    return res, table
+

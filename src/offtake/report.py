@@ -203,3 +203,17 @@ def evaluation_table(report: dict, currency: str) -> Table:
     t.caption = f"evaluated in {report['seconds']['total']:.1f} s"
     return t
 
+
+def decomposition_table(res, currency: str) -> Table:
+    t = Table(title=f"Decomposition ({currency}, expected, discounted)", show_header=False)
+    t.add_column("measure", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("status", res.status)
+    t.add_row("objective", _money(res.objective, ""))
+    t.add_row("lower bound", _money(res.bound, ""))
+    t.add_row("gap", f"{res.gap:.2e}")
+    t.add_row("iterations", str(res.iterations))
+    t.add_row("scenario groups in the master", str(len(res.representatives)))
+    t.caption = f"{res.seconds['total']:.1f} s"
+    return t
+

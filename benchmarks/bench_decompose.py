@@ -1,0 +1,105 @@
+"""Benchmark: the medium instance with N scenarios solved by decomposition
+(offtake.decompose), N = 10, 100, 1000 by default; scenarios as in bench_scenarios.py
+(China open / cut x N/2 sampled NdPr paths, i.e. two constraint groups).
+
+    .venv/bin/python benchmarks/bench_decompose.py [--sizes 10,100] [--workers 2]
+                                                   [--gap 1e-6] [--time-limit 1800]
+                                                   [--compare 10]
+
+Prints scenarios, iterations, seconds (setup, master, scenario LPs, total), peak MiB (this
+process and its workers), objective, bound and gap, and the seconds per scenario relative to
+the smallest run. For the sizes named in --compare the extensive form is solved too (same
+mip gap) and the objectives are compared. Each run is a fresh subprocess. No assertion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_scenarios import instance_file  # noqa: E402
+
+
+def one(n: int, workers: int, gap: float, time_limit: float, compare: bool) -> dict:
+    from offtake.data import build_data
+    from offtake.decompose import DecomposeOptions, solve_decomposed
+    from offtake.io import load_instance
+
+    t = time.perf_counter()
+    inst = load_instance(instance_file(n)).instance
+    d = build_data(inst)
+    load_s = time.perf_counter() - t
+    res = solve_decomposed(d, DecomposeOptions(workers=workers, gap=gap,
+                                               time_limit=time_limit))
+    out = {"scenarios": len(d.SCENARIOS), "load_s": load_s, "status": res.status,
+           "objective": res.objective, "bound": res.bound, "gap": res.gap,
+           "iterations": res.iterations, "seconds": res.seconds, "size": res.size,
+           "elastic_t": res.elastic_t}
+    if compare:
+        from offtake.pipeline import solve_instance
+        from offtake.solve import SolveOptions
+
+        t = time.perf_counter()
+        ef = solve_instance(inst, SolveOptions(mip_gap=gap, time_limit=time_limit), data=d)
+        out["ef_s"] = time.perf_counter() - t
+        out["ef_objective"] = ef.objective
+        out["ef_status"] = ef.status
+    out["peak_mib"] = max(resource.getrusage(who).ru_maxrss for who in
+                          (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10,100,1000")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--gap", type=float, default=1e-6)
+    ap.add_argument("--time-limit", type=float, default=1800)
+    ap.add_argument("--compare", default="10", help="sizes also solved as extensive form")
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--with-ef", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, args.workers, args.gap, args.time_limit,
+                             args.with_ef), default=float))
+        return
+    compare = {int(x) for x in args.compare.split(",") if x}
+    print(f"{'N':>5} {'iter':>4} {'setup s':>7} {'master s':>8} {'LPs s':>6} {'total s':>7} "
+          f"{'s/scen':>6} {'ratio':>5} {'peak MiB':>8} {'objective':>17} {'gap':>8}  notes")
+    base = None
+    for n in (int(x) for x in args.sizes.split(",")):
+        cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers),
+               "--gap", str(args.gap), "--time-limit", str(args.time_limit)]
+        if n in compare:
+            cmd.append("--with-ef")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            print(f"{n:>5} failed: {proc.stderr.strip().splitlines()[-1:]}")
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        s = r["seconds"]
+        per = s["total"] / r["scenarios"]
+        base = base or per
+        notes = r["status"]
+        if "ef_objective" in r:
+            diff = (r["objective"] - r["ef_objective"]) / abs(r["ef_objective"]) \
+                if r["ef_objective"] is not None else float("nan")
+            notes += (f"; extensive form {r['ef_s']:.1f} s, {r['ef_status']}, "
+                      f"objective {r['ef_objective']:,.2f} (relative difference {diff:.1e})")
+        print(f"{r['scenarios']:>5} {r['iterations']:>4} {s['setup']:>7.1f} {s['master']:>8.1f} "
+              f"{s['scenarios']:>6.1f} {s['total']:>7.1f} {per:>6.2f} {per / base:>5.2f} "
+              f"{r['peak_mib']:>8.0f} {r['objective']:>17,.2f} {r['gap']:>8.1e}  {notes}")
+        print(f"      master {r['size'].get('master_rows')} rows x "
+              f"{r['size'].get('master_columns')} columns, {r['size'].get('representatives')} "
+              f"representatives, elastic used {r['elastic_t']:.1e} t")
+
+
+if __name__ == "__main__":
+    main()
