@@ -40,8 +40,7 @@ def one(n: int, workers: int, gap: float, time_limit: float, compare: bool) -> d
                                                time_limit=time_limit))
     out = {"scenarios": len(d.SCENARIOS), "load_s": load_s, "status": res.status,
            "objective": res.objective, "bound": res.bound, "gap": res.gap,
-           "iterations": res.iterations, "seconds": res.seconds, "size": res.size,
-           "elastic_t": res.elastic_t}
+           "iterations": res.iterations, "seconds": res.seconds, "size": res.size}
     if compare:
         from offtake.pipeline import solve_instance
         from offtake.solve import SolveOptions
@@ -98,7 +97,7 @@ def main() -> None:
               f"{r['peak_mib']:>8.0f} {r['objective']:>17,.2f} {r['gap']:>8.1e}  {notes}")
         print(f"      master {r['size'].get('master_rows')} rows x "
               f"{r['size'].get('master_columns')} columns, {r['size'].get('representatives')} "
-              f"representatives, elastic used {r['elastic_t']:.1e} t")
+              "representatives")
 
 
 if __name__ == "__main__":

@@ -40,13 +40,6 @@ from offtake.data import ModelData
 from offtake.evaluate import ScenarioLp
 from offtake.solve import ArrayLp
 
-ELASTIC_FACTOR = 2.0
-"""Price of a tonne of violated capacity (or balance) in a scenario LP, times the largest
-cost coefficient (the unmet-demand penalty, say): only tolerance-sized violations should
-ever be bought, and the best plan is re-evaluated without any elastic at the end. Higher
-prices give cuts with huge coefficients that HiGHS's MIP then handles badly (seen: a master
-declared infeasible, and a bound above the optimum, at 10x)."""
-
 
 class DecompositionError(RuntimeError):
     pass
@@ -81,9 +74,6 @@ class DecomposeResult:
     representatives: list[str]
     seconds: dict[str, float]
     size: dict[str, int]
-    elastic_t: float = 0.0
-    """Most tonnes of capacity or balance any scenario LP bought at the elastic price for
-    the best plan: solver-tolerance sized (< 1e-3 t) unless something is wrong."""
     history: list[dict] = field(default_factory=list)
 
     @property
@@ -91,7 +81,8 @@ class DecomposeResult:
         return abs(self.objective - self.bound) / max(abs(self.objective), 1e-9)
 
 
-def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None) -> DecomposeResult:
+def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None,
+                     progress=None) -> DecomposeResult:
     """The stochastic optimum of `d` (expected cost + lambda x CVaR_alpha)."""
     options = options or DecomposeOptions()
     t0 = time.perf_counter()
@@ -100,7 +91,6 @@ def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None) -> D
                                  "solve the extensive form")
     scenarios = list(d.SCENARIOS)
     template = ScenarioLp(replace(d, cvar_weight=0.0, elastic=False), scenarios)
-    template.elastic_price = ELASTIC_FACTOR * d.max_cost_coefficient()
     groups = constraint_groups(template, scenarios)
     if len(groups) > options.max_groups:
         raise DecompositionError(
@@ -112,7 +102,7 @@ def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None) -> D
     pool = _Pool(template, scenarios, options.workers)
     seconds = {"setup": time.perf_counter() - t0, "master": 0.0, "scenarios": 0.0}
     try:
-        return _iterate(d, options, master, pool, seconds, t0)
+        return _iterate(d, options, master, pool, seconds, t0, progress)
     finally:
         pool.close()
 
@@ -144,7 +134,7 @@ def _representative(lp: ScenarioLp, group: list[str], prob: dict[str, float]) ->
 
 # --- the iterations --------------------------------------------------------------------------
 def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Pool,
-             seconds: dict, t0: float) -> DecomposeResult:
+             seconds: dict, t0: float, progress=None) -> DecomposeResult:
     others, everyone = master.others, master.scenarios
     best: tuple[float, np.ndarray | None, dict] = (np.inf, None, {})
     lower, phase, history = -np.inf, "lp", []
@@ -168,7 +158,7 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
     status = "stopped"
     fixed_values: list[float] = []
     tried: set[bytes] = set()
-    slack = [0.0]  # elastic tonnes the best plan needed (tolerance-sized, or a warning)
+    proving = False
 
     def consider(x: np.ndarray, out: dict) -> None:
         nonlocal best
@@ -177,12 +167,12 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
         if total < best[0]:
             best = (total, x.copy(), cost)
             master.remember(x, out)
-            slack[0] = max(out[s][3] for s in everyone)
 
     for it in range(1, options.max_iterations + 1):
         t = time.perf_counter()
-        if phase == "mip":
-            master.lp.set_option("mip_rel_gap", float(options.gap / 2))
+        if phase == "mip":  # loose while it proposes new signing patterns, then tight
+            master.lp.set_option("mip_rel_gap", float(options.gap / 2 if proving
+                                                      else max(options.gap, 1e-4)))
         x, value, bound = master.solve(integer=(phase == "mip"))
         seconds["master"] += time.perf_counter() - t
         if phase != "fixed":  # with the integers fixed the master bounds nothing globally
@@ -202,6 +192,9 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
                 tried.add(key)
                 master.fix_integers(x)
                 phase, centre, fixed_values = "fixed", x, []
+                proving = False
+            else:  # nothing new at the loose gap: prove (or improve) at the target gap
+                proving = True
         else:
             fixed_values.append(value)
             sep = options.in_out * centre + (1 - options.in_out) * x
@@ -214,7 +207,10 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
                 master.free_integers()
                 phase = "mip"
         history.append({"iteration": it, "phase": phase, "lower": master.report(lower),
-                        "upper": best[0], "seconds": time.perf_counter() - t0})
+                        "upper": best[0], "seconds": time.perf_counter() - t0,
+                        "master_rows": master.lp.h.getNumRow()})
+        if progress is not None:
+            progress(history[-1])
         if best[1] is not None and best[0] - master.report(lower) <= options.gap * abs(best[0]):
             status = "optimal"
             break
@@ -228,12 +224,12 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
     seconds["total"] = time.perf_counter() - t0
     return DecomposeResult(status, value, min(master.report(lower), value), len(history),
                            master.plan(x), cost, list(master.reps), seconds,
-                           {**master.size, **pool.size}, slack[0], history)
+                           {**master.size, **pool.size}, history)
 
 
 def _exact(d: ModelData, master: _Master, x: np.ndarray, value: float, cost: dict,
            status: str, lower: float, options: DecomposeOptions) -> tuple[float, dict, str]:
-    """The best plan's cost from the exact scenario LPs (no elastic columns): what is
+    """The best plan's cost from a fresh evaluation (`evaluate.evaluate_plan`): what is
     reported. A scenario that cannot carry the plan out, or a cost above the one the
     iterations saw, is never hidden."""
     from offtake.evaluate import evaluate_plan
@@ -242,7 +238,7 @@ def _exact(d: ModelData, master: _Master, x: np.ndarray, value: float, cost: dic
     failed = [s for s, st in res.status.items() if st != "optimal"]
     if failed:
         raise DecompositionError(f"the best plan cannot be carried out in {failed[:3]} "
-                                 "without the elastic columns; solve the extensive form")
+                                 "on re-evaluation; solve the extensive form")
     exact = master.objective_of(res.cost)
     if exact > value * (1 + 1e-9) + 1e-6 and status == "optimal":
         gap = (exact - master.report(lower)) / max(abs(exact), 1e-9)
@@ -376,7 +372,7 @@ class _Master:
         for k, s in enumerate(self.others):
             if s not in out:
                 continue
-            _, v, g, _ = out[s]
+            _, v, g = out[s]
             nz = np.flatnonzero(np.abs(g) > 1e-12 * max(1.0, float(np.abs(g).max())))
             starts.append(len(idx))
             idx += [*nz.tolist(), self.n + k]
@@ -438,7 +434,7 @@ class _Scenarios:
     """A fresh HiGHS instance over the compiled template, for some scenarios."""
 
     def __init__(self, template: ScenarioLp, scenarios: list[str]):
-        self.lp = template.fresh(elastic=template.elastic_price)
+        self.lp = template.fresh()
         self.scenarios = scenarios
         self.bases: dict = {}
 
@@ -450,9 +446,12 @@ class _Scenarios:
                 continue
             self.lp.load(s)
             status, value = self.lp.solve_scaled(s, self.bases)
+            if status == "Infeasible":  # a plan at the edge of a capacity: retry cold,
+                self.bases.pop(s, None)  # without presolve, before calling it infeasible
+                status, value = self.lp.solve_cold(s)
             ok = status == "optimal"
             grad = self.lp.lp.reduced_costs()[self.lp.plan_cols] if ok else None
-            out[s] = (status, value, grad, self.lp.elastic_used() if ok else 0.0)
+            out[s] = (status, value, grad)
         return out
 
 

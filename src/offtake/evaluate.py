@@ -116,52 +116,19 @@ class ScenarioLp:
                      "scenario_numbers": len(params),
                      "changing_entries": int(sum(len(v) for v in self.dynamic.values()))}
 
-    def _highs(self, s: str, elastic: float | None = None) -> ArrayLp:
+    def _highs(self, s: str) -> ArrayLp:
         a, th = self.arrays, self.thetas[s]
-        cost, lo, hi = a.cost.at(th) * self.scale, a.col_lb.at(th), a.col_ub.at(th)
-        mat = a.matrix(th)
-        self.elastic_cols = np.zeros(0, dtype=np.int64)
-        if elastic is not None:
-            rows, signs = self._elastic_rows()
-            n = a.shape[1]
-            self.elastic_cols = np.arange(n, n + len(rows), dtype=np.int64)
-            from scipy import sparse
+        return ArrayLp(a.cost.at(th) * self.scale, a.col_lb.at(th), a.col_ub.at(th),
+                       a.row_lb.at(th), a.row_ub.at(th), a.matrix(th))
 
-            extra = sparse.csc_array((signs, (rows, np.arange(len(rows)))),
-                                     shape=(a.shape[0], len(rows)))
-            mat = sparse.hstack([mat, extra]).tocsc()
-            cost = np.concatenate([cost, np.full(len(rows), elastic * self.scale)])
-            lo = np.concatenate([lo, np.zeros(len(rows))])
-            hi = np.concatenate([hi, np.full(len(rows), np.inf)])
-        return ArrayLp(cost, lo, hi, a.row_lb.at(th), a.row_ub.at(th), mat)
-
-    def _elastic_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """(row, +1 or -1) for each loose side of every row that holds a plan column."""
-        a = self.arrays
-        is_plan = np.zeros(a.shape[1], dtype=bool)
-        is_plan[self.plan_cols] = True
-        rows = np.unique(a.a_rows[is_plan[a.a_cols]])
-        lower = np.isfinite(a.row_lb.base[rows]) | np.isin(rows, a.row_lb.dynamic)
-        upper = np.isfinite(a.row_ub.base[rows]) | np.isin(rows, a.row_ub.dynamic)
-        out = np.concatenate([rows[lower], rows[upper]])
-        signs = np.concatenate([np.ones(lower.sum()), -np.ones(upper.sum())])
-        return out, signs
-
-    def fresh(self, elastic: float | None = None) -> ScenarioLp:
+    def fresh(self) -> ScenarioLp:
         """A copy sharing the compiled arrays with a HiGHS instance of its own (e.g. in a
-        worker process); with `elastic`, every row that holds a plan column may be violated
-        at that price per unit (currency), so that a plan a hair outside a scenario's
-        capacity (solver tolerance) still gets a finite cost and a cut."""
+        worker process)."""
         import copy
 
         other = copy.copy(self)
-        other.lp = other._highs(next(iter(self.thetas)), elastic)
+        other.lp = other._highs(next(iter(self.thetas)))
         return other
-
-    def elastic_used(self) -> float:
-        if not len(self.elastic_cols):
-            return 0.0
-        return float(self.lp.primal()[self.elastic_cols].sum())
 
     def load(self, s: str) -> None:
         """Put scenario s's numbers into the HiGHS instance (only those that change)."""
@@ -184,6 +151,16 @@ class ScenarioLp:
         if status != "optimal":
             return status, float("nan")
         return status, value / self.scale + float(self.arrays.offset.at(self.thetas[s])[0])
+
+    def solve_cold(self, s: str) -> tuple[str, float]:
+        """solve_scaled from scratch and without presolve (a second opinion on a verdict of
+        infeasibility for a plan at the edge of a capacity)."""
+        self.lp.h.clearSolver()
+        self.lp.set_option("presolve", "off")
+        try:
+            return self.solve_scaled(s)
+        finally:
+            self.lp.set_option("presolve", "choose")
 
     def solve_scaled(self, s: str, bases: dict | None = None) -> tuple[str, float]:
         """The loaded scenario's LP value in HiGHS's units (costs x scale, no constant);

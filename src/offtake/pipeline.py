@@ -293,7 +293,7 @@ def decompose_instance(inst: Instance, out_dir: str | Path, options=None, *,
     report = {"status": res.status, "objective": res.objective, "bound": res.bound,
               "gap": res.gap, "iterations": res.iterations, "cvar_weight": cvar_weight,
               "cvar_alpha": cvar_alpha, "representatives": res.representatives,
-              "elastic_t": res.elastic_t, "seconds": res.seconds, "size": res.size,
+              "seconds": res.seconds, "size": res.size,
               "currency": inst.meta.currency, "instance_name": inst.meta.name,
               "history": res.history}
     (out / "decomposition.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
