@@ -160,13 +160,13 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
     tried: set[bytes] = set()
     proving = False
 
-    def consider(x: np.ndarray, out: dict) -> None:
+    def consider(x: np.ndarray, out: dict, full: np.ndarray) -> None:
         nonlocal best
         cost = {s: master.unscaled(s, out[s][1]) for s in everyone}
         total = master.objective_of(cost)
         if total < best[0]:
             best = (total, x.copy(), cost)
-            master.remember(x, out)
+            master.remember(x, out, full)
 
     for it in range(1, options.max_iterations + 1):
         t = time.perf_counter()
@@ -186,20 +186,24 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
                     <= options.lp_phase_tolerance * max(abs(lp_values[-1]), 1e-9)):
                 phase = "mip"
         elif phase == "mip":
-            consider(x, evaluate(x, everyone))
+            consider(x, evaluate(x, everyone), master.last)
             key = np.round(x[master.x_int]).tobytes()
             if key not in tried:  # a new signing pattern: settle its volumes by LPs
                 tried.add(key)
                 master.fix_integers(x)
                 phase, centre, fixed_values = "fixed", x, []
+                centre_full = master.last.copy()
                 proving = False
             else:  # nothing new at the loose gap: prove (or improve) at the target gap
                 proving = True
         else:
             fixed_values.append(value)
+            # a mix of two master solutions with the same integers is one too: its full
+            # vector (blocks, thetas) is the next MIP start if the plan is the best so far
             sep = options.in_out * centre + (1 - options.in_out) * x
-            consider(sep, evaluate(sep, everyone))
-            centre = sep
+            sep_full = options.in_out * centre_full + (1 - options.in_out) * master.last
+            consider(sep, evaluate(sep, everyone), sep_full)
+            centre, centre_full = sep, sep_full
             settled = master.report(value) >= best[0] - options.gap / 2 * abs(best[0])
             stalled = (len(fixed_values) > 3 and fixed_values[-1] - fixed_values[-4]
                        <= options.gap * max(abs(fixed_values[-1]), 1e-9))
@@ -390,10 +394,10 @@ class _Master:
         idx = np.flatnonzero(self.x_int)
         self.lp.set_col_bounds(idx, self.x_lb[idx], self.x_ub[idx])
 
-    def remember(self, x: np.ndarray, out: dict) -> None:
-        """The best plan's master solution, with theta_s at its true value, as the next MIP
-        start (it satisfies every cut, since cuts under-estimate Q_s)."""
-        start = self.last.copy()
+    def remember(self, x: np.ndarray, out: dict, full: np.ndarray) -> None:
+        """The best plan's master solution `full`, with theta_s raised to its true value, as
+        the next MIP start (it still satisfies every cut, which under-estimate Q_s)."""
+        start = full.copy()
         start[:self.n] = x
         for k, s in enumerate(self.others):
             start[self.n + k] = max(start[self.n + k], out[s][1])

@@ -152,15 +152,18 @@ class ScenarioLp:
             return status, float("nan")
         return status, value / self.scale + float(self.arrays.offset.at(self.thetas[s])[0])
 
-    def solve_cold(self, s: str) -> tuple[str, float]:
-        """solve_scaled from scratch and without presolve (a second opinion on a verdict of
-        infeasibility for a plan at the edge of a capacity)."""
+    def solve_cold(self, s: str, tolerance: float = 1e-6) -> tuple[str, float]:
+        """solve_scaled from scratch, without presolve and with a primal feasibility
+        tolerance of `tolerance` instead of HiGHS's 1e-7 (a second opinion on a verdict of
+        infeasibility for a plan that a master LP put at the edge of a capacity)."""
         self.lp.h.clearSolver()
         self.lp.set_option("presolve", "off")
+        self.lp.set_option("primal_feasibility_tolerance", tolerance)
         try:
             return self.solve_scaled(s)
         finally:
             self.lp.set_option("presolve", "choose")
+            self.lp.set_option("primal_feasibility_tolerance", 1e-7)
 
     def solve_scaled(self, s: str, bases: dict | None = None) -> tuple[str, float]:
         """The loaded scenario's LP value in HiGHS's units (costs x scale, no constant);
