@@ -271,3 +271,23 @@ def test_cli_decompose_writes_the_plan_and_the_scenario_costs(tmp_path):
     again = CliRunner().invoke(app, ["evaluate", str(src), "--plan", str(out / "plan.json"),
                                      "--out", str(tmp_path / "ev")])
     assert again.exit_code == 0, again.output
+
+
+def test_an_undeliverable_plan_gets_an_elastic_cut_never_a_cost():
+    """The decomposition's last resort when a scenario LP calls a master plan infeasible:
+    the elastic LP prices the 50 t above a 100 t capacity (a finite under-estimate, so the
+    cut stays valid) and marks the scenario 'elastic', which is never an upper bound."""
+    from offtake.decompose import _Scenarios
+    from offtake.evaluate import ScenarioLp, plan_vector
+
+    raw = copy.deepcopy(TWO_STAGE)
+    del raw["offers"][0]["take_or_pay_share"]
+    raw["facilities"][0]["capacity_t"] = 100
+    d = build_data(instance(raw))
+    template = ScenarioLp(d, list(d.SCENARIOS))
+    out = _Scenarios(template, list(d.SCENARIOS)).evaluate(
+        plan_vector(template.plan_keys, _plan(150)), set(d.SCENARIOS))
+    for status, value, grad in out.values():
+        assert status == "elastic"
+        assert value / template.scale > 150 * 60_000  # the contract alone costs 9.0M
+        assert grad is not None and len(grad) == len(template.plan_keys)

@@ -144,7 +144,9 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
         t = time.perf_counter()
         out = pool.evaluate(x, who)
         seconds["scenarios"] += time.perf_counter() - t
-        failed = [s for s, r in out.items() if r[0] != "optimal"]
+        failed = [s for s, r in out.items() if r[0] not in ("optimal", "elastic")]
+        seconds["elastic_evaluations"] = seconds.get("elastic_evaluations", 0) + sum(
+            r[0] == "elastic" for r in out.values())
         if failed:
             raise DecompositionError(f"the scenario LP of {failed[0]} ended {out[failed[0]][0]} "
                                      "for a plan its group's representative can carry out")
@@ -162,6 +164,8 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
 
     def consider(x: np.ndarray, out: dict, full: np.ndarray) -> None:
         nonlocal best
+        if any(r[0] != "optimal" for r in out.values()):
+            return  # needed elastic columns somewhere: a lower estimate, not a plan's cost
         cost = {s: master.unscaled(s, out[s][1]) for s in everyone}
         total = master.objective_of(cost)
         if total < best[0]:
@@ -438,9 +442,32 @@ class _Scenarios:
     """A fresh HiGHS instance over the compiled template, for some scenarios."""
 
     def __init__(self, template: ScenarioLp, scenarios: list[str]):
+        self.template = template
         self.lp = template.fresh()
         self.scenarios = scenarios
         self.bases: dict = {}
+        self.elastic: ScenarioLp | None = None
+
+    def _elastic(self) -> ScenarioLp:
+        """The scenario LP with an elastic column on each loose side of every row that holds
+        a plan column, at twice the largest cost coefficient per unit: for a plan a master
+        LP put (numerically) just outside a scenario's reach, a finite under-estimate of
+        Q_s and so a valid cut; such a plan is never an upper bound."""
+        if self.elastic is None:
+            t = self.template
+            a = t.arrays
+            self.elastic = t.fresh()
+            is_plan = np.zeros(a.shape[1], dtype=bool)
+            is_plan[t.plan_cols] = True
+            rows = np.unique(a.a_rows[is_plan[a.a_cols]])
+            lower = np.isfinite(a.row_lb.base[rows]) | np.isin(rows, a.row_lb.dynamic)
+            upper = np.isfinite(a.row_ub.base[rows]) | np.isin(rows, a.row_ub.dynamic)
+            idx = np.concatenate([rows[lower], rows[upper]])
+            val = np.concatenate([np.ones(lower.sum()), -np.ones(upper.sum())])
+            price = 2.0 * t.max_cost * t.scale
+            self.elastic.lp.add_cols(np.full(len(idx), price), np.zeros(len(idx)),
+                                     np.full(len(idx), np.inf), np.arange(len(idx)), idx, val)
+        return self.elastic
 
     def evaluate(self, x: np.ndarray, who: list[str]) -> dict:
         self.lp.fix(x)
@@ -450,11 +477,18 @@ class _Scenarios:
                 continue
             self.lp.load(s)
             status, value = self.lp.solve_scaled(s, self.bases)
+            lp = self.lp
             if status == "Infeasible":  # a plan at the edge of a capacity: retry cold,
-                self.bases.pop(s, None)  # without presolve, before calling it infeasible
-                status, value = self.lp.solve_cold(s)
-            ok = status == "optimal"
-            grad = self.lp.lp.reduced_costs()[self.lp.plan_cols] if ok else None
+                self.bases.pop(s, None)  # without presolve, then with elastic columns
+                status, value = lp.solve_cold(s)
+            if status == "Infeasible":
+                lp = self._elastic()
+                lp.fix(x)
+                lp.load(s)
+                status, value = lp.solve_scaled(s)
+                status = "elastic" if status == "optimal" else status
+            ok = status in ("optimal", "elastic")
+            grad = lp.lp.reduced_costs()[lp.plan_cols] if ok else None
             out[s] = (status, value, grad)
         return out
 

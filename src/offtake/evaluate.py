@@ -106,7 +106,8 @@ class ScenarioLp:
         self.plan_keys = [(v.parent_component().local_name, v.index())
                           for v in (a.columns[j] for j in self.plan_cols)]
         self.thetas = {s: np.asarray(view.values[s]) for s in scenarios}
-        self.scale = 2.0 ** (objective_scale_for(d.max_cost_coefficient()) or 0)
+        self.max_cost = d.max_cost_coefficient()
+        self.scale = 2.0 ** (objective_scale_for(self.max_cost) or 0)
         self.lp = self._highs(scenarios[0])
         self.dynamic = {"cost": a.cost.dynamic,
                         "cols": np.union1d(a.col_lb.dynamic, a.col_ub.dynamic),

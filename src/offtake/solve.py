@@ -276,9 +276,15 @@ class ArrayLp:
     def add_rows(self, lower, upper, starts, index, values) -> None:
         self.h.addRows(len(lower), lower, upper, len(index), starts, index, values)
 
-    def add_cols(self, cost, lower, upper) -> int:
+    def add_cols(self, cost, lower, upper, starts=(), index=(), values=()) -> int:
+        """Append columns (optionally with their entries, column-wise); their first index."""
+        import numpy as np
+
         first = self.h.getNumCol()
-        self.h.addCols(len(cost), cost, lower, upper, 0, [], [], [])
+        self.h.addCols(len(cost), np.asarray(cost, dtype=float), np.asarray(lower, dtype=float),
+                       np.asarray(upper, dtype=float), len(index),
+                       np.asarray(starts, dtype=np.int32), np.asarray(index, dtype=np.int32),
+                       np.asarray(values, dtype=float))
         return first
 
     def set_option(self, name: str, value) -> None:
