@@ -139,14 +139,14 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
     best: tuple[float, np.ndarray | None, dict] = (np.inf, None, {})
     lower, phase, history = -np.inf, "lp", []
     lp_values: list[float] = []
+    counts = {"elastic_evaluations": 0}
 
     def evaluate(x: np.ndarray, who: list[str]) -> dict:
         t = time.perf_counter()
         out = pool.evaluate(x, who)
         seconds["scenarios"] += time.perf_counter() - t
         failed = [s for s, r in out.items() if r[0] not in ("optimal", "elastic")]
-        seconds["elastic_evaluations"] = seconds.get("elastic_evaluations", 0) + sum(
-            r[0] == "elastic" for r in out.values())
+        counts["elastic_evaluations"] += sum(r[0] == "elastic" for r in out.values())
         if failed:
             raise DecompositionError(f"the scenario LP of {failed[0]} ended {out[failed[0]][0]} "
                                      "for a plan its group's representative can carry out")
@@ -232,7 +232,7 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
     seconds["total"] = time.perf_counter() - t0
     return DecomposeResult(status, value, min(master.report(lower), value), len(history),
                            master.plan(x), cost, list(master.reps), seconds,
-                           {**master.size, **pool.size}, history)
+                           {**master.size, **pool.size, **counts}, history)
 
 
 def _exact(d: ModelData, master: _Master, x: np.ndarray, value: float, cost: dict,
