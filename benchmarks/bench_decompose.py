@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_scenarios import instance_file  # noqa: E402
+from bench_scenarios import instance_file, peak_mib, run_child  # noqa: E402
 
 
 def one(n: int, workers: int, gap: float, time_limit: float, compare: bool) -> dict:
@@ -50,8 +48,7 @@ def one(n: int, workers: int, gap: float, time_limit: float, compare: bool) -> d
         out["ef_s"] = time.perf_counter() - t
         out["ef_objective"] = ef.objective
         out["ef_status"] = ef.status
-    out["peak_mib"] = max(resource.getrusage(who).ru_maxrss for who in
-                          (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+    out["peak_mib"] = peak_mib()
     return out
 
 
@@ -78,11 +75,9 @@ def main() -> None:
                "--gap", str(args.gap), "--time-limit", str(args.time_limit)]
         if n in compare:
             cmd.append("--with-ef")
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            print(f"{n:>5} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        r = run_child(cmd, f"{n:>5}")
+        if r is None:
             continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
         s = r["seconds"]
         per = s["total"] / r["scenarios"]
         base = base or per

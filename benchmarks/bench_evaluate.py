@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_scenarios import instance_file  # noqa: E402
+from bench_scenarios import instance_file, peak_mib, run_child  # noqa: E402
 
 
 def _plan(path: Path) -> Path:
@@ -80,9 +78,7 @@ def one(n: int, workers: int, compare: bool) -> dict:
         out["ef_fixed_s"] = time.perf_counter() - t
         out["max_abs_diff"] = max(abs(pyo.value(m.scenario_cost[s]) - res.cost[s])
                                   for s in d.SCENARIOS) if ef.has_solution else None
-    # children's memory counts too when workers > 1
-    out["peak_mib"] = max(resource.getrusage(who).ru_maxrss for who in
-                          (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+    out["peak_mib"] = peak_mib()
     return out
 
 
@@ -106,11 +102,9 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--one", str(n), "--w", str(w)]
             if n == sizes[0] and w == 1:
                 cmd.append("--compare")
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode:
-                print(f"{n:>5} {w:>3} failed: {proc.stderr.strip().splitlines()[-1:]}")
+            r = run_child(cmd, f"{n:>5} {w:>3}")
+            if r is None:
                 continue
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
             per = 1000 * r["eval_s"] / r["scenarios"]
             base.setdefault(w, per)
             notes = f"{r['failed']} infeasible" if r["failed"] else ""

@@ -44,6 +44,22 @@ def _first_index() -> str:
     return read_yaml(MEDIUM)["price_indices"][0]["id"]
 
 
+def run_child(cmd: list[str], label: str) -> dict | None:
+    """Run one benchmark size in a fresh process; its last stdout line is a JSON record.
+    Prints the error and returns None when it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        print(f"{label} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peak_mib() -> float:
+    """Peak resident memory of this process or any of its (worker) children, MiB."""
+    return max(resource.getrusage(who).ru_maxrss for who in
+               (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+
+
 def instance_file(n: int) -> Path:
     """The medium instance with the N-scenario spec, written to out/ (includes resolved)."""
     from offtake.io import read_yaml
