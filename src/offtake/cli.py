@@ -200,8 +200,9 @@ def decompose(
     max_groups: Annotated[int, typer.Option(
         help="most scenario groups with different capacities/demands")] = 8,
 ) -> None:
-    """The stochastic optimum for many scenarios by decomposition (instead of the extensive
-    form): DIR/decomposition.json, plan.json (for `evaluate`) and scenario_costs.csv."""
+    """The stochastic optimum by decomposition instead of the extensive form (same optimum;
+    experimental: its MIP master is still slower than the extensive form at 10 scenarios,
+    see benchmarks/bench_decompose.py): DIR/decomposition.json, plan.json, scenario_costs.csv."""
     loaded = _load_or_exit(instance)
     if workers < 1 or gap <= 0 or cvar_weight < 0 or not 0 < cvar_alpha < 1:
         console.print("[red]need --workers >= 1, --gap > 0, --cvar-weight >= 0 and "
