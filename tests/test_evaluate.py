@@ -277,16 +277,18 @@ def test_an_undeliverable_plan_gets_an_elastic_cut_never_a_cost():
     """The decomposition's last resort when a scenario LP calls a master plan infeasible:
     the elastic LP prices the 50 t above a 100 t capacity (a finite under-estimate, so the
     cut stays valid) and marks the scenario 'elastic', which is never an upper bound."""
-    from offtake.decompose import _Scenarios
-    from offtake.evaluate import ScenarioLp, plan_vector
+    from offtake.evaluate import ScenarioLp, ScenarioSolver, plan_vector
 
     raw = copy.deepcopy(TWO_STAGE)
     del raw["offers"][0]["take_or_pay_share"]
     raw["facilities"][0]["capacity_t"] = 100
     d = build_data(instance(raw))
     template = ScenarioLp(d, list(d.SCENARIOS))
-    out = _Scenarios(template, list(d.SCENARIOS)).evaluate(
-        plan_vector(template.plan_keys, _plan(150)), set(d.SCENARIOS))
+    x = plan_vector(template.plan_keys, _plan(150))
+    exact = ScenarioSolver(template, list(d.SCENARIOS)).evaluate(x, set(d.SCENARIOS))
+    assert {st for st, _, _ in exact.values()} == {"Infeasible"}
+    out = ScenarioSolver(template, list(d.SCENARIOS), elastic_fallback=True).evaluate(
+        x, set(d.SCENARIOS), gradients=True)
     for status, value, grad in out.values():
         assert status == "elastic"
         assert value / template.scale > 150 * 60_000  # the contract alone costs 9.0M

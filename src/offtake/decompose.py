@@ -28,8 +28,6 @@ solve; adds no constraint family of its own.
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
 import time
 from dataclasses import dataclass, field, replace
 
@@ -37,7 +35,8 @@ import numpy as np
 from scipy import sparse
 
 from offtake.data import ModelData
-from offtake.evaluate import ScenarioLp
+from offtake.evaluate import ScenarioLp, ScenarioPool
+from offtake.risk import cvar
 from offtake.solve import ArrayLp
 
 
@@ -99,25 +98,21 @@ def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None,
             "would be the extensive form: solve that instead")
     reps = [_representative(template, g, d.probability) for g in groups]
     master = _Master(template, d, reps)
-    pool = _Pool(template, scenarios, options.workers)
-    seconds = {"setup": time.perf_counter() - t0, "master": 0.0, "scenarios": 0.0}
-    try:
+    with ScenarioPool(template, scenarios, options.workers, elastic_fallback=True,
+                      gradients=True) as pool:
+        seconds = {"setup": time.perf_counter() - t0, "master": 0.0, "scenarios": 0.0}
         return _iterate(d, options, master, pool, seconds, t0, progress)
-    finally:
-        pool.close()
 
 
 def constraint_groups(lp: ScenarioLp, scenarios: list[str]) -> list[list[str]]:
     """Scenarios whose LPs differ in costs only, together (in scenario order)."""
-    a = lp.arrays
+    a, dyn = lp.arrays, lp.dynamic
     out: dict[bytes, list[str]] = {}
     for s in scenarios:
         th = lp.thetas[s]
-        key = np.concatenate([a.col_lb.at(th)[a.col_lb.dynamic],
-                              a.col_ub.at(th)[a.col_ub.dynamic],
-                              a.row_lb.at(th)[a.row_lb.dynamic],
-                              a.row_ub.at(th)[a.row_ub.dynamic],
-                              a.a_val.at(th)[a.a_val.dynamic]])
+        key = np.concatenate([a.col_lb.at(th)[dyn["cols"]], a.col_ub.at(th)[dyn["cols"]],
+                              a.row_lb.at(th)[dyn["rows"]], a.row_ub.at(th)[dyn["rows"]],
+                              a.a_val.at(th)[dyn["a"]]])
         out.setdefault(np.round(key, 9).tobytes(), []).append(s)
     return list(out.values())
 
@@ -133,7 +128,7 @@ def _representative(lp: ScenarioLp, group: list[str], prob: dict[str, float]) ->
 
 
 # --- the iterations --------------------------------------------------------------------------
-def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Pool,
+def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: ScenarioPool,
              seconds: dict, t0: float, progress=None) -> DecomposeResult:
     others, everyone = master.others, master.scenarios
     best: tuple[float, np.ndarray | None, dict] = (np.inf, None, {})
@@ -228,30 +223,10 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: _Po
         raise DecompositionError("stopped before the master proposed an integer plan; "
                                  "raise the time or iteration limit")
     value, x, cost = best
-    value, cost, status = _exact(d, master, x, value, cost, status, lower, options)
     seconds["total"] = time.perf_counter() - t0
     return DecomposeResult(status, value, min(master.report(lower), value), len(history),
                            master.plan(x), cost, list(master.reps), seconds,
                            {**master.size, **pool.size, **counts}, history)
-
-
-def _exact(d: ModelData, master: _Master, x: np.ndarray, value: float, cost: dict,
-           status: str, lower: float, options: DecomposeOptions) -> tuple[float, dict, str]:
-    """The best plan's cost from a fresh evaluation (`evaluate.evaluate_plan`): what is
-    reported. A scenario that cannot carry the plan out, or a cost above the one the
-    iterations saw, is never hidden."""
-    from offtake.evaluate import evaluate_plan
-
-    res = evaluate_plan(d, master.plan(x), workers=1)
-    failed = [s for s, st in res.status.items() if st != "optimal"]
-    if failed:
-        raise DecompositionError(f"the best plan cannot be carried out in {failed[:3]} "
-                                 "on re-evaluation; solve the extensive form")
-    exact = master.objective_of(res.cost)
-    if exact > value * (1 + 1e-9) + 1e-6 and status == "optimal":
-        gap = (exact - master.report(lower)) / max(abs(exact), 1e-9)
-        status = "optimal" if gap <= options.gap else "stopped"
-    return exact, dict(res.cost), status
 
 
 # --- the master ------------------------------------------------------------------------------
@@ -275,7 +250,7 @@ class _Master:
         self.n = n
         self.x_lb, self.x_ub = a.col_lb.at(th0)[pc], a.col_ub.at(th0)[pc]
         self.x_int = a.integer[pc]
-        self.offset = {s: float(a.offset.at(lp.thetas[s])[0]) for s in self.scenarios}
+        self.offset = {s: lp.offset(s) for s in self.scenarios}
         cost = [np.zeros(n), np.array([self.prob[s] for s in self.others])]
         lo = [self.x_lb, np.full(m_o, -np.inf)]
         hi = [self.x_ub, np.full(m_o, np.inf)]
@@ -358,11 +333,6 @@ class _Master:
         self.lp.set_integrality(np.flatnonzero(self.x_int), integer)
         if integer and self.best_start is not None:
             self.lp.set_start(self.best_start)
-        import os
-        if integer and os.environ.get("MASTER_LOG"):
-            self.lp.set_option("output_flag", True)
-            self.lp.set_option("log_to_console", False)
-            self.lp.set_option("log_file", os.environ["MASTER_LOG"])
         status, value, bound = self.lp.run()
         if status != "optimal":
             raise DecompositionError(f"the master problem ({'MIP' if integer else 'LP'}, "
@@ -422,8 +392,6 @@ class _Master:
         mean = float(p @ v)
         if self.lam <= 0:
             return mean
-        from offtake.risk import cvar
-
         return mean + self.lam * cvar(list(v), list(p), self.alpha)
 
     def report(self, master_value: float) -> float:
@@ -435,113 +403,3 @@ class _Master:
         for (name, k), v in zip(self.template.plan_keys, x, strict=True):
             out.setdefault(name, {})[k] = float(v)
         return out
-
-
-# --- scenario LPs in worker processes --------------------------------------------------------
-class _Scenarios:
-    """A fresh HiGHS instance over the compiled template, for some scenarios."""
-
-    def __init__(self, template: ScenarioLp, scenarios: list[str]):
-        self.template = template
-        self.lp = template.fresh()
-        self.scenarios = scenarios
-        self.bases: dict = {}
-        self.elastic: ScenarioLp | None = None
-
-    def _elastic(self) -> ScenarioLp:
-        """The scenario LP with an elastic column on each loose side of every row that holds
-        a plan column, at twice the largest cost coefficient per unit: for a plan a master
-        LP put (numerically) just outside a scenario's reach, a finite under-estimate of
-        Q_s and so a valid cut; such a plan is never an upper bound."""
-        if self.elastic is None:
-            t = self.template
-            a = t.arrays
-            self.elastic = t.fresh()
-            is_plan = np.zeros(a.shape[1], dtype=bool)
-            is_plan[t.plan_cols] = True
-            rows = np.unique(a.a_rows[is_plan[a.a_cols]])
-            lower = np.isfinite(a.row_lb.base[rows]) | np.isin(rows, a.row_lb.dynamic)
-            upper = np.isfinite(a.row_ub.base[rows]) | np.isin(rows, a.row_ub.dynamic)
-            idx = np.concatenate([rows[lower], rows[upper]])
-            val = np.concatenate([np.ones(lower.sum()), -np.ones(upper.sum())])
-            price = 2.0 * t.max_cost * t.scale
-            self.elastic.lp.add_cols(np.full(len(idx), price), np.zeros(len(idx)),
-                                     np.full(len(idx), np.inf), np.arange(len(idx)), idx, val)
-        return self.elastic
-
-    def evaluate(self, x: np.ndarray, who: list[str]) -> dict:
-        self.lp.fix(x)
-        out = {}
-        for s in self.scenarios:
-            if s not in who:
-                continue
-            self.lp.load(s)
-            status, value = self.lp.solve_scaled(s, self.bases)
-            lp = self.lp
-            if status == "Infeasible":  # a plan at the edge of a capacity: retry cold,
-                self.bases.pop(s, None)  # without presolve, then with elastic columns
-                status, value = lp.solve_cold(s)
-            if status == "Infeasible":
-                lp = self._elastic()
-                lp.fix(x)
-                lp.load(s)
-                status, value = lp.solve_scaled(s)
-                status = "elastic" if status == "optimal" else status
-            ok = status in ("optimal", "elastic")
-            grad = lp.lp.reduced_costs()[lp.plan_cols] if ok else None
-            out[s] = (status, value, grad)
-        return out
-
-
-def _worker(conn, template: ScenarioLp, scenarios: list[str]) -> None:
-    try:
-        sub = _Scenarios(template, scenarios)
-        while True:
-            msg = conn.recv()
-            if msg is None:
-                return
-            x, who = msg
-            conn.send(("ok", sub.evaluate(x, set(who))))
-    except Exception as exc:  # the parent raises it
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
-class _Pool:
-    def __init__(self, template: ScenarioLp, scenarios: list[str], workers: int):
-        k = max(1, min(workers, len(scenarios)))
-        chunks = [scenarios[i::k] for i in range(k)]
-        self.size = {"workers": k}
-        self.local = _Scenarios(template, scenarios) if k == 1 else None
-        self.conns, self.procs = [], []
-        if self.local is None:
-            ctx = mp.get_context("fork")
-            for chunk in chunks:
-                parent, child = ctx.Pipe()
-                p = ctx.Process(target=_worker, args=(child, template, chunk), daemon=True)
-                p.start()
-                self.conns.append(parent)
-                self.procs.append(p)
-
-    def evaluate(self, x: np.ndarray, who: list[str]) -> dict:
-        if self.local is not None:
-            return self.local.evaluate(x, set(who))
-        for conn in self.conns:
-            conn.send((x, list(who)))
-        out: dict = {}
-        errors = []
-        for conn in self.conns:
-            msg, arg = conn.recv()
-            if msg == "ok":
-                out.update(arg)
-            else:
-                errors.append(arg)
-        if errors:
-            raise DecompositionError("; ".join(errors))
-        return out
-
-    def close(self) -> None:
-        for conn in self.conns:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                conn.send(None)
-        for p in self.procs:
-            p.join(timeout=10)

@@ -9,8 +9,8 @@ own. Building that LP in Pyomo costs about a third of a second on the medium ins
    scenario changes (capacities, demands, prices, spot availabilities, rule right-hand
    sides) is a mutable parameter;
 2. `linear.compile_linear` turns it into arrays affine in those numbers (checked);
-3. each scenario is its data vector put into the arrays, handed to one HiGHS instance
-   that keeps its basis from scenario to scenario, with the plan fixed by column bounds.
+3. each scenario is its data vector put into the arrays, handed to one HiGHS instance per
+   worker (`ScenarioSolver`, `ScenarioPool`), with the plan fixed by column bounds.
 
 The cost of scenario s is exactly what the extensive form with the same plan fixed would
 give for s (tests compare them). Rules that hold in expectation couple the scenarios and are
@@ -22,6 +22,7 @@ Orchestrates data -> model -> linear -> solve; adds no constraint family of its 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import time
 from dataclasses import dataclass, field, replace
@@ -67,23 +68,20 @@ def evaluate_plan(d: ModelData, plan: dict[str, dict], *, workers: int = 1) -> P
                               "evaluate the plan in the extensive form")
     d = replace(d, cvar_weight=0.0, elastic=False)
     _check_plan(d, plan)
-    chunks = [c for c in (list(d.SCENARIOS[i::max(1, workers)])
-                          for i in range(max(1, workers))) if c]
-    if len(chunks) == 1:
-        out = _evaluate_chunk(d, plan, chunks[0])
-    else:
-        out = _in_processes(d, plan, chunks)
-    cost = {s: c for s, (st, c, _) in out.items() if st == "optimal"}
-    status = {s: st for s, (st, _, _) in out.items()}
-    size = next(iter(out.values()))[2]
-    return PlanEvaluation({s: cost[s] for s in d.SCENARIOS if s in cost},
-                          {s: status[s] for s in d.SCENARIOS}, dict(d.probability),
-                          {"total": time.perf_counter() - start}, size)
+    scenarios = list(d.SCENARIOS)
+    template = ScenarioLp(d, scenarios)
+    with ScenarioPool(template, scenarios, workers) as pool:
+        out = pool.evaluate(plan_vector(template.plan_keys, plan), scenarios)
+    cost = {s: value / template.scale + template.offset(s)
+            for s, (st, value, _) in out.items() if st == "optimal"}
+    return PlanEvaluation({s: cost[s] for s in scenarios if s in cost},
+                          {s: out[s][0] for s in scenarios}, dict(d.probability),
+                          {"total": time.perf_counter() - start}, template.size)
 
 
 class ScenarioLp:
-    """The one-scenario LP with the plan's columns, as arrays affine in the scenario data,
-    loaded into one HiGHS instance that is re-solved scenario after scenario."""
+    """The one-scenario LP with the plan's columns, as arrays affine in the scenario data
+    (built and compiled once; immutable, so worker processes share it by fork)."""
 
     def __init__(self, d: ModelData, scenarios: list[str]):
         holder = pyo.ConcreteModel()
@@ -108,7 +106,6 @@ class ScenarioLp:
         self.thetas = {s: np.asarray(view.values[s]) for s in scenarios}
         self.max_cost = d.max_cost_coefficient()
         self.scale = 2.0 ** (objective_scale_for(self.max_cost) or 0)
-        self.lp = self._highs(scenarios[0])
         self.dynamic = {"cost": a.cost.dynamic,
                         "cols": np.union1d(a.col_lb.dynamic, a.col_ub.dynamic),
                         "rows": np.union1d(a.row_lb.dynamic, a.row_ub.dynamic),
@@ -117,65 +114,175 @@ class ScenarioLp:
                      "scenario_numbers": len(params),
                      "changing_entries": int(sum(len(v) for v in self.dynamic.values()))}
 
-    def _highs(self, s: str) -> ArrayLp:
+    def highs(self, s: str) -> ArrayLp:
+        """A HiGHS instance holding scenario s."""
         a, th = self.arrays, self.thetas[s]
         return ArrayLp(a.cost.at(th) * self.scale, a.col_lb.at(th), a.col_ub.at(th),
                        a.row_lb.at(th), a.row_ub.at(th), a.matrix(th))
 
-    def fresh(self) -> ScenarioLp:
-        """A copy sharing the compiled arrays with a HiGHS instance of its own (e.g. in a
-        worker process)."""
-        import copy
-
-        other = copy.copy(self)
-        other.lp = other._highs(next(iter(self.thetas)))
-        return other
-
-    def load(self, s: str) -> None:
-        """Put scenario s's numbers into the HiGHS instance (only those that change)."""
+    def load(self, lp: ArrayLp, s: str) -> None:
+        """Put scenario s's numbers into `lp` (only those that change between scenarios)."""
         a, th, dyn = self.arrays, self.thetas[s], self.dynamic
-        self.lp.set_costs(dyn["cost"], a.cost.at(th)[dyn["cost"]] * self.scale)
+        lp.set_costs(dyn["cost"], a.cost.at(th)[dyn["cost"]] * self.scale)
         cols, rows, k = dyn["cols"], dyn["rows"], dyn["a"]
         if len(cols):
-            self.lp.set_col_bounds(cols, a.col_lb.at(th)[cols], a.col_ub.at(th)[cols])
+            lp.set_col_bounds(cols, a.col_lb.at(th)[cols], a.col_ub.at(th)[cols])
         if len(rows):
-            self.lp.set_row_bounds(rows, a.row_lb.at(th)[rows], a.row_ub.at(th)[rows])
+            lp.set_row_bounds(rows, a.row_lb.at(th)[rows], a.row_ub.at(th)[rows])
         if len(k):
-            self.lp.set_coefficients(a.a_rows[k], a.a_cols[k], a.a_val.at(th)[k])
+            lp.set_coefficients(a.a_rows[k], a.a_cols[k], a.a_val.at(th)[k])
 
-    def fix(self, values: np.ndarray) -> None:
-        self.lp.set_col_bounds(self.plan_cols, values, values)
+    def offset(self, s: str) -> float:
+        """Scenario s's objective constant (currency)."""
+        return float(self.arrays.offset.at(self.thetas[s])[0])
 
-    def solve(self, s: str) -> tuple[str, float]:
-        """Scenario s's cost (currency) with the plan fixed; s must be loaded."""
-        status, value = self.solve_scaled(s)
-        if status != "optimal":
-            return status, float("nan")
-        return status, value / self.scale + float(self.arrays.offset.at(self.thetas[s])[0])
 
-    def solve_cold(self, s: str, tolerance: float = 1e-6) -> tuple[str, float]:
-        """solve_scaled from scratch, without presolve and with a primal feasibility
-        tolerance of `tolerance` instead of HiGHS's 1e-7 (a second opinion on a verdict of
-        infeasibility for a plan that a master LP put at the edge of a capacity)."""
-        self.lp.h.clearSolver()
-        self.lp.set_option("presolve", "off")
-        self.lp.set_option("primal_feasibility_tolerance", tolerance)
-        try:
-            return self.solve_scaled(s)
-        finally:
-            self.lp.set_option("presolve", "choose")
-            self.lp.set_option("primal_feasibility_tolerance", 1e-7)
+class ScenarioSolver:
+    """One HiGHS instance re-solved scenario after scenario with a plan fixed by column
+    bounds. Values are in HiGHS's units (costs x template.scale, without the constant).
 
-    def solve_scaled(self, s: str, bases: dict | None = None) -> tuple[str, float]:
-        """The loaded scenario's LP value in HiGHS's units (costs x scale, no constant);
-        with `bases`, start from s's own last basis and keep the new one there (re-solves of
-        the same scenario at a nearby plan)."""
-        if bases is not None and s in bases:
-            self.lp.set_basis(bases[s])
-        status, value, _ = self.lp.run()
-        if bases is not None and status == "optimal":
-            bases[s] = self.lp.basis()
-        return status, (float(value) if value is not None else float("nan"))
+    A verdict of infeasibility gets a second opinion (from scratch, no presolve, primal
+    tolerance 1e-6). With `elastic_fallback` (the decomposition), a plan still infeasible
+    is priced by the LP with an elastic column on each loose side of every row that holds
+    a plan column, at twice the largest cost coefficient per unit: a finite under-estimate
+    of the cost, so a valid cut, reported with status 'elastic' and never as a plan's cost.
+    """
+
+    def __init__(self, template: ScenarioLp, scenarios: list[str],
+                 elastic_fallback: bool = False):
+        self.t = template
+        self.scenarios = scenarios
+        self.lp = template.highs(scenarios[0])
+        self.elastic_fallback = elastic_fallback
+        self.elastic: ArrayLp | None = None
+        self.bases: dict = {}
+
+    def evaluate(self, x: np.ndarray, who, gradients: bool = False) -> dict:
+        """{s: (status, value, reduced costs of the plan columns or None)} for the solver's
+        scenarios in `who`, each starting from its own last basis."""
+        t = self.t
+        self.lp.set_col_bounds(t.plan_cols, x, x)
+        out = {}
+        for s in self.scenarios:
+            if s not in who:
+                continue
+            lp = self.lp
+            t.load(lp, s)
+            if s in self.bases:
+                lp.set_basis(self.bases[s])
+            status, value, _ = lp.run()
+            if status == "Infeasible":
+                self.bases.pop(s, None)
+                status, value = _second_opinion(lp)
+            if status == "optimal":
+                self.bases[s] = lp.basis()
+            elif status == "Infeasible" and self.elastic_fallback:
+                lp = self._elastic()
+                lp.set_col_bounds(t.plan_cols, x, x)
+                t.load(lp, s)
+                status, value, _ = lp.run()
+                status = "elastic" if status == "optimal" else status
+            ok = status in ("optimal", "elastic")
+            grad = lp.reduced_costs()[t.plan_cols] if ok and gradients else None
+            out[s] = (status, float(value) if ok else float("nan"), grad)
+        return out
+
+    def _elastic(self) -> ArrayLp:
+        if self.elastic is None:
+            a, t = self.t.arrays, self.t
+            self.elastic = t.highs(self.scenarios[0])
+            is_plan = np.zeros(a.shape[1], dtype=bool)
+            is_plan[t.plan_cols] = True
+            rows = np.unique(a.a_rows[is_plan[a.a_cols]])
+            lower = np.isfinite(a.row_lb.base[rows]) | np.isin(rows, a.row_lb.dynamic)
+            upper = np.isfinite(a.row_ub.base[rows]) | np.isin(rows, a.row_ub.dynamic)
+            idx = np.concatenate([rows[lower], rows[upper]])
+            val = np.concatenate([np.ones(lower.sum()), -np.ones(upper.sum())])
+            self.elastic.add_cols(np.full(len(idx), 2.0 * t.max_cost * t.scale),
+                                  np.zeros(len(idx)), np.full(len(idx), np.inf),
+                                  np.arange(len(idx)), idx, val)
+        return self.elastic
+
+
+def _second_opinion(lp: ArrayLp, tolerance: float = 1e-6) -> tuple[str, float]:
+    """Re-solve from scratch, without presolve and with primal feasibility tolerance
+    `tolerance` (HiGHS's default is 1e-7): for a plan a master LP put at the edge of a
+    capacity."""
+    lp.h.clearSolver()
+    lp.set_option("presolve", "off")
+    lp.set_option("primal_feasibility_tolerance", tolerance)
+    try:
+        status, value, _ = lp.run()
+        return status, value
+    finally:
+        lp.set_option("presolve", "choose")
+        lp.set_option("primal_feasibility_tolerance", 1e-7)
+
+
+class ScenarioPool:
+    """`ScenarioSolver`s over a split of the scenarios: in this process (workers = 1) or in
+    forked worker processes that share the compiled template. A context manager."""
+
+    def __init__(self, template: ScenarioLp, scenarios: list[str], workers: int = 1,
+                 elastic_fallback: bool = False, gradients: bool = False):
+        k = max(1, min(workers, len(scenarios)))
+        self.gradients = gradients
+        self.size = {"workers": k}
+        self.local = (ScenarioSolver(template, scenarios, elastic_fallback)
+                      if k == 1 else None)
+        self.conns: list = []
+        self.procs: list = []
+        if self.local is None:
+            ctx = mp.get_context("fork")
+            for i in range(k):
+                parent, child = ctx.Pipe()
+                p = ctx.Process(target=_worker, daemon=True,
+                                args=(child, template, scenarios[i::k], elastic_fallback,
+                                      gradients))
+                p.start()
+                self.conns.append(parent)
+                self.procs.append(p)
+
+    def evaluate(self, x: np.ndarray, who: list[str]) -> dict:
+        if self.local is not None:
+            return self.local.evaluate(x, set(who), self.gradients)
+        for conn in self.conns:
+            conn.send((x, list(who)))
+        out: dict = {}
+        errors = []
+        for conn in self.conns:
+            msg, arg = conn.recv()
+            if msg == "ok":
+                out.update(arg)
+            else:
+                errors.append(arg)
+        if errors:
+            raise EvaluationError("; ".join(errors))
+        return out
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                conn.send(None)
+        for p in self.procs:
+            p.join(timeout=10)
+
+    def __enter__(self) -> ScenarioPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _worker(conn, template: ScenarioLp, scenarios: list[str], elastic_fallback: bool,
+            gradients: bool) -> None:
+    try:
+        solver = ScenarioSolver(template, scenarios, elastic_fallback)
+        while (msg := conn.recv()) is not None:
+            x, who = msg
+            conn.send(("ok", solver.evaluate(x, set(who), gradients)))
+    except Exception as exc:  # the parent raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
 def _check_plan(d: ModelData, plan: dict[str, dict]) -> None:
@@ -197,48 +304,3 @@ def _check_plan(d: ModelData, plan: dict[str, dict]) -> None:
 
 def plan_vector(keys: list, plan: dict[str, dict]) -> np.ndarray:
     return np.array([float(plan.get(name, {}).get(k) or 0.0) for name, k in keys])
-
-
-def _evaluate_chunk(d: ModelData, plan: dict[str, dict], scenarios: list[str]) -> dict:
-    lp = ScenarioLp(d, scenarios)
-    lp.fix(plan_vector(lp.plan_keys, plan))
-    out = {}
-    for s in scenarios:
-        lp.load(s)
-        status, value = lp.solve(s)
-        out[s] = (status, value, lp.size)
-    return out
-
-
-def _worker(conn, d: ModelData, plan: dict[str, dict], scenarios: list[str]) -> None:
-    try:
-        conn.send(("ok", _evaluate_chunk(d, plan, scenarios)))
-    except Exception as exc:  # the parent raises it
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
-
-
-def _in_processes(d: ModelData, plan: dict[str, dict], chunks: list[list[str]]) -> dict:
-    ctx = mp.get_context("fork")
-    procs, conns = [], []
-    for chunk in chunks:
-        parent, child = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_worker, args=(child, d, plan, chunk), daemon=True)
-        p.start()
-        child.close()
-        procs.append(p)
-        conns.append(parent)
-    out: dict = {}
-    errors = []
-    for conn in conns:
-        msg, arg = conn.recv()
-        if msg == "ok":
-            out.update(arg)
-        else:
-            errors.append(arg)
-    for p in procs:
-        p.join()
-    if errors:
-        raise EvaluationError("; ".join(errors))
-    return out

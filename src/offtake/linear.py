@@ -11,7 +11,7 @@ Reads a model; never builds one and never solves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,10 +85,9 @@ class _Collector:
             self.base.append(0.0)
 
 
-def compile_linear(m: pyo.ConcreteModel, params: list, *,
-                   keep_row: Callable[[object, list], bool] | None = None) -> LinearArrays:
+def compile_linear(m: pyo.ConcreteModel, params: list) -> LinearArrays:
     """The active constraints and objective of `m` as arrays affine in `params` (mutable
-    ParamData, the order of theta). `keep_row(con, vars)` may drop rows."""
+    ParamData, the order of theta)."""
     col_index: dict[int, int] = {}
     columns: list = []
 
@@ -107,8 +106,6 @@ def compile_linear(m: pyo.ConcreteModel, params: list, *,
         repn = generate_standard_repn(con.body, compute_values=False, quadratic=False)
         if not repn.is_linear():
             raise NotAffineError(f"constraint {con.name} is not linear")
-        if keep_row is not None and not keep_row(con, repn.linear_vars):
-            continue
         i = len(rows)
         rows.append(con)
         for v, coef in zip(repn.linear_vars, repn.linear_coefs, strict=True):

@@ -223,22 +223,16 @@ class ArrayLp:
     so that each solve starts from the previous basis. Used by the decomposition, whose
     subproblems and master are `linear.LinearArrays`, never Pyomo models."""
 
-    def __init__(self, cost, col_lb, col_ub, row_lb, row_ub, a_matrix, integer=None, *,
-                 offset: float = 0.0, objective_scale: int | None = None,
-                 mip_gap: float = DEFAULT_MIP_GAP, threads: int | None = None):
+    def __init__(self, cost, col_lb, col_ub, row_lb, row_ub, a_matrix, integer=None):
         import highspy
 
         check_solver_version()
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
-        if objective_scale:
-            self.h.setOptionValue("user_objective_scale", int(objective_scale))
-        self.h.setOptionValue("mip_rel_gap", float(mip_gap))
-        if threads:
-            self.h.setOptionValue("threads", int(threads))
+        self.h.setOptionValue("mip_rel_gap", DEFAULT_MIP_GAP)
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = len(cost), len(row_lb)
-        lp.col_cost_, lp.offset_ = cost, float(offset)
+        lp.col_cost_ = cost
         lp.col_lower_, lp.col_upper_ = col_lb, col_ub
         lp.row_lower_, lp.row_upper_ = row_lb, row_ub
         a = a_matrix.tocsc()
