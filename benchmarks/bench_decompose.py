@@ -4,11 +4,12 @@
 
     .venv/bin/python benchmarks/bench_decompose.py [--sizes 10,100] [--workers 2]
                                                    [--gap 1e-6] [--time-limit 1800]
-                                                   [--compare 10]
+                                                   [--compare 10] [--clusters 16]
 
 Prints scenarios, iterations, seconds (setup, master, scenario LPs, total), peak MiB (this
 process and its workers), objective, bound and gap, and the seconds per scenario relative to
-the smallest run. For the sizes named in --compare the extensive form is solved too (same
+the smallest run, and where phase 1 (the LP master) ended: its iterations, seconds and bound.
+For the sizes named in --compare the extensive form is solved too (same
 mip gap) and the objectives are compared. Each run is a fresh subprocess. No assertion.
 """
 
@@ -25,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_scenarios import instance_file, peak_mib, run_child  # noqa: E402
 
 
-def one(n: int, workers: int, gap: float, time_limit: float, compare: bool) -> dict:
+def one(n: int, workers: int, gap: float, time_limit: float, compare: bool,
+        clusters: int | None) -> dict:
     from offtake.data import build_data
     from offtake.decompose import DecomposeOptions, solve_decomposed
     from offtake.io import load_instance
@@ -35,10 +37,13 @@ def one(n: int, workers: int, gap: float, time_limit: float, compare: bool) -> d
     d = build_data(inst)
     load_s = time.perf_counter() - t
     res = solve_decomposed(d, DecomposeOptions(workers=workers, gap=gap,
-                                               time_limit=time_limit))
+                                               time_limit=time_limit, cost_clusters=clusters))
     out = {"scenarios": len(d.SCENARIOS), "load_s": load_s, "status": res.status,
            "objective": res.objective, "bound": res.bound, "gap": res.gap,
            "iterations": res.iterations, "seconds": res.seconds, "size": res.size}
+    lp = [h for h in res.history if h["phase"] == "lp"]
+    out["lp_phase"] = ({"iterations": len(lp) + 1, "seconds": res.history[len(lp)]["seconds"],
+                        "bound": res.history[len(lp)]["lower"]} if res.history else None)
     if compare:
         from offtake.pipeline import solve_instance
         from offtake.solve import SolveOptions
@@ -59,12 +64,14 @@ def main() -> None:
     ap.add_argument("--gap", type=float, default=1e-6)
     ap.add_argument("--time-limit", type=float, default=1800)
     ap.add_argument("--compare", default="10", help="sizes also solved as extensive form")
+    ap.add_argument("--clusters", default="16", help="cost_clusters ('none': one per scenario)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--with-ef", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
+        clusters = None if args.clusters == "none" else int(args.clusters)
         print(json.dumps(one(args.one, args.workers, args.gap, args.time_limit,
-                             args.with_ef), default=float))
+                             args.with_ef, clusters), default=float))
         return
     compare = {int(x) for x in args.compare.split(",") if x}
     print(f"{'N':>5} {'iter':>4} {'setup s':>7} {'master s':>8} {'LPs s':>6} {'total s':>7} "
@@ -72,7 +79,8 @@ def main() -> None:
     base = None
     for n in (int(x) for x in args.sizes.split(",")):
         cmd = [sys.executable, __file__, "--one", str(n), "--workers", str(args.workers),
-               "--gap", str(args.gap), "--time-limit", str(args.time_limit)]
+               "--gap", str(args.gap), "--time-limit", str(args.time_limit),
+               "--clusters", args.clusters]
         if n in compare:
             cmd.append("--with-ef")
         r = run_child(cmd, f"{n:>5}")
@@ -92,7 +100,11 @@ def main() -> None:
               f"{r['peak_mib']:>8.0f} {r['objective']:>17,.2f} {r['gap']:>8.1e}  {notes}")
         print(f"      master {r['size'].get('master_rows')} rows x "
               f"{r['size'].get('master_columns')} columns, {r['size'].get('representatives')} "
-              "representatives")
+              f"representatives, {r['size'].get('cost_variables')} cost variables")
+        if r.get("lp_phase"):
+            lp = r["lp_phase"]
+            print(f"      phase 1 (LP master): {lp['iterations']} iterations, "
+                  f"{lp['seconds']:.1f} s, bound {lp['bound']:,.0f}")
 
 
 if __name__ == "__main__":

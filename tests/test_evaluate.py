@@ -55,9 +55,10 @@ def test_a_plan_that_cannot_be_delivered_is_reported_not_priced():
     assert res.expected is None
 
 
-def _small_with_scenarios() -> dict:
-    """The small US instance under 6 scenarios that change capacities by country, spot
-    availability, demand and the NdPr index path (the template must follow all of them)."""
+def _small_with_scenarios(paths: int = 2) -> dict:
+    """The small US instance under 4 x `paths` scenarios that change capacities by country,
+    spot availability, demand and the NdPr index path (the template must follow all of
+    them)."""
     from offtake.io import read_yaml
 
     path = ROOT / "instances" / "us_ev_oem_small.yaml"
@@ -78,7 +79,7 @@ def _small_with_scenarios() -> dict:
             {"id": "demand", "levels": [
                 {"id": "base", "probability": 0.5},
                 {"id": "up", "probability": 0.5, "demand": [{"multiplier": 1.2}]}]}],
-        "sampling": {"index": index, "n": 2, "volatility": 0.3, "seed": 3},
+        "sampling": {"index": index, "n": paths, "volatility": 0.3, "seed": 3},
     }
     return raw
 
@@ -207,32 +208,49 @@ so one representative in the master and three scenarios priced by cuts. Committi
 6.0M in every scenario."""
 
 
-def test_scenarios_that_differ_in_prices_only_are_priced_by_cuts():
+@pytest.mark.parametrize("clusters", [None, 1])
+def test_scenarios_that_differ_in_prices_only_are_priced_by_cuts(clusters):
+    """One cost variable per scenario, or one for the three together (aggregated cuts):
+    the same optimum."""
     from offtake.decompose import DecomposeOptions, solve_decomposed
 
-    res = solve_decomposed(build_data(instance(PRICES_ONLY)), DecomposeOptions(workers=1))
+    res = solve_decomposed(build_data(instance(PRICES_ONLY)),
+                           DecomposeOptions(workers=1, cost_clusters=clusters))
     assert res.status == "optimal" and len(res.representatives) == 1
+    assert res.size["cost_variables"] == (3 if clusters is None else 1)
     assert res.objective == approx(6_000_000)
     assert res.plan["v_volume_t"][("O", "B", 2026)] == pytest.approx(100)
     assert res.iterations > 1  # the cuts did the work
 
 
+def test_cost_clusters_group_scenarios_of_one_constraint_group_by_cost():
+    from offtake.decompose import cost_clusters
+
+    groups = [["a", "b", "c", "d", "e"], ["f", "g", "h"]]
+    cost = {"b": 5.0, "c": 1.0, "d": 4.0, "e": 2.0, "g": 9.0, "h": 3.0}
+    assert cost_clusters(groups, ["a", "f"], cost, None) == [[s] for s in "bcdegh"]
+    assert cost_clusters(groups, ["a", "f"], cost, 3) == [["c", "e"], ["d", "b"], ["h", "g"]]
+    assert cost_clusters(groups, ["a", "f"], cost, 99) == [[s] for s in "bcdegh"]
+
+
 @pytest.mark.parametrize("lam", [0.0, 0.5])
 def test_decomposition_reaches_the_extensive_form_optimum(tmp_path, lam):
-    """The small US instance under 8 scenarios (4 constraint groups, 4 scenarios by cuts):
-    the same objective as the extensive form, with and without a CVaR term."""
+    """The small US instance under 16 scenarios (4 constraint groups, 12 scenarios by cuts,
+    aggregated into 4 clusters without CVaR): the same objective as the extensive form, with
+    and without a CVaR term."""
     import yaml
 
     from offtake.decompose import DecomposeOptions, solve_decomposed
     from offtake.pipeline import solve_instance
 
     path = tmp_path / "small_scenarios.yaml"
-    path.write_text(yaml.safe_dump(_small_with_scenarios(), sort_keys=False))
+    path.write_text(yaml.safe_dump(_small_with_scenarios(paths=4), sort_keys=False))
     inst = load_instance(path).instance
     ef = solve_instance(inst, SolveOptions(cvar_weight=lam, cvar_alpha=0.8))
     d = build_data(inst, cvar_weight=lam, cvar_alpha=0.8)
-    res = solve_decomposed(d, DecomposeOptions(workers=2))
+    res = solve_decomposed(d, DecomposeOptions(workers=2, cost_clusters=4))
     assert res.status == "optimal" and len(res.representatives) == 4
+    assert res.size["cost_variables"] == (4 if lam == 0 else 12)  # CVaR: one per scenario
     assert res.objective == pytest.approx(ef.objective, rel=2e-6)
     again = evaluate_plan(d, res.plan)
     assert again.cost == pytest.approx(res.scenario_cost, rel=1e-9)
@@ -262,10 +280,12 @@ def test_cli_decompose_writes_the_plan_and_the_scenario_costs(tmp_path):
     src = tmp_path / "prices.yaml"
     src.write_text(yaml.safe_dump(PRICES_ONLY, sort_keys=False))
     out = tmp_path / "dec"
-    res = CliRunner().invoke(app, ["decompose", str(src), "--out", str(out), "--workers", "1"])
+    res = CliRunner().invoke(app, ["decompose", str(src), "--out", str(out), "--workers", "1",
+                                   "--cost-clusters", "1"])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "decomposition.json").read_text())
     assert report["status"] == "optimal" and report["objective"] == approx(6_000_000)
+    assert report["size"]["cost_variables"] == 1
     costs = pd.read_csv(out / "scenario_costs.csv")
     assert list(costs["cost"]) == [approx(6_000_000)] * 4
     again = CliRunner().invoke(app, ["evaluate", str(src), "--plan", str(out / "plan.json"),

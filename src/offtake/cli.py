@@ -199,20 +199,24 @@ def decompose(
     cvar_alpha: Annotated[float, typer.Option(help="CVaR level alpha in (0, 1)")] = 0.95,
     max_groups: Annotated[int, typer.Option(
         help="most scenario groups with different capacities/demands")] = 8,
+    cost_clusters: Annotated[int, typer.Option(
+        help="cost variables for the scenarios outside the master (0: one per scenario)")] = 16,
 ) -> None:
     """The stochastic optimum by decomposition instead of the extensive form (same optimum;
     experimental: its MIP master is still slower than the extensive form at 10 scenarios,
     see benchmarks/bench_decompose.py): DIR/decomposition.json, plan.json, scenario_costs.csv."""
     loaded = _load_or_exit(instance)
-    if workers < 1 or gap <= 0 or cvar_weight < 0 or not 0 < cvar_alpha < 1:
-        console.print("[red]need --workers >= 1, --gap > 0, --cvar-weight >= 0 and "
-                      "0 < --cvar-alpha < 1[/]")
+    if (workers < 1 or gap <= 0 or cvar_weight < 0 or not 0 < cvar_alpha < 1
+            or cost_clusters < 0):
+        console.print("[red]need --workers >= 1, --gap > 0, --cvar-weight >= 0, "
+                      "0 < --cvar-alpha < 1 and --cost-clusters >= 0[/]")
         raise typer.Exit(EXIT["invalid"])
     try:
         res, table = decompose_instance(
             loaded.instance, out, DecomposeOptions(gap=gap, workers=workers,
                                                    time_limit=time_limit,
-                                                   max_groups=max_groups),
+                                                   max_groups=max_groups,
+                                                   cost_clusters=cost_clusters or None),
             cvar_weight=cvar_weight, cvar_alpha=cvar_alpha)
     except DecompositionError as exc:
         console.print(f"[red]{exc}[/]")

@@ -58,6 +58,11 @@ class DecomposeOptions:
     """Weight of the stability centre in phase 1's separation point."""
     lp_phase_tolerance: float = 1e-5
     """Phase 1 ends when its bound improves by less than this (relative) in 3 iterations."""
+    cost_clusters: int | None = 16
+    """Cost variables shared by the scenarios outside the master: scenarios of one
+    constraint group with similar costs share one, bounded by their probability-weighted
+    (aggregated) cuts; None = one per scenario (multi-cut). With lambda > 0 always one per
+    scenario: CVaR needs every scenario's cost."""
 
 
 @dataclass
@@ -101,7 +106,7 @@ def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None,
     with ScenarioPool(template, scenarios, options.workers, elastic_fallback=True,
                       gradients=True) as pool:
         seconds = {"setup": time.perf_counter() - t0, "master": 0.0, "scenarios": 0.0}
-        return _iterate(d, options, master, pool, seconds, t0, progress)
+        return _iterate(d, options, master, pool, groups, seconds, t0, progress)
 
 
 def constraint_groups(lp: ScenarioLp, scenarios: list[str]) -> list[list[str]]:
@@ -117,6 +122,30 @@ def constraint_groups(lp: ScenarioLp, scenarios: list[str]) -> list[list[str]]:
     return list(out.values())
 
 
+def cost_clusters(groups: list[list[str]], reps: list[str], cost: dict[str, float],
+                  size: int | None) -> list[list[str]]:
+    """The scenarios outside the master in about `size` clusters (None: one each): within
+    each constraint group, runs of scenarios sorted by `cost` (their cost at one plan, a
+    proxy for their price level), the number of runs proportional to the group's size."""
+    outside = [[s for s in g if s not in reps] for g in groups]
+    total = sum(len(g) for g in outside)
+    if size is None or size >= total:
+        return [[s] for g in outside for s in g]
+    out = []
+    for g in outside:
+        if not g:
+            continue
+        k = max(1, round(size * len(g) / total))
+        ranked = sorted(g, key=lambda s: cost[s])
+        out += [list(chunk) for chunk in np.array_split(np.array(ranked, dtype=object), k)]
+    return out
+
+
+def _pattern(z: np.ndarray) -> bytes:
+    """A signing pattern (the integer plan values) as a set key."""
+    return (np.round(z) + 0.0).tobytes()  # + 0.0: -0.0 and 0.0 are one value
+
+
 def _representative(lp: ScenarioLp, group: list[str], prob: dict[str, float]) -> str:
     """The scenario whose costs are closest to the group's probability-weighted mean."""
     a = lp.arrays
@@ -129,7 +158,8 @@ def _representative(lp: ScenarioLp, group: list[str], prob: dict[str, float]) ->
 
 # --- the iterations --------------------------------------------------------------------------
 def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: ScenarioPool,
-             seconds: dict, t0: float, progress=None) -> DecomposeResult:
+             groups: list[list[str]], seconds: dict, t0: float,
+             progress=None) -> DecomposeResult:
     others, everyone = master.others, master.scenarios
     best: tuple[float, np.ndarray | None, dict] = (np.inf, None, {})
     lower, phase, history = -np.inf, "lp", []
@@ -145,13 +175,18 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: Sce
         if failed:
             raise DecompositionError(f"the scenario LP of {failed[0]} ended {out[failed[0]][0]} "
                                      "for a plan its group's representative can carry out")
-        master.add_cuts(x, {s: out[s] for s in others if s in out})
+        if master.clusters:
+            master.add_cuts(x, out)
         return out
 
     t = time.perf_counter()
     centre = master.start()
     seconds["master"] += time.perf_counter() - t
-    evaluate(centre, others)
+    first = evaluate(centre, others)
+    master.set_clusters(cost_clusters(
+        groups, master.reps, {s: first[s][1] for s in others},
+        None if master.lam > 0 else options.cost_clusters))
+    master.add_cuts(centre, first)
     status = "stopped"
     fixed_values: list[float] = []
     tried: set[bytes] = set()
@@ -186,7 +221,7 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: Sce
                 phase = "mip"
         elif phase == "mip":
             consider(x, evaluate(x, everyone), master.last)
-            key = np.round(x[master.x_int]).tobytes()
+            key = _pattern(x[master.x_int])
             if key not in tried:  # a new signing pattern: settle its volumes by LPs
                 tried.add(key)
                 master.fix_integers(x)
@@ -211,6 +246,8 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: Sce
                 phase = "mip"
         history.append({"iteration": it, "phase": phase, "lower": master.report(lower),
                         "upper": best[0], "seconds": time.perf_counter() - t0,
+                        "master_seconds": seconds["master"],
+                        "scenario_seconds": seconds["scenarios"],
                         "master_rows": master.lp.h.getNumRow()})
         if progress is not None:
             progress(history[-1])
@@ -231,8 +268,9 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: Sce
 
 # --- the master ------------------------------------------------------------------------------
 class _Master:
-    """Columns: the plan x, theta_s of the scenarios not in the master, each
-    representative's second stage; with lambda > 0 also eta and xi_s (CVaR)."""
+    """Columns: the plan x, each representative's second stage, then (`set_clusters`) one
+    cost variable theta_k per cluster of the other scenarios; with lambda > 0 also eta and
+    xi_s (CVaR)."""
 
     def __init__(self, lp: ScenarioLp, d: ModelData, reps: list[str]):
         a, sc = lp.arrays, lp.scale
@@ -242,7 +280,7 @@ class _Master:
         self.prob = dict(d.probability)
         self.lam, self.alpha = d.cvar_weight, d.cvar_alpha
         pc = lp.plan_cols
-        n, m_o = len(pc), len(self.others)
+        n = len(pc)
         is_plan = np.zeros(a.shape[1], dtype=bool)
         is_plan[pc] = True
         other_cols = np.flatnonzero(~is_plan)
@@ -251,12 +289,10 @@ class _Master:
         self.x_lb, self.x_ub = a.col_lb.at(th0)[pc], a.col_ub.at(th0)[pc]
         self.x_int = a.integer[pc]
         self.offset = {s: lp.offset(s) for s in self.scenarios}
-        cost = [np.zeros(n), np.array([self.prob[s] for s in self.others])]
-        lo = [self.x_lb, np.full(m_o, -np.inf)]
-        hi = [self.x_ub, np.full(m_o, np.inf)]
+        cost, lo, hi = [np.zeros(n)], [self.x_lb], [self.x_ub]
         blocks, row_lo, row_hi = [], [], []
         self.rep_cost_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        first = n + m_o
+        first = n
         for r in reps:
             th = lp.thetas[r]
             c = a.cost.at(th) * sc
@@ -290,43 +326,53 @@ class _Master:
             self.lp.set_option(option, False)
         self.constant = sum(self.prob[s] * self.offset[s] for s in self.scenarios)
         self.ncol = ncol
-        if self.lam > 0:
-            self._cvar()
+        self.clusters: list[list[str]] = []
         self.best_start: np.ndarray | None = None
         self.size = {"master_rows": rows, "master_columns": self.ncol,
                      "representatives": len(reps), "plan_columns": n}
 
+    def set_clusters(self, clusters: list[list[str]]) -> None:
+        """One cost variable per cluster, weighted by the cluster's probability (before any
+        cut, hence after `start`); then the CVaR columns and rows if lambda > 0."""
+        self.clusters = clusters
+        self.weight = np.array([sum(self.prob[s] for s in c) for c in clusters])
+        self.theta = self.lp.add_cols(self.weight, [-np.inf] * len(clusters),
+                                      [np.inf] * len(clusters))
+        self.ncol = self.lp.h.getNumCol()
+        self.size.update(cost_variables=len(clusters), master_columns=self.ncol)
+        if self.lam > 0:
+            self._cvar()
+
     def _cvar(self) -> None:
         """eta + sum_s p_s xi_s / (1 - alpha), xi_s >= C_s - eta, C_s the scenario's cost
-        (theta_s, or the representative's cost expression), all in the master's units."""
+        (theta of its own cluster, or the representative's cost expression), all in the
+        master's units."""
         lam, alpha = self.lam, self.alpha
         self.eta = self.lp.add_cols([lam], [-np.inf], [np.inf])
         p = [self.prob[s] for s in self.scenarios]
         self.xi = self.lp.add_cols([lam * q / (1 - alpha) for q in p], [0.0] * len(p),
                                    [np.inf] * len(p))
         starts, idx, val, lower = [], [], [], []
-        theta = {s: self.n + k for k, s in enumerate(self.others)}
+        theta = {c[0]: self.theta + k for k, c in enumerate(self.clusters) if len(c) == 1}
         for k, s in enumerate(self.scenarios):
             starts.append(len(idx))
             lower.append(self.offset[s] * self.scale)  # C_s includes its constant
-            if s in theta:
-                idx += [self.xi + k, self.eta, theta[s]]
-                val += [1.0, 1.0, -1.0]
-            else:
+            if s in self.rep_cost_rows:
                 col, c = self.rep_cost_rows[s]
                 nz = np.flatnonzero(c)
                 idx += [self.xi + k, self.eta, *col[nz].tolist()]
                 val += [1.0, 1.0, *(-c[nz]).tolist()]
+            else:
+                idx += [self.xi + k, self.eta, theta[s]]
+                val += [1.0, 1.0, -1.0]
         self.lp.add_rows(lower, [np.inf] * len(lower), starts, idx, val)
         self.ncol = self.lp.h.getNumCol()
 
     def start(self) -> np.ndarray:
-        """The plan that is best for the representatives alone (theta fixed at 0): it can
-        be carried out in every group, so it is the first stability centre."""
-        th = np.arange(self.n, self.n + len(self.others))
-        self.lp.set_col_bounds(th, np.zeros(len(th)), np.zeros(len(th)))
+        """The plan that is best for the representatives alone (called before the cost
+        variables exist): it can be carried out in every group, so it is the first
+        stability centre."""
         x, _, _ = self.solve(integer=False)
-        self.lp.set_col_bounds(th, np.full(len(th), -np.inf), np.full(len(th), np.inf))
         return x
 
     def solve(self, integer: bool) -> tuple[np.ndarray, float, float]:
@@ -344,16 +390,23 @@ class _Master:
             x[self.x_int] = np.round(x[self.x_int])
         return x, float(value), float(bound if integer and bound is not None else value)
 
+    def _aggregate(self, out: dict) -> list[tuple[float, np.ndarray]]:
+        """Per cluster: the probability-weighted mean of its scenarios' values and
+        subgradients (a cut on the mean is a cut on the cluster's theta)."""
+        agg = []
+        for c, w in zip(self.clusters, self.weight, strict=True):
+            v = sum(self.prob[s] * out[s][1] for s in c) / w
+            g = sum(self.prob[s] * out[s][2] for s in c) / w
+            agg.append((float(v), g))
+        return agg
+
     def add_cuts(self, x: np.ndarray, out: dict) -> None:
-        """theta_s >= v_s + g_s (x - x^), as g_s x - theta_s <= g_s x^ - v_s."""
+        """theta_k >= v_k + g_k (x - x^), as g_k x - theta_k <= g_k x^ - v_k."""
         starts, idx, val, upper = [], [], [], []
-        for k, s in enumerate(self.others):
-            if s not in out:
-                continue
-            _, v, g = out[s]
+        for k, (v, g) in enumerate(self._aggregate(out)):
             nz = np.flatnonzero(np.abs(g) > 1e-12 * max(1.0, float(np.abs(g).max())))
             starts.append(len(idx))
-            idx += [*nz.tolist(), self.n + k]
+            idx += [*nz.tolist(), self.theta + k]
             val += [*g[nz].tolist(), -1.0]
             upper.append(float(g[nz] @ x[nz] - v))
         if upper:
@@ -369,14 +422,15 @@ class _Master:
         self.lp.set_col_bounds(idx, self.x_lb[idx], self.x_ub[idx])
 
     def remember(self, x: np.ndarray, out: dict, full: np.ndarray) -> None:
-        """The best plan's master solution `full`, with theta_s raised to its true value, as
-        the next MIP start (it still satisfies every cut, which under-estimate Q_s)."""
+        """The best plan's master solution `full`, with each theta_k raised to its true
+        value, as the next MIP start (it still satisfies every cut, which under-estimate)."""
         start = full.copy()
         start[:self.n] = x
-        for k, s in enumerate(self.others):
-            start[self.n + k] = max(start[self.n + k], out[s][1])
+        for k, (v, _) in enumerate(self._aggregate(out)):
+            start[self.theta + k] = max(start[self.theta + k], v)
         if self.lam > 0:
-            costs = [(start[self.n + self.others.index(s)] if s in self.others
+            own = {c[0]: self.theta + k for k, c in enumerate(self.clusters)}
+            costs = [(start[own[s]] if s in own
                       else float(self.rep_cost_rows[s][1] @ start[self.rep_cost_rows[s][0]]))
                      + self.offset[s] * self.scale for s in self.scenarios]
             start[self.xi:self.xi + len(costs)] = np.maximum(
