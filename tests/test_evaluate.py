@@ -313,3 +313,33 @@ def test_an_undeliverable_plan_gets_an_elastic_cut_never_a_cost():
         assert status == "elastic"
         assert value / template.scale > 150 * 60_000  # the contract alone costs 9.0M
         assert grad is not None and len(grad) == len(template.plan_keys)
+
+
+def test_the_time_limit_reaches_into_a_master_mip(tmp_path):
+    """A master MIP can take minutes (medium x 100: 200-500 s each): the remaining time is
+    handed to HiGHS, and a MIP cut short ends the loop instead of failing it."""
+    import yaml
+
+    from offtake.decompose import (
+        DecomposeOptions,
+        DecompositionError,
+        _Master,
+        _OutOfTime,
+        _representative,
+        constraint_groups,
+        solve_decomposed,
+    )
+    from offtake.evaluate import ScenarioLp
+
+    path = tmp_path / "small16.yaml"
+    path.write_text(yaml.safe_dump(_small_with_scenarios(paths=4), sort_keys=False))
+    d = build_data(load_instance(path).instance)
+    template = ScenarioLp(d, list(d.SCENARIOS))
+    groups = constraint_groups(template, list(d.SCENARIOS))
+    master = _Master(template, d, [_representative(template, g, d.probability)
+                                   for g in groups])
+    master.lp.set_option("time_limit", 0.0)
+    with pytest.raises(_OutOfTime):
+        master.solve(integer=True)
+    with pytest.raises(DecompositionError, match="time or iteration limit"):
+        solve_decomposed(d, DecomposeOptions(workers=1, time_limit=1e-9))

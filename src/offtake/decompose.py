@@ -44,6 +44,12 @@ class DecompositionError(RuntimeError):
     pass
 
 
+class _OutOfTime(Exception):
+    def __init__(self, bound: float):
+        super().__init__("time limit")
+        self.bound = float(bound) if np.isfinite(bound) else -np.inf
+
+
 @dataclass(frozen=True)
 class DecomposeOptions:
     gap: float = 1e-6
@@ -207,8 +213,16 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: Sce
         if phase == "mip":  # loose while it proposes new signing patterns, then tight
             master.lp.set_option("mip_rel_gap", float(options.gap / 2 if proving
                                                       else max(options.gap, 1e-4)))
-        x, value, bound = master.solve(integer=(phase == "mip"))
-        seconds["master"] += time.perf_counter() - t
+            if options.time_limit is not None:  # one MIP solve may take minutes
+                master.lp.set_option("time_limit", max(
+                    1.0, options.time_limit - (time.perf_counter() - t0)))
+        try:
+            x, value, bound = master.solve(integer=(phase == "mip"))
+        except _OutOfTime as stop:
+            lower = max(lower, stop.bound)  # the interrupted MIP's bound still holds
+            break
+        finally:
+            seconds["master"] += time.perf_counter() - t
         if phase != "fixed":  # with the integers fixed the master bounds nothing globally
             lower = max(lower, bound)
         if phase == "lp":
@@ -385,6 +399,8 @@ class _Master:
         if integer and self.best_start is not None:
             self.lp.set_start(self.best_start)
         status, value, bound = self.lp.run()
+        if status == "Time limit reached":
+            raise _OutOfTime(self.lp.h.getInfo().mip_dual_bound if integer else -np.inf)
         if status != "optimal":
             raise DecompositionError(f"the master problem ({'MIP' if integer else 'LP'}, "
                                      f"{self.lp.h.getNumRow()} rows) ended {status}")
