@@ -203,8 +203,9 @@ def decompose(
         help="cost variables for the scenarios outside the master (0: one per scenario)")] = 16,
 ) -> None:
     """The stochastic optimum by decomposition instead of the extensive form (same optimum;
-    experimental: its MIP master is still slower than the extensive form at 10 scenarios,
-    see benchmarks/bench_decompose.py): DIR/decomposition.json, plan.json, scenario_costs.csv."""
+    experimental: slower than the extensive form at 10 scenarios, ahead of it at 100 within
+    a time limit, see benchmarks/bench_decompose.py): DIR/decomposition.json, plan.json,
+    scenario_costs.csv."""
     loaded = _load_or_exit(instance)
     if (workers < 1 or gap <= 0 or cvar_weight < 0 or not 0 < cvar_alpha < 1
             or cost_clusters < 0):
