@@ -266,6 +266,8 @@ def test_decomposition_refuses_what_it_cannot_do():
         solve_decomposed(d, DecomposeOptions(workers=1, max_groups=1))
     with pytest.raises(DecompositionError, match="expectation"):
         solve_decomposed(replace(d, rule_in_expectation={"R": True}))
+    with pytest.raises(DecompositionError, match="cost_clusters must be at least 1"):
+        solve_decomposed(d, DecomposeOptions(workers=1, cost_clusters=0))
 
 
 def test_cli_decompose_writes_the_plan_and_the_scenario_costs(tmp_path):

@@ -99,6 +99,9 @@ def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None,
     if any(d.rule_in_expectation.values()):
         raise DecompositionError("rules that hold in expectation couple the scenarios: "
                                  "solve the extensive form")
+    if options.cost_clusters is not None and options.cost_clusters < 1:
+        raise DecompositionError(f"cost_clusters must be at least 1 (or None: one per "
+                                 f"scenario), not {options.cost_clusters}")
     scenarios = list(d.SCENARIOS)
     template = ScenarioLp(replace(d, cvar_weight=0.0, elastic=False), scenarios)
     groups = constraint_groups(template, scenarios)
