@@ -41,9 +41,11 @@ def one(n: int, workers: int, gap: float, time_limit: float, compare: bool,
     out = {"scenarios": len(d.SCENARIOS), "load_s": load_s, "status": res.status,
            "objective": res.objective, "bound": res.bound, "gap": res.gap,
            "iterations": res.iterations, "seconds": res.seconds, "size": res.size}
-    lp = [h for h in res.history if h["phase"] == "lp"]
-    out["lp_phase"] = ({"iterations": len(lp) + 1, "seconds": res.history[len(lp)]["seconds"],
-                        "bound": res.history[len(lp)]["lower"]} if res.history else None)
+    # history[k]["phase"] is the phase after iteration k: the first entry past "lp" is
+    # phase 1's last iteration (or the last entry, when the run ended inside phase 1)
+    k = min(sum(h["phase"] == "lp" for h in res.history), len(res.history) - 1)
+    out["lp_phase"] = ({"iterations": k + 1, "seconds": res.history[k]["seconds"],
+                        "bound": res.history[k]["lower"]} if res.history else None)
     if compare:
         from offtake.pipeline import solve_instance
         from offtake.solve import SolveOptions

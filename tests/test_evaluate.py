@@ -84,14 +84,19 @@ def _small_with_scenarios(paths: int = 2) -> dict:
     return raw
 
 
-def test_costs_equal_the_extensive_form_with_the_same_plan_scenario_by_scenario(tmp_path):
+def _small_instance(tmp_path: Path, paths: int = 2):
+    """`_small_with_scenarios` written out and loaded (as a user's file would be)."""
     import yaml
 
     path = tmp_path / "small_scenarios.yaml"
-    path.write_text(yaml.safe_dump(_small_with_scenarios(), sort_keys=False))
+    path.write_text(yaml.safe_dump(_small_with_scenarios(paths), sort_keys=False))
     loaded = load_instance(path)
     assert loaded.ok, [str(f) for f in loaded.findings][:3]
-    d = build_data(loaded.instance)
+    return loaded.instance
+
+
+def test_costs_equal_the_extensive_form_with_the_same_plan_scenario_by_scenario(tmp_path):
+    d = build_data(_small_instance(tmp_path))
     assert len(d.SCENARIOS) == 8
     m = build_model(d)
     assert solve(m, SolveOptions(mip_gap=1e-4)).has_solution
@@ -238,14 +243,10 @@ def test_decomposition_reaches_the_extensive_form_optimum(tmp_path, lam):
     """The small US instance under 16 scenarios (4 constraint groups, 12 scenarios by cuts,
     aggregated into 4 clusters without CVaR): the same objective as the extensive form, with
     and without a CVaR term."""
-    import yaml
-
     from offtake.decompose import DecomposeOptions, solve_decomposed
     from offtake.pipeline import solve_instance
 
-    path = tmp_path / "small_scenarios.yaml"
-    path.write_text(yaml.safe_dump(_small_with_scenarios(paths=4), sort_keys=False))
-    inst = load_instance(path).instance
+    inst = _small_instance(tmp_path, paths=4)
     ef = solve_instance(inst, SolveOptions(cvar_weight=lam, cvar_alpha=0.8))
     d = build_data(inst, cvar_weight=lam, cvar_alpha=0.8)
     res = solve_decomposed(d, DecomposeOptions(workers=2, cost_clusters=4))
@@ -320,26 +321,16 @@ def test_an_undeliverable_plan_gets_an_elastic_cut_never_a_cost():
 def test_the_time_limit_reaches_into_a_master_mip(tmp_path):
     """A master MIP can take minutes (medium x 100: 200-500 s each): the remaining time is
     handed to HiGHS, and a MIP cut short ends the loop instead of failing it."""
-    import yaml
-
     from offtake.decompose import (
         DecomposeOptions,
         DecompositionError,
-        _Master,
         _OutOfTime,
-        _representative,
-        constraint_groups,
+        _prepare,
         solve_decomposed,
     )
-    from offtake.evaluate import ScenarioLp
 
-    path = tmp_path / "small16.yaml"
-    path.write_text(yaml.safe_dump(_small_with_scenarios(paths=4), sort_keys=False))
-    d = build_data(load_instance(path).instance)
-    template = ScenarioLp(d, list(d.SCENARIOS))
-    groups = constraint_groups(template, list(d.SCENARIOS))
-    master = _Master(template, d, [_representative(template, g, d.probability)
-                                   for g in groups])
+    d = build_data(_small_instance(tmp_path, paths=4))
+    _, _, master = _prepare(d, max_groups=8)
     master.lp.set_option("time_limit", 0.0)
     with pytest.raises(_OutOfTime):
         master.solve(integer=True)

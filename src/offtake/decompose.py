@@ -102,20 +102,26 @@ def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None,
     if options.cost_clusters is not None and options.cost_clusters < 1:
         raise DecompositionError(f"cost_clusters must be at least 1 (or None: one per "
                                  f"scenario), not {options.cost_clusters}")
-    scenarios = list(d.SCENARIOS)
-    template = ScenarioLp(replace(d, cvar_weight=0.0, elastic=False), scenarios)
-    groups = constraint_groups(template, scenarios)
-    if len(groups) > options.max_groups:
-        raise DecompositionError(
-            f"the scenarios have {len(groups)} different sets of capacities, demands and "
-            f"availabilities (more than max_groups = {options.max_groups}); the master "
-            "would be the extensive form: solve that instead")
-    reps = [_representative(template, g, d.probability) for g in groups]
-    master = _Master(template, d, reps)
-    with ScenarioPool(template, scenarios, options.workers, elastic_fallback=True,
+    template, groups, master = _prepare(d, options.max_groups)
+    with ScenarioPool(template, list(d.SCENARIOS), options.workers, elastic_fallback=True,
                       gradients=True) as pool:
         seconds = {"setup": time.perf_counter() - t0, "master": 0.0, "scenarios": 0.0}
         return _iterate(d, options, master, pool, groups, seconds, t0, progress)
+
+
+def _prepare(d: ModelData, max_groups: int) -> tuple[ScenarioLp, list[list[str]], _Master]:
+    """The compiled scenario LP, the constraint groups, and the master holding one
+    representative of each group."""
+    scenarios = list(d.SCENARIOS)
+    template = ScenarioLp(replace(d, cvar_weight=0.0, elastic=False), scenarios)
+    groups = constraint_groups(template, scenarios)
+    if len(groups) > max_groups:
+        raise DecompositionError(
+            f"the scenarios have {len(groups)} different sets of capacities, demands and "
+            f"availabilities (more than max_groups = {max_groups}); the master "
+            "would be the extensive form: solve that instead")
+    reps = [_representative(template, g, d.probability) for g in groups]
+    return template, groups, _Master(template, d, reps)
 
 
 def constraint_groups(lp: ScenarioLp, scenarios: list[str]) -> list[list[str]]:
@@ -265,7 +271,7 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: Sce
                         "upper": best[0], "seconds": time.perf_counter() - t0,
                         "master_seconds": seconds["master"],
                         "scenario_seconds": seconds["scenarios"],
-                        "master_rows": master.lp.h.getNumRow()})
+                        "master_rows": master.lp.num_rows()})
         if progress is not None:
             progress(history[-1])
         if best[1] is not None and best[0] - master.report(lower) <= options.gap * abs(best[0]):
@@ -347,10 +353,9 @@ class _Master:
             self.lp.set_option(option, False)
         self.lp.set_option("mip_pscost_minreliable", 0)
         self.constant = sum(self.prob[s] * self.offset[s] for s in self.scenarios)
-        self.ncol = ncol
         self.clusters: list[list[str]] = []
         self.best_start: np.ndarray | None = None
-        self.size = {"master_rows": rows, "master_columns": self.ncol,
+        self.size = {"master_rows": rows, "master_columns": ncol,
                      "representatives": len(reps), "plan_columns": n}
 
     def set_clusters(self, clusters: list[list[str]]) -> None:
@@ -360,10 +365,9 @@ class _Master:
         self.weight = np.array([sum(self.prob[s] for s in c) for c in clusters])
         self.theta = self.lp.add_cols(self.weight, [-np.inf] * len(clusters),
                                       [np.inf] * len(clusters))
-        self.ncol = self.lp.h.getNumCol()
-        self.size.update(cost_variables=len(clusters), master_columns=self.ncol)
         if self.lam > 0:
             self._cvar()
+        self.size.update(cost_variables=len(clusters), master_columns=self.lp.num_cols())
 
     def _cvar(self) -> None:
         """eta + sum_s p_s xi_s / (1 - alpha), xi_s >= C_s - eta, C_s the scenario's cost
@@ -388,7 +392,6 @@ class _Master:
                 idx += [self.xi + k, self.eta, theta[s]]
                 val += [1.0, 1.0, -1.0]
         self.lp.add_rows(lower, [np.inf] * len(lower), starts, idx, val)
-        self.ncol = self.lp.h.getNumCol()
 
     def start(self) -> np.ndarray:
         """The plan that is best for the representatives alone (called before the cost
@@ -402,11 +405,11 @@ class _Master:
         if integer and self.best_start is not None:
             self.lp.set_start(self.best_start)
         status, value, bound = self.lp.run()
-        if status == "Time limit reached":
-            raise _OutOfTime(self.lp.h.getInfo().mip_dual_bound if integer else -np.inf)
+        if status == "time limit":
+            raise _OutOfTime(bound if integer and bound is not None else -np.inf)
         if status != "optimal":
             raise DecompositionError(f"the master problem ({'MIP' if integer else 'LP'}, "
-                                     f"{self.lp.h.getNumRow()} rows) ended {status}")
+                                     f"{self.lp.num_rows()} rows) ended {status}")
         primal = self.lp.primal()
         self.last = primal
         x = np.clip(primal[:self.n], self.x_lb, self.x_ub)

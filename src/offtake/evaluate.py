@@ -208,7 +208,7 @@ def _second_opinion(lp: ArrayLp, tolerance: float = 1e-6) -> tuple[str, float]:
     """Re-solve from scratch, without presolve and with primal feasibility tolerance
     `tolerance` (HiGHS's default is 1e-7): for a plan a master LP put at the edge of a
     capacity."""
-    lp.h.clearSolver()
+    lp.clear()
     lp.set_option("presolve", "off")
     lp.set_option("primal_feasibility_tolerance", tolerance)
     try:

@@ -284,7 +284,7 @@ def decompose_instance(inst: Instance, out_dir: str | Path, options=None, *,
     import json
 
     from offtake.decompose import DecomposeOptions, solve_decomposed
-    from offtake.results import plan_to_json
+    from offtake.results import write_plan
 
     d = build_data(inst, cvar_weight=cvar_weight, cvar_alpha=cvar_alpha)
     res = solve_decomposed(d, options or DecomposeOptions())
@@ -297,7 +297,7 @@ def decompose_instance(inst: Instance, out_dir: str | Path, options=None, *,
               "currency": inst.meta.currency, "instance_name": inst.meta.name,
               "history": res.history}
     (out / "decomposition.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
-    (out / "plan.json").write_text(json.dumps(plan_to_json(res.plan), indent=1) + "\n")
+    write_plan(out / "plan.json", res.plan)
     table = pd.DataFrame([{"scenario": s, "probability": d.probability[s],
                            "cost": res.scenario_cost[s]} for s in d.SCENARIOS])
     table.to_csv(out / "scenario_costs.csv", index=False)

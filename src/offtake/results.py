@@ -139,7 +139,7 @@ class Results:
         if plan.exists():
             plan.unlink()
         if self.plan:
-            plan.write_text(json.dumps(plan_to_json(self.plan), indent=1) + "\n")
+            write_plan(plan, self.plan)
         return out
 
     @classmethod
@@ -157,6 +157,11 @@ def plan_to_json(plan: dict[str, dict]) -> dict[str, list]:
     """{variable: [{"index": [...], "value": x}, ...]}; indexes as lists, values as floats."""
     return {name: [{"index": list(k) if isinstance(k, tuple) else [k], "value": float(v or 0.0)}
                    for k, v in values.items()] for name, values in plan.items()}
+
+
+def write_plan(path: Path, plan: dict[str, dict]) -> None:
+    """plan.json, read back by `read_plan`."""
+    Path(path).write_text(json.dumps(plan_to_json(plan), indent=1) + "\n")
 
 
 def read_plan(path: Path) -> dict[str, dict]:

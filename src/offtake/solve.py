@@ -297,17 +297,33 @@ class ArrayLp:
     def set_basis(self, basis) -> None:
         self.h.setBasis(basis)
 
+    def num_rows(self) -> int:
+        return self.h.getNumRow()
+
+    def num_cols(self) -> int:
+        return self.h.getNumCol()
+
+    def clear(self) -> None:
+        """Forget the basis and any solution: the next run starts from scratch."""
+        self.h.clearSolver()
+
     def run(self) -> tuple[str, float | None, float | None]:
-        """(status, objective, dual bound); status 'optimal' or HiGHS's model status. A
-        warm start that ends without a verdict (HiGHS's 'Unknown', numerical trouble after
-        many changes) is retried once from scratch."""
+        """(status, objective, dual bound); status 'optimal', 'time limit' (with the MIP's
+        dual bound so far, which still holds) or HiGHS's model status. A warm start that
+        ends without a verdict (HiGHS's 'Unknown', numerical trouble after many changes) is
+        retried once from scratch."""
+        kind = self._highspy.HighsModelStatus
         self.h.run()
         status = self.h.getModelStatus()
-        if status == self._highspy.HighsModelStatus.kUnknown:
+        if status == kind.kUnknown:
             self.h.clearSolver()
             self.h.run()
             status = self.h.getModelStatus()
-        if status != self._highspy.HighsModelStatus.kOptimal:
+        if status == kind.kTimeLimit:
+            info = self.h.getInfo()
+            return "time limit", None, (info.mip_dual_bound if info.mip_node_count >= 0
+                                        else None)
+        if status != kind.kOptimal:
             return self.h.modelStatusToString(status), None, None
         info = self.h.getInfo()
         bound = info.mip_dual_bound if info.mip_node_count >= 0 else None
