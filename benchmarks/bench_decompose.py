@@ -1,5 +1,5 @@
 """Benchmark: the medium instance with N scenarios solved by decomposition
-(offtake.decompose), N = 10, 100, 1000 by default; scenarios as in bench_scenarios.py
+(offtake.analysis.decompose), N = 10, 100, 1000 by default; scenarios as in bench_scenarios.py
 (China open / cut x N/2 sampled NdPr paths, i.e. two constraint groups).
 
     .venv/bin/python benchmarks/bench_decompose.py [--sizes 10,100] [--workers 2]
@@ -28,9 +28,9 @@ from bench_scenarios import instance_file, peak_mib, run_child  # noqa: E402
 
 def one(n: int, workers: int, gap: float, time_limit: float, compare: bool,
         clusters: int | None) -> dict:
-    from offtake.data import build_data
-    from offtake.decompose import DecomposeOptions, solve_decomposed
-    from offtake.io import load_instance
+    from offtake.analysis.decompose import DecomposeOptions, solve_decomposed
+    from offtake.formulation.data import build_data
+    from offtake.io.loader import load_instance
 
     t = time.perf_counter()
     inst = load_instance(instance_file(n)).instance
@@ -47,8 +47,8 @@ def one(n: int, workers: int, gap: float, time_limit: float, compare: bool,
     out["lp_phase"] = ({"iterations": k + 1, "seconds": res.history[k]["seconds"],
                         "bound": res.history[k]["lower"]} if res.history else None)
     if compare:
-        from offtake.pipeline import solve_instance
-        from offtake.solve import SolveOptions
+        from offtake.pipeline.run import solve_instance
+        from offtake.solvers.highs import SolveOptions
 
         t = time.perf_counter()
         ef = solve_instance(inst, SolveOptions(mip_gap=gap, time_limit=time_limit), data=d)

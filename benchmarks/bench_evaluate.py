@@ -1,5 +1,5 @@
 """Benchmark: a fixed portfolio evaluated on the medium instance under N scenarios with
-offtake.evaluate (one compiled template, one LP per scenario), N = 10, 100, 1000.
+offtake.analysis.evaluate (one compiled template, one LP per scenario), N = 10, 100, 1000.
 
 The portfolio is the stochastic optimum of the 2-scenario set (China open / cut, one NdPr
 path; extensive form, mip gap 1e-4), i.e. the sample-average workflow: optimise on a small
@@ -33,10 +33,10 @@ def _plan(path: Path) -> Path:
     """The stochastic optimum of the 2-scenario set, pickled once."""
     out = ROOT / "out" / "bench_evaluate_plan.pkl"
     if not out.exists():
-        from offtake.data import build_data
-        from offtake.io import load_instance
-        from offtake.model import build_model, first_stage_values
-        from offtake.solve import SolveOptions, objective_scale_for, solve
+        from offtake.formulation.data import build_data
+        from offtake.formulation.model import build_model, first_stage_values
+        from offtake.io.loader import load_instance
+        from offtake.solvers.highs import SolveOptions, objective_scale_for, solve
 
         d = build_data(load_instance(instance_file(2)).instance)
         m = build_model(d)
@@ -49,9 +49,9 @@ def _plan(path: Path) -> Path:
 
 
 def one(n: int, workers: int, compare: bool) -> dict:
-    from offtake.data import build_data
-    from offtake.evaluate import evaluate_plan
-    from offtake.io import load_instance
+    from offtake.analysis.evaluate import evaluate_plan
+    from offtake.formulation.data import build_data
+    from offtake.io.loader import load_instance
 
     path = instance_file(n)
     plan = pickle.loads(_plan(path).read_bytes())
@@ -67,8 +67,8 @@ def one(n: int, workers: int, compare: bool) -> dict:
     if compare:
         import pyomo.environ as pyo
 
-        from offtake.model import build_model, fix_first_stage
-        from offtake.solve import SolveOptions, objective_scale_for, solve
+        from offtake.formulation.model import build_model, fix_first_stage
+        from offtake.solvers.highs import SolveOptions, objective_scale_for, solve
 
         t = time.perf_counter()
         m = build_model(d)

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from offtake.check import check_folder
-from offtake.io import load_instance
-from offtake.pipeline import solve_instance
+from offtake.io.loader import load_instance
+from offtake.pipeline.run import solve_instance
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -39,7 +39,7 @@ def scenario_spec(n: int) -> dict:
 
 
 def _first_index() -> str:
-    from offtake.io import read_yaml
+    from offtake.io.loader import read_yaml
 
     return read_yaml(MEDIUM)["price_indices"][0]["id"]
 
@@ -62,7 +62,7 @@ def peak_mib() -> float:
 
 def instance_file(n: int) -> Path:
     """The medium instance with the N-scenario spec, written to out/ (includes resolved)."""
-    from offtake.io import read_yaml
+    from offtake.io.loader import read_yaml
 
     raw = read_yaml(MEDIUM)  # the project's loader: NO stays Norway
     raw["include"] = [{**e, "pack": str(MEDIUM.parent / e["pack"])} if isinstance(e, dict)
@@ -75,9 +75,9 @@ def instance_file(n: int) -> Path:
 
 
 def one(n: int, time_limit: float) -> dict:
-    from offtake.io import load_instance
-    from offtake.pipeline import solve_instance
-    from offtake.solve import SolveOptions
+    from offtake.io.loader import load_instance
+    from offtake.pipeline.run import solve_instance
+    from offtake.solvers.highs import SolveOptions
 
     path = instance_file(n)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from offtake.io import LoadResult, load_instance, validate_mapping
+from offtake.io.loader import LoadResult, load_instance, validate_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTANCES = ROOT / "instances"
@@ -75,8 +75,8 @@ def solve_checked(inst, out_dir: Path, **options):
     """Solve through the whole pipeline, write the folder and run the independent checker on
     it; fail the test on any checker violation. Returns the Results."""
     from offtake.check import check_folder
-    from offtake.pipeline import solve_instance
-    from offtake.solve import SolveOptions
+    from offtake.pipeline.run import solve_instance
+    from offtake.solvers.highs import SolveOptions
 
     res = solve_instance(inst, SolveOptions(**options))
     res.write(out_dir)
@@ -88,6 +88,6 @@ def solve_checked(inst, out_dir: Path, **options):
 
 
 def instance(raw: dict):
-    from offtake.schema import Instance
+    from offtake.domain.schema import Instance
 
     return Instance.model_validate(raw)

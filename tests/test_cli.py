@@ -8,9 +8,9 @@ import pandas as pd
 from conftest import INSTANCES, base, dump
 from typer.testing import CliRunner
 
-from offtake import pipeline
-from offtake.cli import app
-from offtake.solve import SolveOutcome
+import offtake.pipeline.run as pipeline
+from offtake.apps.cli import app
+from offtake.solvers.highs import SolveOutcome
 
 runner = CliRunner()
 TINY = str(INSTANCES / "tiny_two_offers.yaml")
@@ -85,9 +85,9 @@ def test_check_catches_a_tampered_plan(tmp_path):
 
 def test_results_round_trip_through_the_output_folder(tmp_path):
     """Results.write then Results.read give back the same summary and tables (IDs as text)."""
-    from offtake.io import load_or_raise
-    from offtake.pipeline import solve_instance
-    from offtake.results import Results
+    from offtake.io.loader import load_or_raise
+    from offtake.pipeline.run import solve_instance
+    from offtake.results.tables import Results
 
     res = solve_instance(load_or_raise(TINY))
     res.write(tmp_path)

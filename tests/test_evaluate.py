@@ -1,5 +1,5 @@
 """Evaluating a fixed portfolio in many scenarios from one compiled template
-(offtake.evaluate): hand-derived costs, agreement with the extensive form scenario by
+(offtake.analysis.evaluate): hand-derived costs, agreement with the extensive form scenario by
 scenario, infeasible scenarios reported, and the affinity guard of offtake.linear."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 from conftest import approx, instance
 from test_uncertainty import TWO_STAGE
 
-from offtake.data import build_data
-from offtake.evaluate import EvaluationError, evaluate_plan
-from offtake.io import load_instance
-from offtake.linear import NotAffineError, compile_linear
-from offtake.model import build_model, first_stage_values, fix_first_stage
-from offtake.solve import SolveOptions, solve
+from offtake.analysis.evaluate import EvaluationError, evaluate_plan
+from offtake.formulation.data import build_data
+from offtake.formulation.model import build_model, first_stage_values, fix_first_stage
+from offtake.io.loader import load_instance
+from offtake.solvers.highs import SolveOptions, solve
+from offtake.solvers.linear import NotAffineError, compile_linear
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def _small_with_scenarios(paths: int = 2) -> dict:
     """The small US instance under 4 x `paths` scenarios that change capacities by country,
     spot availability, demand and the NdPr index path (the template must follow all of
     them)."""
-    from offtake.io import read_yaml
+    from offtake.io.loader import read_yaml
 
     path = ROOT / "instances" / "us_ev_oem_small.yaml"
     raw = read_yaml(path)
@@ -147,7 +147,7 @@ def test_cli_solve_writes_the_plan_and_evaluate_prices_it_under_new_scenarios(tm
     import yaml
     from typer.testing import CliRunner
 
-    from offtake.cli import app
+    from offtake.apps.cli import app
 
     src = tmp_path / "two_stage.yaml"
     src.write_text(yaml.safe_dump(TWO_STAGE, sort_keys=False))
@@ -190,11 +190,11 @@ def test_cli_solve_writes_the_plan_and_evaluate_prices_it_under_new_scenarios(tm
     assert broken.exit_code == 1 and "v_volume_t[0]" in broken.output
 
 
-# --- the decomposition (offtake.decompose) ----------------------------------------------------
+# --- the decomposition (offtake.analysis.decompose) ------------------------------------
 def test_decomposition_of_the_hand_derived_two_stage_instance():
     """TWO_STAGE's scenarios differ in demand, so each is its own group and sits whole in the
     master: the answer is the hand-derived RP (q* = 50 t, 8.0M)."""
-    from offtake.decompose import DecomposeOptions, solve_decomposed
+    from offtake.analysis.decompose import DecomposeOptions, solve_decomposed
 
     res = solve_decomposed(build_data(instance(TWO_STAGE)), DecomposeOptions(workers=1))
     assert res.status == "optimal"
@@ -217,7 +217,7 @@ so one representative in the master and three scenarios priced by cuts. Committi
 def test_scenarios_that_differ_in_prices_only_are_priced_by_cuts(clusters):
     """One cost variable per scenario, or one for the three together (aggregated cuts):
     the same optimum."""
-    from offtake.decompose import DecomposeOptions, solve_decomposed
+    from offtake.analysis.decompose import DecomposeOptions, solve_decomposed
 
     res = solve_decomposed(build_data(instance(PRICES_ONLY)),
                            DecomposeOptions(workers=1, cost_clusters=clusters))
@@ -229,7 +229,7 @@ def test_scenarios_that_differ_in_prices_only_are_priced_by_cuts(clusters):
 
 
 def test_cost_clusters_group_scenarios_of_one_constraint_group_by_cost():
-    from offtake.decompose import cost_clusters
+    from offtake.analysis.decompose import cost_clusters
 
     groups = [["a", "b", "c", "d", "e"], ["f", "g", "h"]]
     cost = {"b": 5.0, "c": 1.0, "d": 4.0, "e": 2.0, "g": 9.0, "h": 3.0}
@@ -243,8 +243,8 @@ def test_decomposition_reaches_the_extensive_form_optimum(tmp_path, lam):
     """The small US instance under 16 scenarios (4 constraint groups, 12 scenarios by cuts,
     aggregated into 4 clusters without CVaR): the same objective as the extensive form, with
     and without a CVaR term."""
-    from offtake.decompose import DecomposeOptions, solve_decomposed
-    from offtake.pipeline import solve_instance
+    from offtake.analysis.decompose import DecomposeOptions, solve_decomposed
+    from offtake.pipeline.run import solve_instance
 
     inst = _small_instance(tmp_path, paths=4)
     ef = solve_instance(inst, SolveOptions(cvar_weight=lam, cvar_alpha=0.8))
@@ -260,7 +260,7 @@ def test_decomposition_reaches_the_extensive_form_optimum(tmp_path, lam):
 def test_decomposition_refuses_what_it_cannot_do():
     from dataclasses import replace
 
-    from offtake.decompose import DecomposeOptions, DecompositionError, solve_decomposed
+    from offtake.analysis.decompose import DecomposeOptions, DecompositionError, solve_decomposed
 
     d = build_data(instance(TWO_STAGE))
     with pytest.raises(DecompositionError, match="max_groups"):
@@ -278,7 +278,7 @@ def test_cli_decompose_writes_the_plan_and_the_scenario_costs(tmp_path):
     import yaml
     from typer.testing import CliRunner
 
-    from offtake.cli import app
+    from offtake.apps.cli import app
 
     src = tmp_path / "prices.yaml"
     src.write_text(yaml.safe_dump(PRICES_ONLY, sort_keys=False))
@@ -300,7 +300,7 @@ def test_an_undeliverable_plan_gets_an_elastic_cut_never_a_cost():
     """The decomposition's last resort when a scenario LP calls a master plan infeasible:
     the elastic LP prices the 50 t above a 100 t capacity (a finite under-estimate, so the
     cut stays valid) and marks the scenario 'elastic', which is never an upper bound."""
-    from offtake.evaluate import ScenarioLp, ScenarioSolver, plan_vector
+    from offtake.analysis.evaluate import ScenarioLp, ScenarioSolver, plan_vector
 
     raw = copy.deepcopy(TWO_STAGE)
     del raw["offers"][0]["take_or_pay_share"]
@@ -321,7 +321,7 @@ def test_an_undeliverable_plan_gets_an_elastic_cut_never_a_cost():
 def test_the_time_limit_reaches_into_a_master_mip(tmp_path):
     """A master MIP can take minutes (medium x 100: 200-500 s each): the remaining time is
     handed to HiGHS, and a MIP cut short ends the loop instead of failing it."""
-    from offtake.decompose import (
+    from offtake.analysis.decompose import (
         DecomposeOptions,
         DecompositionError,
         _OutOfTime,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from conftest import INSTANCES, approx, base, instance, solve_checked
 
-from offtake.io import load_or_raise
+from offtake.io.loader import load_or_raise
 
 
 def signed(res) -> set[str]:
@@ -234,7 +234,7 @@ def test_external_x2_with_one_warehouse_binds_the_rule(tmp_path):
     Ashland 485+2322+324+1236 = 4367. Optimum: Memphis, 3,986."""
     import yaml
 
-    from offtake.io import validate_mapping
+    from offtake.io.loader import validate_mapping
 
     raw = yaml.safe_load((INSTANCES / "external" / "x2_pyomo_warehouse.yaml").read_text())
     raw["rules"][0]["max_count"] = 1

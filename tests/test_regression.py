@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import INSTANCES, solve_checked
 
-from offtake.io import load_instance
+from offtake.io.loader import load_instance
 
 EXPECTED = yaml.safe_load((Path(__file__).parent / "regression" / "expected.yaml").read_text())
 SHIPPED = sorted(str(p.relative_to(INSTANCES)) for p in INSTANCES.rglob("*.yaml")

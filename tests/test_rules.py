@@ -256,8 +256,8 @@ def test_diamond_keeps_origins_apart(tmp_path):
 def test_origin_gaps_warn_about_chains_a_rule_cannot_see():
     """An exclusion reading MINE: F-US's chain declares its mine, F-REC is recycled (exempt);
     a new supplier with no feed_origin records no MINE step: one warning naming it."""
-    from offtake.data import build_data
-    from offtake.ruledata import origin_gaps
+    from offtake.formulation.data import build_data
+    from offtake.formulation.ruledata import origin_gaps
 
     raw = with_rules({"id": "EX", "kind": "exclusion", "stages": ["MINE"],
                       "countries": ["CN"]})
@@ -273,7 +273,7 @@ def test_recycled_content_can_qualify():
     capacity, so without counting recycling the rule cannot hold (infeasible). With
     recycled_qualifies, F-REC's US-recycled magnets qualify: 20 t F-JP x 70,000 + 30 t F-REC x
     75,000 + 50 t F-CN x 50,000 = 1.4M + 2.25M + 2.5M = 6.15M."""
-    from offtake.pipeline import solve_instance
+    from offtake.pipeline.run import solve_instance
 
     rule = {"id": "ALLY", "kind": "min_content_share", "min_share": 0.5, "stages": ["MINE"],
             "groups": ["ALLIED"]}

@@ -9,9 +9,9 @@ import pytest
 from conftest import base, check, codes, dump, load_text, only
 from pydantic import ValidationError
 
-from offtake.findings import InvalidInstance
-from offtake.io import load_or_raise
-from offtake.schema import Instance
+from offtake.domain.findings import InvalidInstance
+from offtake.domain.schema import Instance
+from offtake.io.loader import load_or_raise
 
 
 def test_base_instance_is_valid():

@@ -10,9 +10,10 @@ import pyomo.environ as pyo
 import pytest
 from conftest import ROOT, base, instance
 
-from offtake import model, solve
-from offtake.data import build_data
-from offtake.solve import SolveOptions, SolverVersionError
+from offtake.formulation import model
+from offtake.formulation.data import build_data
+from offtake.solvers import highs as solve
+from offtake.solvers.highs import SolveOptions, SolverVersionError
 
 NOT_FAMILIES = {"add_sets", "add_variables"}
 

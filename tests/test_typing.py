@@ -5,8 +5,8 @@ from __future__ import annotations
 from conftest import ROOT
 from mypy import api
 
-TYPED = ["src/offtake/schema.py", "src/offtake/data.py", "src/offtake/results.py",
-         "src/offtake/check.py"]
+TYPED = ["src/offtake/domain/schema.py", "src/offtake/formulation/data.py",
+         "src/offtake/results/tables.py", "src/offtake/check/__init__.py"]
 
 
 def test_core_modules_type_check():

@@ -8,9 +8,9 @@ import copy
 import pytest
 from conftest import approx, instance, solve_checked
 
-from offtake.io import validate_mapping
-from offtake.pipeline import stochastic_value
-from offtake.risk import cvar, summary, value_at_risk
+from offtake.domain.risk import cvar, summary, value_at_risk
+from offtake.io.loader import validate_mapping
+from offtake.pipeline.run import stochastic_value
 
 
 def test_cvar_of_a_known_distribution():
@@ -124,7 +124,7 @@ def test_scenario_spec_expands_factors_and_samples():
 
 def test_capacity_cut_from_a_year_by_country_group():
     """A covered-nation export cut to 30 % from 2027 scales CN capacity in that year only."""
-    from offtake.data import build_data
+    from offtake.formulation.data import build_data
 
     raw = copy.deepcopy(TWO_STAGE)
     raw["horizon"]["last_year"] = 2027
@@ -155,7 +155,7 @@ def test_cli_value_and_frontier_write_their_files(tmp_path):
     import yaml
     from typer.testing import CliRunner
 
-    from offtake.cli import app
+    from offtake.apps.cli import app
 
     path = tmp_path / "two_stage.yaml"
     path.write_text(yaml.safe_dump(TWO_STAGE))

@@ -563,8 +563,8 @@ class Instance(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Instance:
-        from offtake.findings import InvalidInstance, errors
-        from offtake.validation import check_instance  # the whole-instance checks
+        from offtake.domain.findings import InvalidInstance, errors
+        from offtake.domain.validation import check_instance  # the whole-instance checks
 
         found = errors(check_instance(self))
         if found:

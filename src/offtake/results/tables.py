@@ -15,12 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from offtake.data import EXPECTED, KG_PER_T, ModelData
-from offtake.network import at
-from offtake.origin import STAGE_ORDER, steps
-from offtake.risk import summary
-from offtake.schema import Instance
-from offtake.solve import SolveOutcome
+from offtake.domain.network import at
+from offtake.domain.origin import STAGE_ORDER, steps
+from offtake.domain.risk import summary
+from offtake.domain.schema import Instance
+from offtake.formulation.data import EXPECTED, KG_PER_T, ModelData
+from offtake.solvers.highs import SolveOutcome
 
 ZERO = 1e-9
 TABLE_COLUMNS: dict[str, list[str]] = {

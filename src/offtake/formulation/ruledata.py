@@ -15,10 +15,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from offtake.findings import Finding
-from offtake.network import at, offer_eligible
-from offtake.origin import all_steps_in, countries_at, has_step_in, is_recycled, steps
-from offtake.schema import Instance
+from offtake.domain.findings import Finding
+from offtake.domain.network import at, offer_eligible
+from offtake.domain.origin import all_steps_in, countries_at, has_step_in, is_recycled, steps
+from offtake.domain.schema import Instance
 
 POOL = "pooled"
 
@@ -60,7 +60,7 @@ class _Context:
     """Lookups shared by the row builders."""
 
     def __init__(self, inst: Instance, d: Any) -> None:
-        from offtake.data import RuleRow
+        from offtake.formulation.data import RuleRow
 
         self.Row = RuleRow
         self.inst, self.d = inst, d

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyomo.environ as pyo
 
-from offtake.data import ModelData, parametric_view
-from offtake.linear import compile_linear
-from offtake.model import PLAN, build_model
-from offtake.solve import ArrayLp, objective_scale_for
+from offtake.formulation.data import ModelData, parametric_view
+from offtake.formulation.model import PLAN, build_model
+from offtake.solvers.highs import ArrayLp, objective_scale_for
+from offtake.solvers.linear import compile_linear
 
 
 class EvaluationError(RuntimeError):

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import sparse
 
-from offtake.data import ModelData
-from offtake.evaluate import ScenarioLp, ScenarioPool
-from offtake.risk import cvar
-from offtake.solve import ArrayLp
+from offtake.analysis.evaluate import ScenarioLp, ScenarioPool
+from offtake.domain.risk import cvar
+from offtake.formulation.data import ModelData
+from offtake.solvers.highs import ArrayLp
 
 
 class DecompositionError(RuntimeError):

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from offtake.economics import (
+from offtake.domain.economics import (
     active_years,
     floor_payer,
     start_options,
     tariff_rate,
     unit_price,
 )
-from offtake.network import (
+from offtake.domain.network import (
     ArcSpec,
     active_nodes,
     at,
@@ -32,9 +32,9 @@ from offtake.network import (
     offer_eligible,
     upstream_of,
 )
-from offtake.origin import combos, own_feed_tag, spot_tag
-from offtake.scenarios import capacity_factor, demand_factor, index_path, spot_factors
-from offtake.schema import Instance
+from offtake.domain.origin import combos, own_feed_tag, spot_tag
+from offtake.domain.scenarios import capacity_factor, demand_factor, index_path, spot_factors
+from offtake.domain.schema import Instance
 
 KG_PER_T = 1000.0
 EXPECTED = "expected"
@@ -191,7 +191,10 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
     if cvar_weight < 0 or not 0 < cvar_alpha < 1:
         raise ValueError(f"need cvar_weight >= 0 and 0 < cvar_alpha < 1, got {cvar_weight}, "
                          f"{cvar_alpha}")
-    from offtake.ruledata import count_rule_offers, rule_rows  # rows need the sets below
+    from offtake.formulation.ruledata import (  # rows need the sets below
+        count_rule_offers,
+        rule_rows,
+    )
 
     years = tuple(inst.horizon.years)
     base = inst.horizon.base_year or inst.horizon.first_year

@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from offtake.check import CheckReport
-from offtake.diagnose import Diagnosis
-from offtake.findings import Finding
-from offtake.results import Results
+from offtake.domain.findings import Finding
+from offtake.pipeline.diagnose import Diagnosis
+from offtake.results.tables import Results
 
 
 def findings_table(findings: Sequence[Finding], title: str = "Findings") -> Table:

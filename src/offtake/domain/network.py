@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from offtake.schema import PriceSeries, TonnesSeries
+from offtake.domain.schema import PriceSeries, TonnesSeries
 
 
 def at(series: TonnesSeries | PriceSeries | None, year: int) -> float:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from itertools import product
 from typing import Any
 
-from offtake.schema import Stage
+from offtake.domain.schema import Stage
 
 STAGE_ORDER = {s.value: i for i, s in enumerate(Stage)}
 Step = tuple[str, str]  # (stage code, country code)

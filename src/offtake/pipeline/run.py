@@ -14,13 +14,12 @@ from pathlib import Path
 import pandas as pd
 from pyomo.environ import value as pyo_value
 
+from offtake.analysis.evaluate import evaluate_plan
 from offtake.check import CheckReport, check_folder
-from offtake.data import ModelData, build_data, scenario_view
-from offtake.diagnose import Diagnosis, explain_infeasibility, rule_conflicts
-from offtake.evaluate import evaluate_plan
-from offtake.findings import Finding, nearest
-from offtake.io import LoadResult, load_instance
-from offtake.model import (
+from offtake.domain.findings import Finding, nearest
+from offtake.domain.schema import Instance
+from offtake.formulation.data import ModelData, build_data, scenario_view
+from offtake.formulation.model import (
     build_model,
     first_stage_values,
     fix_first_stage,
@@ -29,10 +28,11 @@ from offtake.model import (
     rule_duals,
     solution_values,
 )
-from offtake.results import Results, assemble
-from offtake.ruledata import origin_gaps
-from offtake.schema import Instance
-from offtake.solve import (
+from offtake.formulation.ruledata import origin_gaps
+from offtake.io.loader import LoadResult, load_instance
+from offtake.pipeline.diagnose import Diagnosis, explain_infeasibility, rule_conflicts
+from offtake.results.tables import Results, assemble
+from offtake.solvers.highs import (
     SolveOptions,
     SolveOutcome,
     objective_scale_for,
@@ -223,7 +223,7 @@ def stochastic_value(inst: Instance, options: SolveOptions | None = None) -> Sto
 
 def _eev(d: ModelData, plan: dict, run_) -> tuple[float | None, dict[str, float], str]:
     """The EV plan's expected cost over the scenarios: one LP per scenario from a compiled
-    template (offtake.evaluate); with rules in expectation, which couple the scenarios, the
+    template (offtake.analysis.evaluate); with rules in expectation, which couple the scenarios, the
     extensive form with the plan fixed."""
     if any(d.rule_in_expectation.values()):
         out, model = run_(d, plan)
@@ -258,8 +258,8 @@ def evaluate_portfolio(inst: Instance, plan_path: str | Path, workers: int = 1,
     """A saved portfolio (plan.json) priced in every scenario of `inst`: a table (scenario,
     probability, status, cost) and a report (expected cost and its distribution, the
     scenarios where the portfolio cannot be carried out, seconds)."""
-    from offtake.results import read_plan
-    from offtake.risk import summary
+    from offtake.domain.risk import summary
+    from offtake.results.tables import read_plan
 
     d = build_data(inst)
     res = evaluate_plan(d, read_plan(Path(plan_path)), workers=workers)
@@ -279,12 +279,12 @@ def evaluate_portfolio(inst: Instance, plan_path: str | Path, workers: int = 1,
 
 def decompose_instance(inst: Instance, out_dir: str | Path, options=None, *,
                        cvar_weight: float = 0.0, cvar_alpha: float = 0.95):
-    """Solve by decomposition (offtake.decompose) and write decomposition.json, plan.json
+    """Solve by decomposition (offtake.analysis.decompose) and write decomposition.json, plan.json
     and scenario_costs.csv (scenario, probability, cost) to `out_dir`."""
     import json
 
-    from offtake.decompose import DecomposeOptions, solve_decomposed
-    from offtake.results import write_plan
+    from offtake.analysis.decompose import DecomposeOptions, solve_decomposed
+    from offtake.results.tables import write_plan
 
     d = build_data(inst, cvar_weight=cvar_weight, cvar_alpha=cvar_alpha)
     res = solve_decomposed(d, options or DecomposeOptions())

@@ -20,8 +20,15 @@ from typing import Any
 
 import pycountry
 
-from offtake.findings import Finding, nearest
-from offtake.network import active_nodes, at, effective_arcs, find_cycle, node_inputs, node_products
+from offtake.domain.findings import Finding, nearest
+from offtake.domain.network import (
+    active_nodes,
+    at,
+    effective_arcs,
+    find_cycle,
+    node_inputs,
+    node_products,
+)
 
 PROBABILITY_TOL = 1e-9
 _NUMERIC_LOOKING = re.compile(r"^[0-9]+([eE][0-9]+)?$|^[0-9]+\.[0-9]+$")

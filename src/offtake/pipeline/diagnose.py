@@ -17,10 +17,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from offtake.data import ModelData, RuleRow, build_data
-from offtake.model import build_model, solution_values
-from offtake.schema import Instance
-from offtake.solve import SolveOptions, solve
+from offtake.domain.schema import Instance
+from offtake.formulation.data import ModelData, RuleRow, build_data
+from offtake.formulation.model import build_model, solution_values
+from offtake.solvers.highs import SolveOptions, solve
 
 
 @dataclass(frozen=True)

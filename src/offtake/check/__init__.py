@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from offtake.network import at
-from offtake.schema import Instance, Offer
+from offtake.domain.network import at
+from offtake.domain.schema import Instance, Offer
 
 KG_PER_T = 1000.0
 

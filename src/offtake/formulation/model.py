@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pandas as pd
 import pyomo.environ as pyo
 
-from offtake.data import EXPECTED, ModelData, RuleRow
+from offtake.formulation.data import EXPECTED, ModelData, RuleRow
 
 COST_TERMS: dict[str, Callable[[pyo.ConcreteModel, ModelData], object]] = {}
 """Registered objective terms, in report order. Each gives its cost per scenario; the

@@ -20,10 +20,10 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from offtake.findings import Finding, InvalidInstance, errors, format_loc, nearest
-from offtake.scenarios import expand_raw
-from offtake.schema import LIST_SECTIONS, SECTION_MODELS, Instance, Rule
-from offtake.validation import check_instance
+from offtake.domain.findings import Finding, InvalidInstance, errors, format_loc, nearest
+from offtake.domain.scenarios import expand_raw
+from offtake.domain.schema import LIST_SECTIONS, SECTION_MODELS, Instance, Rule
+from offtake.domain.validation import check_instance
 
 _FREE_TEXT_KEYS = {"name", "description", "source", "notes", "company"}
 _RULE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Rule)
@@ -330,7 +330,7 @@ def _field_hint(exc: ValidationError, err: Any) -> str:
 
 
 def _model_named(title: str) -> Any:
-    from offtake import schema
+    from offtake.domain import schema
 
     return getattr(schema, title, None) or getattr(schema, title.split("[")[0], None)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from offtake.network import at
+from offtake.domain.network import at
 
 BUYER = "buyer"
 

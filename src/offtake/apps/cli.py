@@ -14,21 +14,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from offtake import plots
+from offtake.analysis.decompose import DecomposeOptions, DecompositionError
+from offtake.analysis.evaluate import EvaluationError
 from offtake.check import check_folder
-from offtake.data import build_data
-from offtake.decompose import DecomposeOptions, DecompositionError
-from offtake.evaluate import EvaluationError
-from offtake.io import load_instance
-from offtake.pipeline import compare as compare_rules
-from offtake.pipeline import (
+from offtake.formulation.data import build_data
+from offtake.formulation.ruledata import origin_gaps
+from offtake.io.loader import load_instance
+from offtake.pipeline.run import compare as compare_rules
+from offtake.pipeline.run import (
     decompose_instance,
     efficient_frontier,
     evaluate_portfolio,
     run,
     stochastic_value,
 )
-from offtake.report import (
+from offtake.report import plots
+from offtake.report.console import (
     compare_table,
     decomposition_table,
     diagnosis_table,
@@ -38,8 +39,7 @@ from offtake.report import (
     value_table,
     violations_table,
 )
-from offtake.ruledata import origin_gaps
-from offtake.solve import SolveOptions, SolverVersionError, check_solver_version
+from offtake.solvers.highs import SolveOptions, SolverVersionError, check_solver_version
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Choose rare-earth magnet offtake contracts at least cost.")

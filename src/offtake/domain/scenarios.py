@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from offtake.network import at
-from offtake.schema import IndexSampling, ScenarioSpec
+from offtake.domain.network import at
+from offtake.domain.schema import IndexSampling, ScenarioSpec
 
 CHANGE_KEYS = ("index_paths", "capacity", "demand", "spot")
 
