@@ -47,7 +47,7 @@ def one(n: int, workers: int, gap: float, time_limit: float, compare: bool,
     out["lp_phase"] = ({"iterations": k + 1, "seconds": res.history[k]["seconds"],
                         "bound": res.history[k]["lower"]} if res.history else None)
     if compare:
-        from offtake.pipeline.run import solve_instance
+        from offtake.pipeline.solve import solve_instance
         from offtake.solvers.highs import SolveOptions
 
         t = time.perf_counter()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from offtake.check import check_folder
 from offtake.io.loader import load_instance
-from offtake.pipeline.run import solve_instance
+from offtake.pipeline.solve import solve_instance
 
 ROOT = Path(__file__).resolve().parents[1]
 

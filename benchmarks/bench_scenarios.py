@@ -76,7 +76,7 @@ def instance_file(n: int) -> Path:
 
 def one(n: int, time_limit: float) -> dict:
     from offtake.io.loader import load_instance
-    from offtake.pipeline.run import solve_instance
+    from offtake.pipeline.solve import solve_instance
     from offtake.solvers.highs import SolveOptions
 
     path = instance_file(n)

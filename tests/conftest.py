@@ -75,7 +75,7 @@ def solve_checked(inst, out_dir: Path, **options):
     """Solve through the whole pipeline, write the folder and run the independent checker on
     it; fail the test on any checker violation. Returns the Results."""
     from offtake.check import check_folder
-    from offtake.pipeline.run import solve_instance
+    from offtake.pipeline.solve import solve_instance
     from offtake.solvers.highs import SolveOptions
 
     res = solve_instance(inst, SolveOptions(**options))

@@ -8,7 +8,7 @@ import pandas as pd
 from conftest import INSTANCES, base, dump
 from typer.testing import CliRunner
 
-import offtake.pipeline.run as pipeline
+import offtake.pipeline.solve as pipeline
 from offtake.apps.cli import app
 from offtake.solvers.highs import SolveOutcome
 
@@ -86,7 +86,7 @@ def test_check_catches_a_tampered_plan(tmp_path):
 def test_results_round_trip_through_the_output_folder(tmp_path):
     """Results.write then Results.read give back the same summary and tables (IDs as text)."""
     from offtake.io.loader import load_or_raise
-    from offtake.pipeline.run import solve_instance
+    from offtake.pipeline.solve import solve_instance
     from offtake.results.tables import Results
 
     res = solve_instance(load_or_raise(TINY))

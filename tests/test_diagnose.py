@@ -10,10 +10,11 @@ from conftest import dump, instance
 from test_rules import with_rules
 from typer.testing import CliRunner
 
+from offtake.analysis.compliance import compare
 from offtake.apps.cli import app
 from offtake.formulation.data import build_data
 from offtake.pipeline.diagnose import explain_infeasibility, rule_conflicts
-from offtake.pipeline.run import compare, relax_rules, solve_instance
+from offtake.pipeline.solve import relax_rules, solve_instance
 
 runner = CliRunner()
 ALLY = {"id": "ALLY", "kind": "min_content_share", "min_share": 0.95, "stages": ["MINE"],

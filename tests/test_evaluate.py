@@ -244,7 +244,7 @@ def test_decomposition_reaches_the_extensive_form_optimum(tmp_path, lam):
     aggregated into 4 clusters without CVaR): the same objective as the extensive form, with
     and without a CVaR term."""
     from offtake.analysis.decompose import DecomposeOptions, solve_decomposed
-    from offtake.pipeline.run import solve_instance
+    from offtake.pipeline.solve import solve_instance
 
     inst = _small_instance(tmp_path, paths=4)
     ef = solve_instance(inst, SolveOptions(cvar_weight=lam, cvar_alpha=0.8))

@@ -273,7 +273,7 @@ def test_recycled_content_can_qualify():
     capacity, so without counting recycling the rule cannot hold (infeasible). With
     recycled_qualifies, F-REC's US-recycled magnets qualify: 20 t F-JP x 70,000 + 30 t F-REC x
     75,000 + 50 t F-CN x 50,000 = 1.4M + 2.25M + 2.5M = 6.15M."""
-    from offtake.pipeline.run import solve_instance
+    from offtake.pipeline.solve import solve_instance
 
     rule = {"id": "ALLY", "kind": "min_content_share", "min_share": 0.5, "stages": ["MINE"],
             "groups": ["ALLIED"]}

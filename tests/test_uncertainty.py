@@ -8,9 +8,9 @@ import copy
 import pytest
 from conftest import approx, instance, solve_checked
 
+from offtake.analysis.stochastic import stochastic_value
 from offtake.domain.risk import cvar, summary, value_at_risk
 from offtake.io.loader import validate_mapping
-from offtake.pipeline.run import stochastic_value
 
 
 def test_cvar_of_a_known_distribution():

@@ -28,15 +28,20 @@ solve; adds no constraint family of its own.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
 
 from offtake.analysis.evaluate import ScenarioLp, ScenarioPool
 from offtake.domain.risk import cvar
-from offtake.formulation.data import ModelData
+from offtake.domain.schema import Instance
+from offtake.formulation.data import ModelData, build_data
+from offtake.results.tables import write_plan
 from offtake.solvers.highs import ArrayLp
 
 
@@ -484,3 +489,25 @@ class _Master:
         for (name, k), v in zip(self.template.plan_keys, x, strict=True):
             out.setdefault(name, {})[k] = float(v)
         return out
+
+
+def decompose_instance(inst: Instance, out_dir: str | Path, options=None, *,
+                       cvar_weight: float = 0.0, cvar_alpha: float = 0.95):
+    """Solve by decomposition (offtake.analysis.decompose) and write decomposition.json, plan.json
+    and scenario_costs.csv (scenario, probability, cost) to `out_dir`."""
+    d = build_data(inst, cvar_weight=cvar_weight, cvar_alpha=cvar_alpha)
+    res = solve_decomposed(d, options or DecomposeOptions())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"status": res.status, "objective": res.objective, "bound": res.bound,
+              "gap": res.gap, "iterations": res.iterations, "cvar_weight": cvar_weight,
+              "cvar_alpha": cvar_alpha, "representatives": res.representatives,
+              "seconds": res.seconds, "size": res.size,
+              "currency": inst.meta.currency, "instance_name": inst.meta.name,
+              "history": res.history}
+    (out / "decomposition.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    write_plan(out / "plan.json", res.plan)
+    table = pd.DataFrame([{"scenario": s, "probability": d.probability[s],
+                           "cost": res.scenario_cost[s]} for s in d.SCENARIOS])
+    table.to_csv(out / "scenario_costs.csv", index=False)
+    return res, table

@@ -26,12 +26,17 @@ import contextlib
 import multiprocessing as mp
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyomo.environ as pyo
 
-from offtake.formulation.data import ModelData, parametric_view
+from offtake.domain.risk import summary
+from offtake.domain.schema import Instance
+from offtake.formulation.data import ModelData, build_data, parametric_view
 from offtake.formulation.model import PLAN, build_model
+from offtake.results.tables import read_plan
 from offtake.solvers.highs import ArrayLp, objective_scale_for
 from offtake.solvers.linear import compile_linear
 
@@ -304,3 +309,25 @@ def _check_plan(d: ModelData, plan: dict[str, dict]) -> None:
 
 def plan_vector(keys: list, plan: dict[str, dict]) -> np.ndarray:
     return np.array([float(plan.get(name, {}).get(k) or 0.0) for name, k in keys])
+
+
+def evaluate_portfolio(inst: Instance, plan_path: str | Path, workers: int = 1,
+                       alpha: float = 0.95) -> tuple[pd.DataFrame, dict]:
+    """A saved portfolio (plan.json) priced in every scenario of `inst`: a table (scenario,
+    probability, status, cost) and a report (expected cost and its distribution, the
+    scenarios where the portfolio cannot be carried out, seconds)."""
+
+    d = build_data(inst)
+    res = evaluate_plan(d, read_plan(Path(plan_path)), workers=workers)
+    table = pd.DataFrame([{"scenario": s, "probability": d.probability[s],
+                           "status": res.status[s], "cost": res.cost.get(s)}
+                          for s in d.SCENARIOS])
+    failed = [s for s in d.SCENARIOS if res.status[s] != "optimal"]
+    risk = {}
+    if not failed:
+        risk = summary([res.cost[s] for s in d.SCENARIOS],
+                       [d.probability[s] for s in d.SCENARIOS], alpha)
+    report = {"scenarios": len(d.SCENARIOS), "expected_cost": res.expected,
+              "risk": risk, "infeasible_in": failed, "seconds": res.seconds,
+              "template": res.size}
+    return table, report

@@ -14,20 +14,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from offtake.analysis.decompose import DecomposeOptions, DecompositionError
-from offtake.analysis.evaluate import EvaluationError
+from offtake.analysis.compliance import compare as compare_rules
+from offtake.analysis.decompose import DecomposeOptions, DecompositionError, decompose_instance
+from offtake.analysis.evaluate import EvaluationError, evaluate_portfolio
+from offtake.analysis.frontier import efficient_frontier
+from offtake.analysis.stochastic import stochastic_value
 from offtake.check import check_folder
 from offtake.formulation.data import build_data
 from offtake.formulation.ruledata import origin_gaps
 from offtake.io.loader import load_instance
-from offtake.pipeline.run import compare as compare_rules
-from offtake.pipeline.run import (
-    decompose_instance,
-    efficient_frontier,
-    evaluate_portfolio,
-    run,
-    stochastic_value,
-)
+from offtake.pipeline.run import run
 from offtake.report import plots
 from offtake.report.console import (
     compare_table,
