@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from offtake.domain.schema import PriceSeries, TonnesSeries
+if TYPE_CHECKING:  # types only: the schema validates with functions of this module
+    from offtake.domain.schema import PriceSeries, TonnesSeries
 
 
 def at(series: TonnesSeries | PriceSeries | None, year: int) -> float:

@@ -35,41 +35,11 @@ from offtake.domain.network import (
 from offtake.domain.origin import combos, own_feed_tag, spot_tag
 from offtake.domain.scenarios import capacity_factor, demand_factor, index_path, spot_factors
 from offtake.domain.schema import Instance
+from offtake.formulation.ruledata import RuleRow, count_rule_offers, rule_rows
 
 KG_PER_T = 1000.0
 EXPECTED = "expected"
 """Scenario label of rule rows that hold in expectation (over all scenarios)."""
-
-
-@dataclass(frozen=True)
-class RuleRow:
-    """One row of a procurement rule, in linear form, for one year (and every scenario):
-
-        sum(num terms) - share * sum(den terms)  (<= or >=)  rhs
-
-    Terms are keys of model quantities: arrivals (buyer, material, tag), contract volumes
-    (offer, buyer), spot flows (buyer, market, to, tag), processing (facility, buyer).
-    """
-
-    row_id: str
-    rule: str
-    kind: str
-    label: str
-    """What the row is about, e.g. 'B1|SEP_L|CN|MAGNET' (buyer group | stage | country | ...)."""
-    year: int
-    sense: str  # "le" or "ge"
-    share: float
-    rhs: dict[str, float]
-    """Right-hand side per scenario (share x demand for shares of demand, else 0)."""
-    num_arrivals: tuple[tuple[str, str, str], ...] = ()
-    den_arrivals: tuple[tuple[str, str, str], ...] = ()
-    num_volumes: tuple[tuple[str, str], ...] = ()
-    den_volumes: tuple[tuple[str, str], ...] = ()
-    den_spot: tuple[tuple[str, str, str, str], ...] = ()
-    num_production: tuple[tuple[str, str], ...] = ()
-    den_production: tuple[tuple[str, str], ...] = ()
-    demand_t: dict[str, float] = field(default_factory=dict)
-    """For shares of demand: the demand per scenario the share applies to."""
 
 
 @dataclass(frozen=True)
@@ -191,11 +161,6 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
     if cvar_weight < 0 or not 0 < cvar_alpha < 1:
         raise ValueError(f"need cvar_weight >= 0 and 0 < cvar_alpha < 1, got {cvar_weight}, "
                          f"{cvar_alpha}")
-    from offtake.formulation.ruledata import (  # rows need the sets below
-        count_rule_offers,
-        rule_rows,
-    )
-
     years = tuple(inst.horizon.years)
     base = inst.horizon.base_year or inst.horizon.first_year
     rate = inst.horizon.discount_rate

@@ -13,12 +13,46 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from offtake.domain.findings import Finding
 from offtake.domain.network import at, offer_eligible
 from offtake.domain.origin import all_steps_in, countries_at, has_step_in, is_recycled, steps
 from offtake.domain.schema import Instance
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    """One row of a procurement rule, in linear form, for one year (and every scenario):
+
+        sum(num terms) - share * sum(den terms)  (<= or >=)  rhs
+
+    Terms are keys of model quantities: arrivals (buyer, material, tag), contract volumes
+    (offer, buyer), spot flows (buyer, market, to, tag), processing (facility, buyer).
+    """
+
+    row_id: str
+    rule: str
+    kind: str
+    label: str
+    """What the row is about, e.g. 'B1|SEP_L|CN|MAGNET' (buyer group | stage | country | ...)."""
+    year: int
+    sense: str  # "le" or "ge"
+    share: float
+    rhs: dict[str, float]
+    """Right-hand side per scenario (share x demand for shares of demand, else 0)."""
+    num_arrivals: tuple[tuple[str, str, str], ...] = ()
+    den_arrivals: tuple[tuple[str, str, str], ...] = ()
+    num_volumes: tuple[tuple[str, str], ...] = ()
+    den_volumes: tuple[tuple[str, str], ...] = ()
+    den_spot: tuple[tuple[str, str, str, str], ...] = ()
+    num_production: tuple[tuple[str, str], ...] = ()
+    den_production: tuple[tuple[str, str], ...] = ()
+    demand_t: dict[str, float] = field(default_factory=dict)
+    """For shares of demand: the demand per scenario the share applies to."""
+
+
 
 POOL = "pooled"
 
@@ -60,8 +94,6 @@ class _Context:
     """Lookups shared by the row builders."""
 
     def __init__(self, inst: Instance, d: Any) -> None:
-        from offtake.formulation.data import RuleRow
-
         self.Row = RuleRow
         self.inst, self.d = inst, d
         self.groups = {g.id: set(g.members) for g in inst.country_groups}
