@@ -13,9 +13,16 @@ construction. This module must not import Pyomo or anything downstream of it.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
 # --- magnitudes ------------------------------------------------------------------------------
 MAX_TONNES = 1.0e8  # 100 Mt per year: two orders above world rare-earth mining
@@ -330,7 +337,7 @@ class Scope(_Strict):
     years: list[Year] | None = None
 
 
-class _RuleBase(_Strict):
+class RuleBase(_Strict):
     id: Id
     description: str = ""
     source: str = ""
@@ -341,15 +348,16 @@ class _RuleBase(_Strict):
     in_expectation: bool = False
     """Hold on the probability-weighted average over scenarios instead of in every scenario
     (rules on deliveries; supplier counts are decided once and hold in every scenario)."""
+    first_stage: ClassVar[bool] = False
+    """True for kinds decided on the signed portfolio alone (supplier counts)."""
 
     @model_validator(mode="after")
-    def _soft_needs_penalty(self) -> _RuleBase:
+    def _soft_needs_penalty(self) -> RuleBase:
         if not self.hard and self.penalty_per_unit is None:
             raise ValueError("a soft rule (hard: false) needs penalty_per_unit")
         if self.hard and self.penalty_per_unit is not None:
             raise ValueError("penalty_per_unit is only for soft rules (hard: false)")
-        if self.in_expectation and getattr(self, "kind", "") in ("max_suppliers",
-                                                                   "min_suppliers"):
+        if self.in_expectation and self.first_stage:
             raise ValueError("supplier counts are first-stage: in_expectation does not apply")
         return self
 
@@ -359,7 +367,8 @@ ShareSeries = Fraction | dict[Year, Fraction]
 StageList = Annotated[list[StageField], Field(min_length=1)]
 
 
-class _CountRule(_RuleBase):
+class _CountRule(RuleBase):
+    first_stage: ClassVar[bool] = True
     count: Literal["facility", "company"] = "facility"
     """What a distinct supplier is: a facility, or a company (all its facilities)."""
 
@@ -380,7 +389,7 @@ class MinSuppliersRule(_CountRule):
     min_count: Annotated[int, Field(ge=0, le=10_000)]
 
 
-class _ShareRule(_RuleBase):
+class _ShareRule(RuleBase):
     pooled: bool = False
     """False: the share holds for each buyer in scope; True: for their pooled supply."""
 
@@ -424,7 +433,7 @@ class MinContentShareRule(_ShareRule):
     counted North-American recycling)."""
 
 
-class ExclusionRule(_RuleBase):
+class ExclusionRule(RuleBase):
     """Exclusion (DFARS style): from `from_year`, no delivery to a scoped buyer of a scoped
     material may have a step at a listed stage in an excluded country (union of `groups` and
     `countries`). Violation unit: tonnes of excluded content."""
@@ -444,7 +453,7 @@ class MinRecycledShareRule(_ShareRule):
     min_share: ShareSeries
 
 
-class MaxOfftakeShareRule(_RuleBase):
+class MaxOfftakeShareRule(RuleBase):
     """Offtake cap by buyer class: at each listed facility, buyers of class `buyer_class` may
     take at most `max_share` of its output (contract sales + tolling) in a year.
     Violation unit: tonnes above the cap."""
@@ -460,8 +469,8 @@ Rule = Annotated[
     | MinContentShareRule | ExclusionRule | MinRecycledShareRule | MaxOfftakeShareRule,
     Field(discriminator="kind"),
 ]
-RULE_KINDS = ("max_suppliers", "min_suppliers", "max_supplier_share", "max_country_share",
-              "min_content_share", "exclusion", "min_recycled_share", "max_offtake_share")
+"""The built-in rule kinds (for type hints); which kinds an instance may hold is decided by
+`offtake.domain.registry`, which calls `set_rule_models`."""
 
 
 Multiplier = Annotated[float, Field(ge=0, le=100)]
@@ -590,3 +599,23 @@ SECTION_MODELS: dict[str, type[_Strict]] = {
 
 LIST_SECTIONS = ("country_groups", "materials", "facilities", "buyers", "offers",
                  "spot_markets", "price_indices", "tariffs", "rules", "scenarios")
+
+
+_rule_adapter: TypeAdapter[Any] = TypeAdapter(Rule)
+
+
+def set_rule_models(models: list[type[RuleBase]]) -> None:
+    """Accept rules of exactly these models (discriminated by `kind`) in `Instance.rules` and
+    in `rule_adapter()`. Called by the registry when a kind is added or removed."""
+    global _rule_adapter
+    union: Any = Annotated[Union[tuple(models)], Field(discriminator="kind")]  # noqa: UP007
+    Instance.model_fields["rules"].annotation = list[union]  # type: ignore[valid-type]
+    Instance.model_rebuild(force=True)
+    _rule_adapter = TypeAdapter(union)
+
+
+def rule_adapter() -> TypeAdapter[Any]:
+    """Validator of one rule item against the registered kinds (the loader checks each rule
+    on its own so that one bad rule does not hide the others)."""
+    return _rule_adapter
+

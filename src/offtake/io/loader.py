@@ -18,15 +18,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from offtake.domain.findings import Finding, InvalidInstance, errors, format_loc, nearest
 from offtake.domain.scenarios import expand_raw
-from offtake.domain.schema import LIST_SECTIONS, SECTION_MODELS, Instance, Rule
+from offtake.domain.schema import LIST_SECTIONS, SECTION_MODELS, Instance, rule_adapter
 from offtake.domain.validation import check_instance
 
 _FREE_TEXT_KEYS = {"name", "description", "source", "notes", "company"}
-_RULE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Rule)
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -244,7 +243,7 @@ def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: 
         for i, item in enumerate(value):
             try:
                 if name == "rules":
-                    out.append(_RULE_ADAPTER.validate_python(item))
+                    out.append(rule_adapter().validate_python(item))
                 else:
                     out.append(SECTION_MODELS[name].model_validate(item))
             except ValidationError as exc:
