@@ -246,6 +246,9 @@ class Offer(_Strict):
     """Years in which the contract may start (one is chosen if signed); None: first_year."""
     term_years: Annotated[int, Field(ge=1, le=100)] | None = None
     """Contract length from its start; None: until last_year."""
+    decision: Literal["free", "forced", "forbidden"] = "free"
+    """Whether the optimizer chooses to sign it ("free"), must sign it ("forced": already
+    signed, or a what-if), or must not ("forbidden")."""
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     source: str = ""
     notes: str = ""
