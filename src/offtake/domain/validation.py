@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -139,11 +140,39 @@ def _ref(c: _Collector, value: str, known: Iterable[str], loc: str, what: str) -
     return False
 
 
+@dataclass(frozen=True)
+class _Known:
+    """The IDs that references may name, by namespace."""
+
+    materials: list[str]
+    facilities: dict[str, Any]
+    buyers: list[str]
+    spot_markets: list[str]
+    groups: list[str]
+    indices: list[str]
+    scenarios: list[str]
+
+    @classmethod
+    def of(cls, inst: Any) -> _Known:
+        return cls([m.id for m in inst.materials], {f.id: f for f in inst.facilities},
+                   [b.id for b in inst.buyers], [k.id for k in inst.spot_markets],
+                   [g.id for g in inst.country_groups], [x.id for x in inst.price_indices],
+                   [x.id for x in inst.scenarios])
+
+
 def _check_references(inst: Any, c: _Collector) -> None:
-    mats = [m.id for m in inst.materials]
-    facs = {f.id: f for f in inst.facilities}
-    buyers = [b.id for b in inst.buyers]
-    spots = [k.id for k in inst.spot_markets]
+    known = _Known.of(inst)
+    _check_material_refs(inst, c, known)
+    _check_offer_refs(inst, c, known)
+    _check_arc_refs(inst, c, known)
+    _check_price_and_tariff_refs(inst, c, known)
+    _check_scenario_refs(inst, c, known)
+    _check_rule_refs(inst, c, known)
+
+
+def _check_material_refs(inst: Any, c: _Collector, known: _Known) -> None:
+    """Products, recipe inputs, demands and spot materials name known materials."""
+    mats = known.materials
     for i, f in enumerate(inst.facilities):
         _ref(c, f.product, mats, f"facilities[{i}].product", "material")
         for m in f.recipe:
@@ -156,66 +185,83 @@ def _check_references(inst: Any, c: _Collector) -> None:
             _ref(c, m, mats, f"buyers[{i}].demand_t.{m}", "material")
     for i, k in enumerate(inst.spot_markets):
         _ref(c, k.material, mats, f"spot_markets[{i}].material", "material")
+
+
+def _check_offer_refs(inst: Any, c: _Collector, known: _Known) -> None:
+    """An offer's supplier, material (the supplier's product) and eligible buyers."""
+    facs = known.facilities
     for i, o in enumerate(inst.offers):
         ok = _ref(c, o.supplier, facs, f"offers[{i}].supplier", "facility")
-        known = _ref(c, o.material, mats, f"offers[{i}].material", "material") and ok
-        if known and o.supplier in facs and facs[o.supplier].product != o.material:
+        found = _ref(c, o.material, known.materials, f"offers[{i}].material", "material") and ok
+        if found and o.supplier in facs and facs[o.supplier].product != o.material:
             c.error("offer_material_mismatch", f"offers[{i}].material",
                     f"offer '{o.id}' sells '{o.material}' but facility '{o.supplier}' "
                     f"makes '{facs[o.supplier].product}'",
                     "an offer sells the product of its supplier facility")
         for j, b in enumerate(o.buyers or []):
-            _ref(c, b, buyers, f"offers[{i}].buyers[{j}]", "buyer")
-    senders = list(facs) + spots
-    receivers = list(facs) + buyers
+            _ref(c, b, known.buyers, f"offers[{i}].buyers[{j}]", "buyer")
+
+
+def _check_arc_refs(inst: Any, c: _Collector, known: _Known) -> None:
+    senders = list(known.facilities) + known.spot_markets
+    receivers = list(known.facilities) + known.buyers
     for i, a in enumerate(inst.network.arcs):
         _ref(c, a.from_, senders, f"network.arcs[{i}].from", "facility or spot market")
         _ref(c, a.to, receivers, f"network.arcs[{i}].to", "facility or buyer")
-    groups = [g.id for g in inst.country_groups]
-    indices = [x.id for x in inst.price_indices]
-    scenarios = [x.id for x in inst.scenarios]
+
+
+def _check_price_and_tariff_refs(inst: Any, c: _Collector, known: _Known) -> None:
+    """Offers' price indices, the indices' materials and scenario paths, tariffs' groups and
+    materials."""
     for i, o in enumerate(inst.offers):
         if o.index is not None:
-            _ref(c, o.index, indices, f"offers[{i}].index", "price index")
+            _ref(c, o.index, known.indices, f"offers[{i}].index", "price index")
     for i, x in enumerate(inst.price_indices):
         if x.material is not None:
-            _ref(c, x.material, mats, f"price_indices[{i}].material", "material")
+            _ref(c, x.material, known.materials, f"price_indices[{i}].material", "material")
         for sc in x.by_scenario:
-            _ref(c, sc, scenarios, f"price_indices[{i}].by_scenario.{sc}", "scenario")
+            _ref(c, sc, known.scenarios, f"price_indices[{i}].by_scenario.{sc}", "scenario")
     for i, t in enumerate(inst.tariffs):
         for field in ("origin_groups", "destination_groups"):
             for j, g in enumerate(getattr(t, field)):
-                _ref(c, g, groups, f"tariffs[{i}].{field}[{j}]", "country group")
+                _ref(c, g, known.groups, f"tariffs[{i}].{field}[{j}]", "country group")
         for j, m in enumerate(t.materials or []):
-            _ref(c, m, mats, f"tariffs[{i}].materials[{j}]", "material")
-    markets = [k.id for k in inst.spot_markets]
+            _ref(c, m, known.materials, f"tariffs[{i}].materials[{j}]", "material")
+
+
+def _check_scenario_refs(inst: Any, c: _Collector, known: _Known) -> None:
+    """What each scenario's index paths and capacity, demand and spot changes name."""
     for i, sc in enumerate(inst.scenarios):
         loc = f"scenarios[{i}]"
         for x in sc.index_paths:
-            _ref(c, x, indices, f"{loc}.index_paths.{x}", "price index")
+            _ref(c, x, known.indices, f"{loc}.index_paths.{x}", "price index")
         for j, ch in enumerate(sc.capacity):
             for f in ch.facilities or []:
-                _ref(c, f, facs, f"{loc}.capacity[{j}].facilities", "facility")
+                _ref(c, f, known.facilities, f"{loc}.capacity[{j}].facilities", "facility")
             for g in ch.groups:
-                _ref(c, g, groups, f"{loc}.capacity[{j}].groups", "country group")
+                _ref(c, g, known.groups, f"{loc}.capacity[{j}].groups", "country group")
         for j, ch in enumerate(sc.demand):
             for b in ch.buyers or []:
-                _ref(c, b, buyers, f"{loc}.demand[{j}].buyers", "buyer")
+                _ref(c, b, known.buyers, f"{loc}.demand[{j}].buyers", "buyer")
             for m in ch.materials or []:
-                _ref(c, m, mats, f"{loc}.demand[{j}].materials", "material")
+                _ref(c, m, known.materials, f"{loc}.demand[{j}].materials", "material")
         for j, ch in enumerate(sc.spot):
             for k in ch.markets or []:
-                _ref(c, k, markets, f"{loc}.spot[{j}].markets", "spot market")
+                _ref(c, k, known.spot_markets, f"{loc}.spot[{j}].markets", "spot market")
+
+
+def _check_rule_refs(inst: Any, c: _Collector, known: _Known) -> None:
+    """A rule's scope, country groups and facilities; a buyer class no buyer has."""
     for i, r in enumerate(inst.rules):
         for j, b in enumerate(r.scope.buyers or []):
-            _ref(c, b, buyers, f"rules[{i}].scope.buyers[{j}]", "buyer")
+            _ref(c, b, known.buyers, f"rules[{i}].scope.buyers[{j}]", "buyer")
         for j, m in enumerate(r.scope.materials or []):
-            _ref(c, m, mats, f"rules[{i}].scope.materials[{j}]", "material")
+            _ref(c, m, known.materials, f"rules[{i}].scope.materials[{j}]", "material")
         for field in ("groups", "exempt_groups"):
             for j, g in enumerate(getattr(r, field, [])):
-                _ref(c, g, groups, f"rules[{i}].{field}[{j}]", "country group")
+                _ref(c, g, known.groups, f"rules[{i}].{field}[{j}]", "country group")
         for j, f in enumerate(getattr(r, "facilities", [])):
-            _ref(c, f, facs, f"rules[{i}].facilities[{j}]", "facility")
+            _ref(c, f, known.facilities, f"rules[{i}].facilities[{j}]", "facility")
         if getattr(r, "buyer_class", None) is not None and r.buyer_class not in {
                 b.buyer_class for b in inst.buyers}:
             c.warn("unused_buyer_class", f"rules[{i}].buyer_class",
