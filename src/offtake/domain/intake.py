@@ -1,0 +1,248 @@
+"""From plain data (a parsed YAML document: dicts, lists, scalars) to a validated `Instance`,
+with every problem reported at once as a located `Finding`.
+
+Owns the project's YAML dialect (`YamlLoader`: only true/false are booleans, so NO stays
+Norway), field-level validation section by section and item by item (one bad row does not hide
+the others), the translation of pydantic errors into findings (`offers[3].supplier`, the bad
+value, a did-you-mean hint), and the whole-instance checks on what parsed. Used by the file
+loader (`offtake.io.loader`, which adds files, includes and hashes) and by the instance
+transforms (`offtake.domain.transforms`), so that an edited instance goes through exactly the
+same checks as a loaded one.
+
+Pure Python over the schema: no files, no Pyomo.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import IO, Any
+
+import yaml
+from pydantic import ValidationError
+
+from offtake.domain.findings import Finding, errors, format_loc, nearest
+from offtake.domain.scenarios import expand_raw
+from offtake.domain.schema import LIST_SECTIONS, SECTION_MODELS, Instance, rule_adapter
+from offtake.domain.validation import check_instance
+
+_FREE_TEXT_KEYS = {"name", "description", "source", "notes", "company"}
+
+
+class YamlLoader(yaml.SafeLoader):
+    """YAML 1.2-style booleans: only true/false. YAML 1.1 reads NO (Norway), ON, Y as booleans."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+for _first in "tTfF":
+    YamlLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list(_first),
+    )
+
+
+def parse_yaml(text: str | IO[str]) -> Any:
+    """A YAML document or fragment in the project's dialect ('0.5' -> 0.5, 'true' -> True,
+    'null' and '' -> None, '[A, B]' -> a list, 'NO' -> 'NO')."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@dataclass
+class LoadResult:
+    """An instance (None if it has errors), every finding about its document, and the hash of
+    the file(s) it came from (set by the loader)."""
+
+    instance: Instance | None
+    findings: list[Finding] = field(default_factory=list)
+    sha256: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.instance is not None
+
+
+def validate_mapping(raw: Any) -> LoadResult:
+    """Validate an already-parsed document (dict) section by section."""
+    if not isinstance(raw, dict) or not raw:
+        return LoadResult(None, [Finding("empty_instance", "error", "(top level)",
+                                         "the file holds no instance: nothing to optimise")])
+    findings: list[Finding] = []
+    raw = _strip_ids(raw, [], findings)
+    try:
+        raw = expand_raw(raw)
+    except ValidationError as exc:
+        return LoadResult(None, findings + _pydantic_findings(exc, ["scenario_spec"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        return LoadResult(None, findings + [Finding("bad_scenario_spec", "error",
+                                                    "scenario_spec", str(exc))])
+    known = set(Instance.model_fields)
+    for key in raw:
+        if key not in known:
+            findings.append(Finding("unknown_field", "error", str(key),
+                                    f"unknown section '{key}'",
+                                    nearest(str(key), known) or f"expected one of {sorted(known)}"))
+    parts: dict[str, Any] = {"unparsed_ids": set()}
+    for name, finfo in Instance.model_fields.items():
+        if name not in raw:
+            if finfo.is_required():
+                findings.append(Finding("missing_field", "error", name,
+                                        f"required section '{name}' is missing"))
+                parts[name] = None
+            else:
+                parts[name] = finfo.get_default(call_default_factory=True)
+            continue
+        parts[name] = _validate_section(name, raw[name], findings, parts["unparsed_ids"])
+    if parts.get("meta") is None or parts.get("horizon") is None:
+        return LoadResult(None, findings)
+    findings += check_instance(SimpleNamespace(**parts), partial=bool(errors(findings)))
+    if errors(findings):
+        return LoadResult(None, findings)
+    try:
+        inst = Instance.model_validate(raw)
+    except ValidationError as exc:  # should not happen: same checks as above
+        findings += _pydantic_findings(exc, [])
+        return LoadResult(None, findings)
+    return LoadResult(inst, findings)
+
+
+def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: set) -> Any:
+    if name in LIST_SECTIONS:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            findings.append(Finding("wrong_type", "error", name, f"'{name}' must be a list"))
+            return []
+        out = []
+        for i, item in enumerate(value):
+            try:
+                if name == "rules":
+                    out.append(rule_adapter().validate_python(item))
+                else:
+                    out.append(SECTION_MODELS[name].model_validate(item))
+            except ValidationError as exc:
+                findings += _pydantic_findings(exc, [name, i])
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    unparsed.add(item["id"])
+        return out
+    try:
+        return SECTION_MODELS[name].model_validate(value)
+    except ValidationError as exc:
+        findings += _pydantic_findings(exc, [name])
+        return None
+
+
+_SCALAR_TYPE_ERRORS = {"float_type", "int_type", "string_type", "bool_type", "is_instance_of"}
+
+
+def _pydantic_findings(exc: ValidationError, prefix: list[str | int]) -> list[Finding]:
+    out = []
+    errs = exc.errors(include_url=False)
+    for err in errs:
+        if _wrong_union_branch(err, errs):
+            continue
+        loc = prefix + [p for p in err["loc"] if not _is_union_tag(p)]
+        value = err.get("input")
+        msg = err["msg"]
+        hint = ""
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = f"unknown field '{loc[-1]}'"
+            hint = _field_hint(exc, err)
+        elif kind == "missing":
+            msg = f"required field '{loc[-1]}' is missing"
+        else:
+            if not isinstance(value, dict | list):
+                msg = f"{msg} (got {value!r})"
+            if kind == "string_type" and isinstance(value, int | float):
+                hint = "IDs and codes are text: quote them (e.g. '007') so they stay as written"
+            elif kind == "less_than_equal" and isinstance(value, int | float) and value <= 100:
+                hint = "shares and rates are fractions (0.65 = 65 %)"
+            elif kind == "less_than_equal":
+                hint = "magnitude beyond sane bounds: check units; unlimited is an explicit flag"
+            elif kind == "finite_number":
+                hint = "blank or NaN values are not filled in: give a number"
+            elif kind in ("float_type", "int_type") and value is None:
+                msg = "blank value where a number is required"
+        out.append(Finding(f"schema.{kind}", "error", format_loc(loc), msg, hint))
+    return out
+
+
+def _wrong_union_branch(err: Any, errs: list[Any]) -> bool:
+    """A 'constant or by-year' field given a mapping fails the constant branch too: drop that
+    error when the mapping branch has its own, more precise errors."""
+    if err["type"] not in _SCALAR_TYPE_ERRORS or not isinstance(err.get("input"), dict | list):
+        return False
+    plain = [p for p in err["loc"] if not _is_union_tag(p)]
+    return any(len(e["loc"]) > len(err["loc"])
+               and [p for p in e["loc"] if not _is_union_tag(p)][: len(plain)] == plain
+               for e in errs if e is not err)
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic inserts union member names (e.g. 'float', 'dict[int,float]') into locations."""
+    return isinstance(part, str) and (part in ("float", "int", "str", "bool", "none")
+                                      or part.startswith(("dict[", "list[", "tuple[",
+                                                          "function-", "constrained-")))
+
+
+def _field_hint(exc: ValidationError, err: Any) -> str:
+    model = _model_named(exc.title)
+    if model is None:
+        return ""
+    loc = [p for p in err["loc"] if not _is_union_tag(p)]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        sub = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        model = _inner_model(sub.annotation) if sub is not None else None
+        if model is None:
+            return ""
+    names = {f.alias or n for n, f in model.model_fields.items()}
+    return nearest(str(loc[-1]), names) or f"expected fields: {sorted(names)}"
+
+
+def _model_named(title: str) -> Any:
+    from offtake.domain import schema
+
+    return getattr(schema, title, None) or getattr(schema, title.split("[")[0], None)
+
+
+def _inner_model(annotation: Any) -> Any:
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _strip_ids(node: Any, path: list[str | int], findings: list[Finding]) -> Any:
+    """Trim spaces around text values (IDs, codes) with a warning; free text is left alone."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            key = k
+            if isinstance(k, str) and k != k.strip():
+                key = k.strip()
+                findings.append(Finding("whitespace_id", "warning", format_loc(path + [k]),
+                                        f"key '{k}' trimmed to '{key}'"))
+            out[key] = v if key in _FREE_TEXT_KEYS else _strip_ids(v, path + [key], findings)
+        return out
+    if isinstance(node, list):
+        return [_strip_ids(v, path + [i], findings) for i, v in enumerate(node)]
+    if isinstance(node, str) and node != node.strip():
+        findings.append(Finding("whitespace_id", "warning", format_loc(path),
+                                f"'{node}' trimmed to '{node.strip()}'",
+                                "spaces around IDs are dropped"))
+        return node.strip()
+    return node
