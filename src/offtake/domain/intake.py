@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import IO, Any
+from typing import IO, Any, get_args
 
 import yaml
 from pydantic import ValidationError
@@ -125,7 +125,8 @@ def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: 
                 else:
                     out.append(SECTION_MODELS[name].model_validate(item))
             except ValidationError as exc:
-                findings += _pydantic_findings(exc, [name, i])
+                kind = item.get("kind") if name == "rules" and isinstance(item, dict) else None
+                findings += _pydantic_findings(exc, [name, i], kind)
                 if isinstance(item, dict) and isinstance(item.get("id"), str):
                     unparsed.add(item["id"])
         return out
@@ -139,20 +140,28 @@ def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: 
 _SCALAR_TYPE_ERRORS = {"float_type", "int_type", "string_type", "bool_type", "is_instance_of"}
 
 
-def _pydantic_findings(exc: ValidationError, prefix: list[str | int]) -> list[Finding]:
+def _pydantic_findings(exc: ValidationError, prefix: list[str | int],
+                       rule_kind: Any = None) -> list[Finding]:
+    """Findings of a pydantic error; `rule_kind`: the kind of the rule validated (pydantic puts
+    it, the union's tag, first in each location: `rules[0].max_share`, not
+    `rules[0].max_supplier_share.max_share`)."""
     out = []
     errs = exc.errors(include_url=False)
     for err in errs:
         if _wrong_union_branch(err, errs):
             continue
-        loc = prefix + [p for p in err["loc"] if not _is_union_tag(p)]
+        parts = list(err["loc"])
+        if rule_kind is not None and parts and parts[0] == rule_kind:
+            parts = parts[1:]
+        plain = [p for p in parts if not _is_union_tag(p)]
+        loc = prefix + plain
         value = err.get("input")
         msg = err["msg"]
         hint = ""
         kind = err["type"]
         if kind == "extra_forbidden":
             msg = f"unknown field '{loc[-1]}'"
-            hint = _field_hint(exc, err)
+            hint = _field_hint(exc, plain, _rule_model(rule_kind))
         elif kind == "missing":
             msg = f"required field '{loc[-1]}' is missing"
         else:
@@ -190,11 +199,12 @@ def _is_union_tag(part: Any) -> bool:
                                                           "function-", "constrained-")))
 
 
-def _field_hint(exc: ValidationError, err: Any) -> str:
-    model = _model_named(exc.title)
+def _field_hint(exc: ValidationError, loc: list[Any], model: Any = None) -> str:
+    """Did-you-mean for an unknown field at `loc` (inside `model`, else the model the error is
+    about)."""
+    model = model or _model_named(exc.title)
     if model is None:
         return ""
-    loc = [p for p in err["loc"] if not _is_union_tag(p)]
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -206,6 +216,25 @@ def _field_hint(exc: ValidationError, err: Any) -> str:
     return nearest(str(loc[-1]), names) or f"expected fields: {sorted(names)}"
 
 
+def _rule_model(kind: Any) -> Any:
+    """The rule model registered for `kind` (None for another or no kind)."""
+    if not isinstance(kind, str):
+        return None
+    for model in _union_members(Instance.model_fields["rules"].annotation):
+        literal = getattr(model, "model_fields", {}).get("kind")
+        if literal is not None and get_args(literal.annotation) == (kind,):
+            return model
+    return None
+
+
+def _union_members(annotation: Any) -> list[Any]:
+    """The types inside list[...], Annotated[...] and unions."""
+    args = get_args(annotation)
+    if not args:
+        return [annotation]
+    return [m for a in args for m in _union_members(a)]
+
+
 def _model_named(title: str) -> Any:
     from offtake.domain import schema
 
@@ -213,8 +242,6 @@ def _model_named(title: str) -> Any:
 
 
 def _inner_model(annotation: Any) -> Any:
-    from typing import get_args
-
     from pydantic import BaseModel
 
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
