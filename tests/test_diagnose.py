@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from offtake.analysis.compliance import compare
 from offtake.apps.cli import app
+from offtake.domain.transforms import relax_rules
 from offtake.formulation.data import build_data
 from offtake.pipeline.diagnose import explain_infeasibility, rule_conflicts
-from offtake.pipeline.solve import relax_rules, solve_instance
+from offtake.pipeline.solve import solve_instance
 
 runner = CliRunner()
 ALLY = {"id": "ALLY", "kind": "min_content_share", "min_share": 0.95, "stages": ["MINE"],

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from offtake.domain.schema import Instance
-from offtake.pipeline.solve import relax_rules, solve_instance
+from offtake.domain.transforms import relax_rules
+from offtake.pipeline.solve import solve_instance
 from offtake.solvers.highs import SolveOptions
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from offtake.check import CheckReport, check_folder
 from offtake.domain.findings import Finding
+from offtake.domain.transforms import apply_sets, relax_rules
 from offtake.formulation.data import build_data
 from offtake.formulation.ruledata import origin_gaps
 from offtake.io.loader import LoadResult, load_instance
 from offtake.pipeline.diagnose import Diagnosis, explain_infeasibility, rule_conflicts
-from offtake.pipeline.solve import _options_dict, relax_rules, solve_instance
+from offtake.pipeline.solve import _options_dict, solve_instance
 from offtake.results.tables import Results, assemble
 from offtake.solvers.highs import SolveOptions, SolveOutcome
 
@@ -33,14 +34,18 @@ class Run:
 
 
 def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = None,
-        relax: list[str] | None = None) -> Run:
-    """Load, prove rule conflicts, solve, write the output folder, check it independently
-    from the folder, and explain an infeasible outcome."""
+        relax: list[str] | None = None, sets: list[str] | None = None) -> Run:
+    """Load, apply the `sets` ('PATH=VALUE', see `offtake.domain.transforms.apply_sets`),
+    drop the `relax`ed rules, prove rule conflicts, solve, write the output folder, check it
+    independently from the folder, and explain an infeasible outcome.
+
+    A file with errors gives a Run without results; a bad set or an unknown rule to relax
+    raises `InvalidInstance` (before anything is written)."""
     options = options or SolveOptions()
     loaded = load_instance(path)
     if loaded.instance is None:
         return Run(loaded)
-    inst = relax_rules(loaded.instance, relax or [])
+    inst = relax_rules(apply_sets(loaded.instance, sets or []), relax or [])
     start = time.perf_counter()
     data = build_data(inst, cvar_weight=options.cvar_weight, cvar_alpha=options.cvar_alpha)
     gaps = origin_gaps(inst, data)
@@ -52,10 +57,10 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
         results = assemble(inst, data, outcome, None, sha256=loaded.sha256,
                            build_seconds=time.perf_counter() - start,
                            options=_options_dict(options))
-        return _finish(Run(loaded, results, None, diagnosis, gaps), out_dir, relax)
+        return _finish(Run(loaded, results, None, diagnosis, gaps), out_dir, relax, sets)
     results = solve_instance(inst, options, sha256=loaded.sha256, data=data)
-    diagnosis = explain_infeasibility(inst, options) if results.status == "infeasible" else None
-    run_ = _finish(Run(loaded, results, None, diagnosis, gaps), out_dir, relax)
+    explained = explain_infeasibility(inst, options) if results.status == "infeasible" else None
+    run_ = _finish(Run(loaded, results, None, explained, gaps), out_dir, relax, sets)
     if results.has_solution:
         run_.check = check_folder(inst, Path(out_dir))
         results.violations = len(run_.check.violations)
@@ -63,8 +68,11 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
     return run_
 
 
-def _finish(run_: Run, out_dir: str | Path, relax: list[str] | None) -> Run:
+def _finish(run_: Run, out_dir: str | Path, relax: list[str] | None,
+            sets: list[str] | None) -> Run:
+    assert run_.results is not None
     run_.results.options["relaxed_rules"] = list(relax or [])
+    run_.results.options["set"] = list(sets or [])
     run_.results.write(out_dir)
     stale = Path(out_dir) / "infeasibility.json"
     if run_.diagnosis is not None:

@@ -8,7 +8,6 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from offtake.domain.findings import nearest
 from offtake.domain.schema import Instance
 from offtake.formulation.data import ModelData, build_data
 from offtake.formulation.model import (
@@ -21,15 +20,6 @@ from offtake.formulation.model import (
 )
 from offtake.results.tables import Results, assemble
 from offtake.solvers.highs import SolveOptions, objective_scale_for, solve, solve_duals
-
-
-def relax_rules(inst: Instance, rule_ids: list[str]) -> Instance:
-    """The instance without the named rules (ValueError naming an unknown ID)."""
-    known = {r.id for r in inst.rules}
-    for rid in rule_ids:
-        if rid not in known:
-            raise ValueError(f"unknown rule '{rid}' to relax; {nearest(rid, known)}".rstrip())
-    return inst.model_copy(update={"rules": [r for r in inst.rules if r.id not in rule_ids]})
 
 
 def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
