@@ -270,3 +270,81 @@ def test_inputs_are_not_changed():
     keep_buyers(relax_rules(inst, ["CAP-B2"]), ["B1"])
     apply_sets(inst, ["buyers.B2.demand_t.MAG.2026=1"])
     assert raw == before and revalidate(inst) == inst
+
+
+# --- the command line's --set -----------------------------------------------------------------
+SMALL = INSTANCES / "us_ev_oem_small.yaml"
+TINY = INSTANCES / "tiny_two_offers.yaml"
+
+
+def test_cli_set_solves_to_the_optimum_of_an_edited_copy(tmp_path):
+    """--set rules.SUPPLIER-CAP-50.max_share=0.65 against a copy of the file with that number
+    edited (next to a copy of its policy pack): the same optimum, below the original's (the
+    50 % cap binds in the original's plan)."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+
+    text = SMALL.read_text()
+    old = "    max_share: 0.5  # [E] 7.1\n"
+    assert text.count(old) == 1
+    (tmp_path / "edited.yaml").write_text(text.replace(old, "    max_share: 0.65\n"))
+    shutil.copytree(SMALL.parent / "policies", tmp_path / "policies")
+
+    def objective(args: list[str], out: str) -> float:
+        res = CliRunner().invoke(app, ["solve", *args, "--out", str(tmp_path / out)])
+        assert res.exit_code == 0, res.output
+        return json.loads((tmp_path / out / "summary.json").read_text())["objective"]
+
+    by_set = objective([str(SMALL), "--set", "rules.SUPPLIER-CAP-50.max_share=0.65"], "set")
+    by_copy = objective([str(tmp_path / "edited.yaml")], "copy")
+    original = objective([str(SMALL)], "original")
+    assert by_set == pytest.approx(by_copy, rel=1e-9)
+    assert by_set < original * (1 - 1e-6)
+    summary = json.loads((tmp_path / "set" / "summary.json").read_text())
+    assert summary["options"]["set"] == ["rules.SUPPLIER-CAP-50.max_share=0.65"]
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("command", [
+    ["validate", TINY],
+    ["solve", TINY, "--out", "OUT"],
+    ["compare", TINY, "--rule", "X"],
+    ["value", TINY],
+    ["evaluate", TINY, "--plan", "no-plan.json", "--out", "OUT"],
+])
+def test_cli_bad_set_prints_the_located_finding_and_exits_1(command, tmp_path):
+    command = [str(tmp_path / "out") if c == "OUT" else c for c in command]
+    res = _cli(*command, "--set", "offers.OFF-B.max_t_per_yaer=10")
+    assert res.exit_code == 1, res.output
+    assert "unknown_field" in res.output and "offers.OFF-B.max_t_per_yaer" in res.output
+    assert "did you mean 'max_t_per_year'?" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_set_value_checked_like_the_file(tmp_path):
+    """A valid --set validates; one that breaks a whole-instance check is reported there."""
+    assert _cli("validate", TINY, "--set", "offers.OFF-A.max_t_per_year=450").exit_code == 0
+    res = _cli("validate", TINY, "--set", "offers.OFF-A.min_t_per_year=900")
+    assert res.exit_code == 1 and "min_above_max" in res.output
+    assert "offers.OFF-A.min_t_per_year" in res.output
+    res = _cli("solve", TINY, "--out", tmp_path / "o", "--set", "offers.OFF-A.decision=maybe")
+    assert res.exit_code == 1 and "schema.literal_error" in res.output
+    res = _cli("solve", TINY, "--out", tmp_path / "o", "--set", "nonsense")
+    assert res.exit_code == 1 and "PATH=VALUE" in res.output
+
+
+def test_cli_unknown_rule_to_relax_is_a_finding_with_its_suggestion(tmp_path):
+    res = _cli("solve", SMALL, "--out", tmp_path / "o", "--relax", "SUPPLIER-CAP-05")
+    assert res.exit_code == 1
+    assert "rules.SUPPLIER-CAP-05" in res.output and "did you mean 'SUPPLIER-CAP-50'?" in res.output

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +20,8 @@ from offtake.analysis.evaluate import EvaluationError, evaluate_portfolio
 from offtake.analysis.frontier import efficient_frontier
 from offtake.analysis.stochastic import stochastic_value
 from offtake.check import check_folder
+from offtake.domain.findings import InvalidInstance
+from offtake.domain.transforms import apply_sets
 from offtake.formulation.data import build_data
 from offtake.formulation.ruledata import origin_gaps
 from offtake.io.loader import load_instance
@@ -45,20 +47,43 @@ EXIT = {"optimal": 0, "feasible": 0, "invalid": 1, "infeasible": 2, "unbounded":
         "no_solution": 3, "error": 4}
 
 
-def _load_or_exit(instance: Path):
-    """The loaded instance, or print every finding and exit 1."""
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="PATH=VALUE",
+    help="change one value of the instance before running (repeatable), by ID path, e.g. "
+    "rules.SUPPLIER-CAP-50.max_share=0.65 or buyers.US-EV-OEM.demand_t.MAGNET_SH.2030=3500")]
+
+
+def _load_or_exit(instance: Path, sets: list[str] | None = None):
+    """The loaded instance with the `--set`s applied, or print every finding and exit 1."""
     loaded = load_instance(instance)
     if loaded.instance is None:
         console.print(findings_table(loaded.findings, f"Findings in {instance}"))
         raise typer.Exit(EXIT["invalid"])
+    try:
+        loaded.instance = apply_sets(loaded.instance, sets or [])
+    except InvalidInstance as exc:
+        _invalid_set(exc)
     return loaded
 
 
+def _invalid_set(exc: InvalidInstance, options: str = "--set") -> NoReturn:
+    """Print the findings of a bad --set (or --relax, --rule) and exit 1."""
+    console.print(findings_table(exc.findings, f"Findings in {options}"))
+    raise typer.Exit(EXIT["invalid"]) from exc
+
+
 @app.command()
-def validate(instance: Annotated[Path, typer.Argument(help="instance YAML file")]) -> None:
+def validate(instance: Annotated[Path, typer.Argument(help="instance YAML file")],
+             sets: SetOption = None) -> None:
     """Validate an instance; print every finding. Exit 0 if valid, 1 if not."""
     loaded = load_instance(instance)
     findings = list(loaded.findings)
+    if loaded.instance is not None and sets:
+        try:
+            loaded.instance = apply_sets(loaded.instance, sets)
+        except InvalidInstance as exc:
+            findings += exc.findings
+            loaded.instance = None
     if loaded.instance is not None:
         findings += origin_gaps(loaded.instance, build_data(loaded.instance))
     if findings:
@@ -80,6 +105,7 @@ def solve(
     cvar_weight: Annotated[float, typer.Option(
         help="lambda: minimise expected cost + lambda x CVaR")] = 0.0,
     cvar_alpha: Annotated[float, typer.Option(help="CVaR level alpha in (0, 1)")] = 0.95,
+    sets: SetOption = None,
 ) -> None:
     """Solve an instance, write DIR/summary.json and tables, and check the plan."""
     try:
@@ -94,8 +120,10 @@ def solve(
                            write_model=write_model, cvar_weight=cvar_weight,
                            cvar_alpha=cvar_alpha)
     try:
-        result = run(instance, out, options, relax=relax or [])
-    except ValueError as exc:  # an unknown rule to relax
+        result = run(instance, out, options, relax=relax or [], sets=sets or [])
+    except InvalidInstance as exc:  # a bad --set, or an unknown rule to relax
+        _invalid_set(exc, "--set / --relax")
+    except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT["invalid"]) from exc
     if result.results is None:
@@ -133,9 +161,10 @@ def value(
     instance: Annotated[Path, typer.Argument(help="instance YAML file with scenarios")],
     out: Annotated[Path | None, typer.Option(help="write value.json here")] = None,
     time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
+    sets: SetOption = None,
 ) -> None:
     """Value of modelling uncertainty: RP, EV, EEV, WS, VSS = EEV - RP, EVPI = RP - WS."""
-    loaded = _load_or_exit(instance)
+    loaded = _load_or_exit(instance, sets)
     v = stochastic_value(loaded.instance, SolveOptions(time_limit=time_limit))
     currency = loaded.instance.meta.currency
     console.print(value_table(v, currency))
@@ -157,10 +186,11 @@ def evaluate(
     Path("out"),
     workers: Annotated[int, typer.Option(help="processes sharing the scenarios")] = 1,
     cvar_alpha: Annotated[float, typer.Option(help="level of VaR and CVaR")] = 0.95,
+    sets: SetOption = None,
 ) -> None:
     """Cost of a fixed portfolio in every scenario of INSTANCE (e.g. optimised on a few
     scenarios, evaluated on thousands): per-scenario cost, its distribution and risk."""
-    loaded = _load_or_exit(instance)
+    loaded = _load_or_exit(instance, sets)
     if workers < 1 or not 0 < cvar_alpha < 1:
         console.print("[red]need --workers >= 1 and 0 < --cvar-alpha < 1[/]")
         raise typer.Exit(EXIT["invalid"])
@@ -255,11 +285,14 @@ def compare(
     rule: Annotated[list[str], typer.Option("--rule", help="rule to relax (repeatable)")],
     out: Annotated[Path | None, typer.Option(help="write compare.csv here")] = None,
     time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
+    sets: SetOption = None,
 ) -> None:
     """Cost of compliance: solve with every rule and without each named rule."""
-    loaded = _load_or_exit(instance)
+    loaded = _load_or_exit(instance, sets)
     try:
         table = compare_rules(loaded.instance, rule, SolveOptions(time_limit=time_limit))
+    except InvalidInstance as exc:  # an unknown rule
+        _invalid_set(exc, "--rule")
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT["invalid"]) from exc
