@@ -1,94 +1,191 @@
-"""What a person reads in the terminal: findings, the run summary, costs and contracts.
+"""What a person reads in the terminal: findings, the run summary, costs and contracts, rules,
+risk, and the analyses' reports.
 
-Reads only `Results`, `CheckReport` and `Finding`s; renders with rich.
+The data of each report is a DataFrame from `offtake.report.tables`; this module only renders
+such frames with Rich (`render` for row tables, `render_record` for measure/value records):
+which columns to show under which header, how each value is written (thousands separators,
+percentages, '-' for none), styles. It computes nothing of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from offtake.check import CheckReport
 from offtake.domain.findings import Finding
 from offtake.pipeline.diagnose import Diagnosis
+from offtake.report import tables
 from offtake.results.tables import Results
 
+if TYPE_CHECKING:
+    from offtake.analysis.decompose import DecomposeResult
+    from offtake.analysis.stochastic import StochasticValue
 
-def findings_table(findings: Sequence[Finding], title: str = "Findings") -> Table:
-    t = Table(title=title, show_lines=False)
-    for col in ("severity", "code", "location", "message", "hint"):
-        t.add_column(col, overflow="fold")
-    for f in findings:
-        style = "red" if f.severity == "error" else "yellow"
-        t.add_row(f"[{style}]{f.severity}[/]", f.code, f.location, f.message, f.hint)
+Format = Callable[[Any], str]
+"""Writes one value of a column (or of a record's measure) as text."""
+RowFormat = Callable[[pd.Series], str]
+"""Writes one cell from a whole row (for cells that combine columns)."""
+Line = tuple[str, Sequence[str], str]
+"""A record line: label, the measures it shows, the separator between them."""
+
+
+# --- rendering any frame of offtake.report.tables --------------------------------------------
+def _missing(x: Any) -> bool:
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):  # lists and other containers
+        return False
+
+
+def text(x: Any) -> str:
+    """Default writing of a value: '' for none, thousands separators for numbers."""
+    if _missing(x):
+        return ""
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        return f"{x:,.0f}"
+    return str(x)
+
+
+def render(frame: pd.DataFrame, *, title: str | None = None, caption: str | None = None,
+           columns: Mapping[str, Any] | None = None,
+           formats: Mapping[Any, Format] | None = None, right: Collection[str] = (),
+           row_style: Callable[[pd.Series], str | None] | None = None,
+           overflow: str | None = None, limit: int | None = None) -> Table:
+    """A row table as a Rich table.
+
+    `columns`: header -> frame column, or a function of the row (a `RowFormat`: a cell that
+    combines columns); default every column under its own name. `formats`: frame column -> how its
+    values are written (default `text`). `right`: headers justified right. `row_style`: a
+    Rich style for a row. `limit`: show only the first rows. Title and caption default to the
+    frame's `attrs`.
+    """
+    t = Table(title=title if title is not None else frame.attrs.get("title"),
+              caption=(caption if caption is not None else frame.attrs.get("caption")) or None)
+    spec: Mapping[str, Any] = columns or {str(c): c for c in frame.columns}
+    formats = formats or {}
+    for header in spec:
+        kwargs: dict[str, Any] = {"justify": "right" if header in right else "left"}
+        if overflow:
+            kwargs["overflow"] = overflow
+        t.add_column(header, **kwargs)
+    shown = frame if limit is None else frame.head(limit)
+    for _, row in shown.iterrows():
+        cells = []
+        for source in spec.values():
+            if callable(source):
+                cells.append(source(row))
+            else:
+                cells.append(formats.get(source, text)(row[source]))
+        t.add_row(*cells, style=row_style(row) if row_style else None)
     return t
 
 
+def render_record(frame: pd.DataFrame, *, lines: Sequence[Line] | None = None,
+                  formats: Mapping[str, Format] | None = None,
+                  label: Callable[[str], str] | None = None,
+                  justify: JustifyMethod = "right",
+                  title: str | None = None, caption: str | None = None) -> Table:
+    """A measure/value record as a two-column Rich table without header.
+
+    `lines`: the lines to show (label, measures, separator), a line whose measures are not all
+    in the record being left out; default one line per measure, labelled by `label`.
+    `formats`: measure -> how its value is written (default `text`).
+    """
+    t = Table(title=title if title is not None else frame.attrs.get("title"),
+              caption=(caption if caption is not None else frame.attrs.get("caption")) or None,
+              show_header=False)
+    t.add_column("measure", style="bold")
+    t.add_column("value", justify=justify)
+    values = dict(zip(frame["measure"], frame["value"], strict=True))
+    formats = formats or {}
+    name = label or (lambda m: m)
+    for text_, measures, sep in lines or [(name(m), [m], "") for m in values]:
+        if all(m in values for m in measures):
+            t.add_row(text_, sep.join(formats.get(m, text)(values[m]) for m in measures))
+    return t
+
+
+# --- how values are written --------------------------------------------------------------------
 def _money(x: float | None, currency: str) -> str:
     return "-" if x is None else f"{x:,.0f} {currency}"
 
 
+def _num(x: Any) -> str:
+    return "" if _missing(x) else f"{x:,.0f}"
+
+
+def _amount(currency: str = "") -> Format:
+    return lambda x: _money(x, currency)
+
+
+# --- the reports ---------------------------------------------------------------------------------
+def findings_table(findings: Sequence[Finding], title: str = "Findings") -> Table:
+    def severity(s: str) -> str:
+        return f"[{'red' if s == 'error' else 'yellow'}]{s}[/]"
+
+    return render(tables.findings_frame(findings, title),
+                  columns={c: c for c in ("severity", "code", "location", "message", "hint")},
+                  formats={"severity": severity}, overflow="fold")
+
+
 def summary_table(r: Results) -> Table:
-    t = Table(title=f"offtake: {r.instance_name}", show_header=False)
-    t.add_column("key", style="bold")
-    t.add_column("value")
-    t.add_row("status", r.status + (f" ({r.message})" if r.message else ""))
-    t.add_row("objective", _money(r.objective, r.currency))
-    t.add_row("bound / gap", f"{_money(r.bound, r.currency)} / "
-              + ("-" if r.mip_gap is None else f"{r.mip_gap:.2e}"))
-    t.add_row("solver", f"{r.solver} {r.solver_version}")
-    t.add_row("build / solve", f"{r.build_seconds:.2f} s / {r.solve_seconds:.2f} s")
-    if r.model_size:
-        s = r.model_size
-        t.add_row("model size", f"{s['rows']} rows, {s['columns']} columns, {s['nonzeros']} "
-                  f"nonzeros, {s['binaries']} binaries")
-    if r.violations is not None:
-        t.add_row("checker", "no violations" if r.violations == 0
-                  else f"[red]{r.violations} violation(s)[/]")
-    return t
+    return render_record(
+        tables.run_summary_frame(r), justify="left",
+        lines=[("status", ["status", "message"], ""), ("objective", ["objective"], ""),
+               ("bound / gap", ["bound", "MIP gap"], " / "),
+               ("solver", ["solver", "solver version"], " "),
+               ("build / solve", ["build time", "solve time"], " / "),
+               ("model size", ["model rows", "model columns", "model nonzeros",
+                               "model binaries"], ", "),
+               ("checker", ["checker violations"], "")],
+        formats={
+            "message": lambda m: f" ({m})" if m else "",
+            "objective": _amount(r.currency), "bound": _amount(r.currency),
+            "MIP gap": lambda g: "-" if g is None else f"{g:.2e}",
+            "build time": lambda s: f"{s:.2f} s", "solve time": lambda s: f"{s:.2f} s",
+            "model rows": lambda n: f"{n} rows", "model columns": lambda n: f"{n} columns",
+            "model nonzeros": lambda n: f"{n} nonzeros",
+            "model binaries": lambda n: f"{n} binaries",
+            "checker violations": lambda n: "no violations" if n == 0
+            else f"[red]{n} violation(s)[/]",
+        })
 
 
 def costs_table(r: Results) -> Table:
-    t = Table(title="Cost by term (discounted, expected)")
-    t.add_column("term")
-    t.add_column(f"{r.currency}", justify="right")
-    for term, value in r.cost_terms().items():
-        t.add_row(term, f"{value:,.0f}")
-    t.add_row("[bold]buyer total[/]", f"[bold]{sum(r.cost_terms().values()):,.0f}[/]")
-    for payer, value in r.fiscal_costs().items():
-        t.add_row(f"[dim]fiscal floor support paid by {payer} (not in objective)[/]",
-                  f"[dim]{value:,.0f}[/]")
-    return t
+    frame = tables.costs_frame(r)
+    money = f"cost ({r.currency})"
+    styles = {"total": "bold", "third party": "dim"}
+
+    def term(row: pd.Series) -> str:
+        return row["term"] + (" (not in objective)" if row["line"] == "third party" else "")
+
+    return render(frame, columns={"term": term, r.currency: money}, right=[r.currency],
+                  formats={money: lambda x: f"{x:,.0f}"},
+                  row_style=lambda row: styles.get(row["line"]))
 
 
 def contracts_table(r: Results) -> Table:
-    t = Table(title="Signed contracts (t per year)")
-    c = r.tables.get("contracts")
-    if c is None or c.empty:
-        return t
-    c = c[c["signed"] == 1]
-    pivot = c.pivot_table(index=["offer_id", "supplier", "buyer"], columns="year",
-                          values="volume_t", aggfunc="sum")
-    t.add_column("offer")
-    t.add_column("supplier")
-    t.add_column("buyer")
-    for y in pivot.columns:
-        t.add_column(str(y), justify="right")
-    for (o, s, b), row in pivot.iterrows():
-        t.add_row(o, s, b, *(f"{v:,.0f}" for v in row))
-    return t
+    frame = tables.contracts_frame(r)
+    years = [c for c in frame.columns if isinstance(c, int)]
+    return render(frame, columns={str(c): c for c in frame.columns},
+                  formats={y: lambda v: f"{v:,.0f}" for y in years},
+                  right=[str(y) for y in years])
 
 
 def violations_table(report: CheckReport) -> Table:
-    t = Table(title="Checker violations")
-    for col in ("constraint", "index", "amount", "message"):
-        t.add_column(col, overflow="fold")
-    for v in report.violations[:50]:
-        t.add_row(v.constraint, v.index, f"{v.amount:.6g}", v.message)
-    return t
+    return render(tables.violations_frame(report), formats={"amount": lambda x: f"{x:.6g}"},
+                  overflow="fold", limit=50)
 
 
 def print_run(console: Console, r: Results, report: CheckReport | None) -> None:
@@ -109,111 +206,69 @@ def print_run(console: Console, r: Results, report: CheckReport | None) -> None:
 
 
 def diagnosis_table(diag: Diagnosis) -> Table:
-    title = ("Rules that cannot all hold (proved from the data)" if diag.stage == "presolve"
-             else "Rules that must move (least total violation)")
-    t = Table(title=title, caption=diag.note or None)
-    for col in ("rule", "kind", "row", "year", "move by", "message"):
-        t.add_column(col, overflow="fold")
-    for c in diag.conflicts:
-        amount = f"{c.amount:,.1f} {c.unit}" + (
-            f" ({c.percentage_points:.1f} pp)" if c.percentage_points is not None else "")
-        t.add_row(c.rule_id, c.kind, c.row, "" if c.year is None else str(c.year), amount,
-                  c.message)
-    return t
+    def move_by(row: pd.Series) -> str:
+        pp = row["move by (pp)"]
+        return f"{row['move by']:,.1f} {row['unit']}" + (
+            "" if _missing(pp) else f" ({pp:.1f} pp)")
+
+    return render(tables.diagnosis_frame(diag),
+                  columns={"rule": "rule", "kind": "kind", "row": "row", "year": "year",
+                           "move by": move_by, "message": "message"},
+                  formats={"year": lambda y: "" if _missing(y) else str(y)}, overflow="fold")
 
 
 def compare_table(frame: pd.DataFrame, currency: str) -> Table:
-    t = Table(title=f"Cost of compliance ({currency}, discounted, expected)")
-    for col in ("relaxed rule(s)", "with", "without", "cost of compliance"):
-        t.add_column(col, justify="right" if col != "relaxed rule(s)" else "left")
-    for row in frame.itertuples(index=False):
-        t.add_row(row.relaxed, _money(row.objective_with, ""), _money(row.objective_without, ""),
-                  _money(row.cost_of_compliance, ""))
-    return t
+    data = tables.compare_frame(frame, currency)
+    return render(data, columns={"relaxed rule(s)": "relaxed rule(s)",
+                                 "with": f"with ({currency})",
+                                 "without": f"without ({currency})",
+                                 "cost of compliance": f"cost of compliance ({currency})"},
+                  formats={c: _amount() for c in data.columns if c.endswith(f"({currency})")},
+                  right=["with", "without", "cost of compliance"])
 
 
 def rules_table(r: Results, limit: int = 20) -> Table:
     """Binding or violated rule rows, dearest first, with their shadow prices."""
-    t = Table(title=f"Binding rules (shadow price, {r.currency})")
-    rules = r.tables.get("rules")
-    if rules is None or rules.empty:
-        t.caption = "no rules"
-        return t
-    hot = rules[(rules["binding"].astype(str) == "True") | (rules["violation"] > 1e-6)]
-    hot = hot.assign(_p=hot["shadow_price"].fillna(0).abs()).sort_values("_p", ascending=False)
-    for col in ("rule", "row", "year", "lhs / bound", "share", "per unit", "per pp"):
-        t.add_column(col, justify="left" if col in ("rule", "row") else "right")
-    for row in hot.head(limit).itertuples(index=False):
-        share = "" if pd.isna(row.share) else f"{row.share:.1%}"
-        year = "" if pd.isna(row.year) or row.year == "" else str(int(row.year))
-        t.add_row(row.rule_id, str(row.row), year, f"{row.lhs:,.1f} / {row.bound:,.1f}", share,
-                  _num(row.shadow_price), _num(row.shadow_price_per_pp))
-    t.caption = (f"{len(hot)} binding or violated of {len(rules)} rows; shadow prices from "
-                 f"{_basis(rules)}")
-    return t
-
-
-def _num(x) -> str:
-    return "" if x is None or pd.isna(x) else f"{x:,.0f}"
-
-
-def _basis(rules: pd.DataFrame) -> str:
-    bases = [b for b in rules["dual_basis"].dropna().unique() if b]
-    return bases[0] if bases else "-"
+    frame = tables.rules_frame(r)
+    if frame.empty and not len(frame.columns):
+        return render(frame)
+    per_unit = f"shadow price per unit ({r.currency})"
+    per_pp = f"shadow price per pp ({r.currency})"
+    return render(
+        frame, limit=limit, right=["year", "lhs / bound", "share", "per unit", "per pp"],
+        columns={"rule": "rule", "row": "row", "year": "year",
+                 "lhs / bound": lambda row: f"{row['lhs']:,.1f} / {row['bound']:,.1f}",
+                 "share": "share", "per unit": per_unit, "per pp": per_pp},
+        formats={"year": lambda y: "" if _missing(y) else str(int(y)),
+                 "share": lambda s: "" if _missing(s) else f"{s:.1%}",
+                 per_unit: _num, per_pp: _num})
 
 
 def risk_table(r: Results) -> Table:
     """The distribution of the scenario cost of the chosen portfolio."""
-    k = r.risk
-    t = Table(title=f"Scenario cost distribution ({r.currency}, discounted)", show_header=False)
-    t.add_column("measure", style="bold")
-    t.add_column("value", justify="right")
-    for label, key in (("mean", "mean"), ("std", "std"), (f"VaR {k['alpha']:.0%}", "var"),
-                       (f"CVaR {k['alpha']:.0%}", "cvar"), ("best", "best"),
-                       ("worst", "worst")):
-        t.add_row(label, f"{k[key]:,.0f}")
-    return t
+    frame = tables.risk_frame(r)
+    return render_record(frame, formats={m: lambda x: f"{x:,.0f}" for m in frame["measure"]})
 
 
-def value_table(v, currency: str) -> Table:
-    t = Table(title=f"Value of modelling uncertainty ({currency}, expected, discounted)",
-              show_header=False)
-    t.add_column("measure", style="bold")
-    t.add_column("value", justify="right")
-    for key, value in v.as_dict().items():
-        if key != "status":
-            t.add_row(key, _money(value, ""))
-    t.caption = "VSS = EEV - RP; EVPI = RP - WS"
-    return t
+def value_table(v: StochasticValue, currency: str) -> Table:
+    frame = tables.value_frame(v, currency)
+    return render_record(frame, formats={m: _amount() for m in frame["measure"]})
 
 
 def evaluation_table(report: dict, currency: str) -> Table:
-    t = Table(title=f"Portfolio over {report['scenarios']} scenarios ({currency}, discounted)",
-              show_header=False)
-    t.add_column("measure", style="bold")
-    t.add_column("value", justify="right")
-    t.add_row("expected cost", _money(report["expected_cost"], ""))
-    for key in ("std", "var", "cvar", "best", "worst"):
-        if key in report["risk"]:
-            t.add_row(key, _money(report["risk"][key], ""))
-    if report["infeasible_in"]:
-        shown = ", ".join(report["infeasible_in"][:5])
-        more = len(report["infeasible_in"]) - 5
-        t.add_row("cannot be carried out in", shown + (f" (+{more} more)" if more > 0 else ""))
-    t.caption = f"evaluated in {report['seconds']['total']:.1f} s"
-    return t
+    def scenarios(names: list[str]) -> str:
+        more = len(names) - 5
+        return ", ".join(names[:5]) + (f" (+{more} more)" if more > 0 else "")
+
+    frame = tables.evaluation_frame(report, currency)
+    formats: dict[str, Format] = {m: _amount() for m in frame["measure"]}
+    formats["cannot be carried out in"] = scenarios
+    short = {"VaR": "var", "CVaR": "cvar"}
+    return render_record(frame, formats=formats,
+                         label=lambda m: short.get(m.split()[0], m))
 
 
-def decomposition_table(res, currency: str) -> Table:
-    t = Table(title=f"Decomposition ({currency}, expected, discounted)", show_header=False)
-    t.add_column("measure", style="bold")
-    t.add_column("value", justify="right")
-    t.add_row("status", res.status)
-    t.add_row("objective", _money(res.objective, ""))
-    t.add_row("lower bound", _money(res.bound, ""))
-    t.add_row("gap", f"{res.gap:.2e}")
-    t.add_row("iterations", str(res.iterations))
-    t.add_row("scenario groups in the master", str(len(res.representatives)))
-    t.caption = f"{res.seconds['total']:.1f} s"
-    return t
-
+def decomposition_table(res: DecomposeResult, currency: str) -> Table:
+    return render_record(tables.decomposition_frame(res, currency), formats={
+        "objective": _amount(), "lower bound": _amount(), "gap": lambda g: f"{g:.2e}",
+        "iterations": str, "scenario groups in the master": str})
