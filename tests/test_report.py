@@ -5,10 +5,13 @@ without pyplot). Expected values are derived by hand in the instances' docstring
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
-from conftest import INSTANCES, approx, instance, solve_checked
+from conftest import INSTANCES, ROOT, approx, instance, solve_checked
+from matplotlib.figure import Figure
 from rich.console import Console
 from test_rules import with_rules
 from test_uncertainty import TWO_STAGE
@@ -19,7 +22,7 @@ from offtake.check import CheckReport, Violation, check_folder
 from offtake.domain.findings import Finding
 from offtake.io.loader import load_or_raise
 from offtake.pipeline.diagnose import Conflict, Diagnosis
-from offtake.report import console, tables
+from offtake.report import console, plots, tables
 
 TINY = INSTANCES / "tiny_two_offers.yaml"
 
@@ -176,3 +179,50 @@ def test_findings_diagnosis_violations_and_compare_frames():
     assert list(frame.columns) == ["relaxed rule(s)", "with (USD)", "without (USD)",
                                    "cost of compliance (USD)", "status with", "status without"]
     assert frame.iloc[0]["cost of compliance (USD)"] == 0.8e6
+
+
+# --- figures ---------------------------------------------------------------------------------
+def test_cost_distribution_is_a_titled_figure_that_says_where_a_plan_fails(tmp_path):
+    """The plan fails in 'cut' (p = 0.25): its curve stops at 0.75 and the figure says so."""
+    prob = {"open": 0.75, "cut": 0.25}
+    fig = plots.cost_distribution(prob, {"robust": {"open": 2e6, "cut": 3e6},
+                                         "cheap": {"open": 1e6}, "broken": {}}, "USD",
+                                  "Scenario cost")
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert ax.get_title() == "Scenario cost"
+    assert ax.get_xlabel() == "scenario cost (million USD, discounted)"
+    assert ax.get_ylabel() == "cumulative probability"
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels[0] == "robust"
+    assert labels[1] == "cheap - cannot be carried out in 1 of 2 scenarios (p = 25.0%)"
+    steps = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+    assert max(steps["robust"]) == approx(1.0) and max(steps[labels[1]]) == approx(0.75)
+    notes = [t.get_text() for t in ax.texts]
+    assert notes == ["cannot be carried out in any scenario: broken"]
+    fig.savefig(tmp_path / "cdf.png")
+    assert (tmp_path / "cdf.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_frontier_is_a_titled_figure_naming_lambdas_without_solution():
+    table = pd.DataFrame({"lambda": [0.0, 1.0, 2.0], "expected_cost": [8e6, 9e6, None],
+                          "cvar": [13e6, 9e6, None]})
+    fig = plots.frontier(table, "USD", 0.95)
+    (ax,) = fig.axes
+    assert ax.get_title() == "Efficient frontier: expected cost against CVaR 95%"
+    assert "million USD" in ax.get_xlabel() and "million USD" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.texts if "no solution" in t.get_text()] == [
+        "no solution for λ = 2"]
+
+
+def test_plots_need_no_pyplot_and_leave_the_backend_alone(tmp_path):
+    code = ("import sys, matplotlib\n"
+            "import offtake.report.plots as p\n"
+            "fig = p.cost_distribution({'a': 1.0}, {'x': {'a': 1e6}}, 'USD')\n"
+            f"fig.savefig(r'{tmp_path / 'a.png'}')\n"
+            "print('matplotlib.pyplot' in sys.modules,"
+            " dict.__getitem__(matplotlib.rcParams, 'backend'))")
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env, cwd=ROOT)
+    assert out.stdout.split() == ["False", "svg"], out.stderr

@@ -171,9 +171,11 @@ def value(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "value.json").write_text(json.dumps(v.as_dict(), indent=2) + "\n")
-        plots.cost_distribution(v.probability, {"stochastic plan (RP)": v.rp_costs,
-                                                "expected-value plan (EEV)": v.eev_costs},
-                                out / "cost_distribution.png", currency)
+        fig = plots.cost_distribution(v.probability, {"stochastic plan (RP)": v.rp_costs,
+                                                      "expected-value plan (EEV)": v.eev_costs},
+                                      currency, "Scenario cost: stochastic against "
+                                      "expected-value plan")
+        fig.savefig(out / "cost_distribution.png")
         console.print(f"written to {out}/ (value.json, cost_distribution.png)")
     raise typer.Exit(0 if v.rp is not None else EXIT["no_solution"])
 
@@ -204,10 +206,11 @@ def evaluate(
     (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
     currency = loaded.instance.meta.currency
     feasible = table[table["status"] == "optimal"]
-    plots.cost_distribution(dict(zip(table["scenario"], table["probability"], strict=True)),
-                            {"portfolio": dict(zip(feasible["scenario"], feasible["cost"],
-                                                   strict=True))},
-                            out / "evaluation.png", currency)
+    fig = plots.cost_distribution(
+        dict(zip(table["scenario"], table["probability"], strict=True)),
+        {"portfolio": dict(zip(feasible["scenario"], feasible["cost"], strict=True))},
+        currency, f"Scenario cost of the portfolio over {len(table)} scenarios")
+    fig.savefig(out / "evaluation.png")
     console.print(evaluation_table(report, currency))
     console.print(f"written to {out}/ (evaluation.csv, evaluation.json, evaluation.png)")
     raise typer.Exit(0 if not report["infeasible_in"] else EXIT["infeasible"])
@@ -274,7 +277,8 @@ def frontier(
     table = efficient_frontier(loaded.instance, lams, cvar_alpha)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "frontier.csv", index=False)
-    plots.frontier(table, out / "frontier.png", loaded.instance.meta.currency, cvar_alpha)
+    plots.frontier(table, loaded.instance.meta.currency, cvar_alpha).savefig(
+        out / "frontier.png")
     console.print(table.to_string(index=False))
     console.print(f"written to {out}/ (frontier.csv, frontier.png)")
 
