@@ -1,0 +1,146 @@
+"""The execution layer (offtake.runtime): the same results serially, in a process pool and on
+Dask (a LocalCluster shared by this module); results in input order; a task's error, its
+timeout and its worker's death reported, never lost; the per-worker cache; the workers'
+environment.
+
+Module-level imports stay light: the pool's and the cluster's workers import this module to
+find the task functions."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from offtake.runtime import highs_threads, make_executor, worker_cache, worker_reason
+
+BACKENDS = ["serial", "process", "dask"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Dask cluster for the module: 2 worker processes with one thread each."""
+    pytest.importorskip("distributed")
+    from offtake.runtime.cluster import local_cluster
+
+    c = local_cluster(2)
+    yield c
+    c.close()
+
+
+def executor(kind: str, request: pytest.FixtureRequest, **kwargs):
+    """A new executor of `kind` with 2 workers (dask: on the module's cluster)."""
+    if kind == "dask":
+        kwargs["scheduler"] = request.getfixturevalue("cluster").scheduler_address
+    else:
+        kwargs.setdefault("workers", 2)
+    return make_executor(kind, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def shared_executors(request):
+    """One executor per kind for the module's tests that neither time out nor kill workers
+    (their workers import the model code once)."""
+    made: dict = {}
+
+    def get(kind: str):
+        if kind not in made:
+            made[kind] = executor(kind, request)
+        return made[kind]
+
+    yield get
+    for ex in made.values():
+        ex.close()
+
+
+# --- task functions (top level: the workers import them) ----------------------------------
+def _task(shared: dict, item):
+    """shared['k'] x item; 'raise' raises, 'die' kills the worker, 'sleep' outlives any
+    timeout of these tests."""
+    if item == "raise":
+        raise ValueError("this item is bad")
+    if item == "die":
+        os._exit(7)
+    if item == "sleep":
+        time.sleep(60)
+    return shared["k"] * item
+
+
+def _count(shared: object, item: int) -> tuple[int, int]:
+    """(this worker's pid, the tasks this worker has run with this executor and shared)."""
+    cache = worker_cache()
+    cache["n"] = cache.get("n", 0) + 1
+    return os.getpid(), cache["n"]
+
+
+def _environment(shared: object, item: object) -> tuple:
+    return (os.environ.get("OPENBLAS_NUM_THREADS"), os.environ.get("OMP_NUM_THREADS"),
+            highs_threads(), worker_reason() is not None)
+
+
+# --- the executors --------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_results_in_input_order_and_a_raising_task_reported(kind, shared_executors):
+    items = [5, 3, "raise", 8, 1, 2, 9]
+    ex = shared_executors(kind)
+    assert ex.kind == kind
+    out = ex.map(_task, items, shared={"k": 10})
+    assert [r.status for r in out] == ["ok", "ok", "failed", "ok", "ok", "ok", "ok"]
+    assert [r.value for r in out] == [50, 30, None, 80, 10, 20, 90]
+    assert out[2].error == "ValueError: this item is bad" and "_task" in out[2].trace
+    assert out[2].attempts == 1
+
+
+@pytest.mark.parametrize("kind", ["process", "dask"])
+def test_a_task_past_the_timeout_is_stopped_and_the_others_finish(kind, request):
+    with executor(kind, request, timeout=1.0) as ex:
+        out = ex.map(_task, [1, "sleep", 2, 3], shared={"k": 2})
+        assert [r.status for r in out] == ["ok", "timeout", "ok", "ok"]
+        assert [r.value for r in out] == [2, None, 4, 6]
+        assert "no result within 1 s" in out[1].error
+        again = ex.map(_task, [4], shared={"k": 2})  # the executor still works
+    assert again[0].value == 8
+
+
+@pytest.mark.parametrize("kind", ["process", "dask"])
+def test_a_task_whose_worker_dies_is_retried_once_then_reported(kind, request):
+    with executor(kind, request) as ex:
+        out = ex.map(_task, [1, "die", 2], shared={"k": 3})
+    assert [r.status for r in out] == ["ok", "failed", "ok"]
+    assert [r.value for r in out] == [3, None, 6]
+    assert out[1].attempts == 2
+    assert "died" in out[1].error
+    if kind == "process":
+        assert "exit code 7" in out[1].error
+
+
+def test_the_worker_cache_lasts_across_tasks_and_calls_of_one_executor(shared_executors):
+    shared = {"template": list(range(1000))}
+    ex = shared_executors("process")
+    first = ex.map(_count, range(6), shared=shared)
+    second = ex.map(_count, range(6), shared=shared)
+    other = ex.map(_count, range(2), shared={"another": 1})
+    runs: dict[int, int] = {}
+    for r in first + second:
+        pid, n = r.value
+        runs[pid] = runs.get(pid, 0) + 1
+        assert n == runs[pid]  # the pid's count goes on across the two calls
+    assert sum(runs.values()) == 12
+    assert all(r.value[1] <= 2 for r in other)  # a new shared object: a new cache
+
+
+@pytest.mark.parametrize("kind", ["process", "dask"])
+def test_workers_get_one_thread_per_library_and_for_highs(kind, shared_executors):
+    [r] = shared_executors(kind).map(_environment, [None])
+    assert r.value == ("1", "1", 1, True)
+    assert highs_threads() is None  # here: HiGHS's own choice
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="unknown executor"):
+        make_executor("threads")
+    with pytest.raises(ValueError, match="workers"):
+        make_executor("process", workers=0)
+    with pytest.raises(ValueError, match="scheduler"):
+        make_executor("process", scheduler="tcp://localhost:8786")
