@@ -26,15 +26,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from offtake.check import (
-    COST_TERMS,
-    TABLE_COLUMNS,
-    Violation,
-    check_folder,
-    check_tables,
-    cvar,
-)
+from offtake.check import Violation, check_folder, check_tables
+from offtake.check.objective import COST_CHECKS, cvar
+from offtake.check.rules import RULE_CHECKS
+from offtake.check.tables import TABLE_COLUMNS
 from offtake.domain.network import at
+from offtake.domain.registry import COST_TERMS, RULE_KINDS
 from offtake.domain.schema import Instance
 from offtake.io.loader import load_instance, read_yaml
 
@@ -1482,6 +1479,26 @@ def test_cost_terms_follow_the_formulation_table():
     assert tuple(report.cost_terms) == COST_TERMS
 
 
+def test_every_registered_kind_and_term_has_a_checker_function():
+    assert set(RULE_CHECKS) == set(RULE_KINDS)
+    assert set(COST_CHECKS) == set(COST_TERMS)
+
+
+def test_a_cost_term_without_a_checker_function_is_an_internal_error(monkeypatch):
+    monkeypatch.delitem(COST_CHECKS, "freight")
+    report = check_tables(load_instance(TINY).instance, tiny_optimum(), 20_250_000.0, None)
+    assert report.violations == [found(report, "internal_error", "freight")]
+    assert "freight" not in report.cost_terms
+
+
+def test_a_rule_kind_without_a_checker_function_is_an_internal_error(monkeypatch):
+    inst = with_rule()
+    monkeypatch.delitem(RULE_CHECKS, "max_suppliers")
+    report = check_tables(inst, two_supplier_plan(inst), 21_500_000.0, None)
+    assert "no checker function" in found(report, "internal_error", "R1").message
+    assert not report.of("suppliers_max")
+
+
 
 # --- tables and folders ----------------------------------------------------------------------
 def test_missing_column_and_negative_flow():
@@ -1615,13 +1632,13 @@ def test_cli_solution_passes_the_checker(tmp_path):
 
 # --- independence ----------------------------------------------------------------------------
 ALLOWED_IMPORTS = {"offtake.domain.schema", "offtake.domain.findings", "offtake.io.loader",
-                   "offtake.domain.network"}
+                   "offtake.domain.network", "offtake.domain.registry"}
 ALLOWED_THIRD_PARTY = {"pandas", "numpy"}
 
 
 def forbidden_imports(source: str) -> list[str]:
-    """Imports in `source` outside schema, findings, io, network.at, the checker's own modules
-    (imported absolutely), pandas, numpy and the stdlib."""
+    """Imports in `source` outside schema, findings, io, network.at, the registry, the
+    checker's own modules (imported absolutely), pandas, numpy and the stdlib."""
     bad = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -1644,9 +1661,9 @@ def forbidden_imports(source: str) -> list[str]:
 
 
 def test_checker_is_independent_of_the_model():
-    """The checker package imports only schema, findings, io, network.at, its own modules,
-    pandas, numpy and the stdlib, and names none of the model's modules (not even in a
-    string)."""
+    """The checker package imports only schema, findings, io, network.at, the registry, its
+    own modules, pandas, numpy and the stdlib, and names none of the model's modules (not even
+    in a string)."""
     files = sorted(CHECK_DIR.glob("*.py"))
     assert files
     model_side = r"(formulation|solvers|results|pipeline|analysis|runtime|report|apps)"

@@ -1,0 +1,116 @@
+"""The entry points: `check_tables` runs every check in order on a set of result tables,
+`check_folder` on an output folder (its CSVs and summary.json).
+
+Owns the order of the checks (first-stage decisions, the network, spot markets, demand,
+origin, rules, money); each check lives in the module named after what it checks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from offtake.check.context import CheckReport, Ctx, Violation
+from offtake.check.contracts import (
+    check_contract_rows,
+    check_contract_start,
+    check_contract_volume,
+    check_credit_rows,
+    check_prepayment_credit,
+    check_take_or_pay,
+    check_volume_tiers,
+)
+from offtake.check.costs import check_costs
+from offtake.check.demand import check_demand_balance, check_resale_and_stock, deliveries
+from offtake.check.network import (
+    allowed_arcs,
+    check_arc_allowed,
+    check_facility_capacity,
+    check_facility_input_balance,
+    check_facility_output_balance,
+    check_production_rows,
+)
+from offtake.check.objective import TermInputs
+from offtake.check.origins import (
+    check_contract_tags,
+    check_flow_tags,
+    check_origin_table,
+    check_production_tags,
+    check_spot_tags,
+    check_tag_text,
+)
+from offtake.check.rules import check_rules
+from offtake.check.spot import check_spot_availability, check_spot_table
+from offtake.check.tables import TABLE_COLUMNS, normalize_table, read_plan, read_tables
+from offtake.domain.schema import Instance
+
+
+def check_tables(
+    inst: Instance,
+    tables: dict[str, pd.DataFrame],
+    reported_objective: float | None,
+    reported_costs: dict[str, float] | None,
+    tol: float = 1e-6,
+    cvar_weight: float | None = None,
+    cvar_alpha: float | None = None,
+) -> CheckReport:
+    """Check result tables against the instance; see the package docstring.
+
+    `reported_costs` (the buyer's terms) defaults to the `costs` table; None for the objective
+    skips that check. Third parties' fiscal costs are always read from the `costs` table.
+    `cvar_weight` / `cvar_alpha` are the solve options of the risk term; without them a
+    reported `risk_cvar` is taken as it is (it cannot be recomputed).
+    """
+    c = Ctx(inst, tol)
+    t = {name: normalize_table(c, name, tables.get(name)) for name in TABLE_COLUMNS}
+    plan = read_plan(c, t)
+    arcs = allowed_arcs(inst)
+    # first stage: offers, starts, volumes, tiers; then deliveries, payments, credits
+    check_contract_start(c, t, plan)
+    check_contract_volume(c, plan)
+    check_take_or_pay(c, plan)
+    check_volume_tiers(c, t, plan)
+    check_prepayment_credit(c, plan)
+    check_contract_rows(c, t, plan)
+    check_credit_rows(c, t)
+    # the network
+    check_arc_allowed(c, t, arcs)
+    check_tag_text(c, t)
+    check_contract_tags(c, t)
+    check_spot_tags(c, t)
+    check_production_tags(c, t)
+    check_flow_tags(c, plan)
+    check_facility_output_balance(c, plan)
+    check_facility_input_balance(c, plan)
+    check_facility_capacity(c, plan)
+    check_production_rows(c, t)
+    check_spot_availability(c, plan)
+    check_spot_table(c, t, plan)
+    # demand, origin, rules
+    arrived = deliveries(c, plan)
+    check_resale_and_stock(c, t)
+    check_demand_balance(c, t, plan, arrived)
+    check_origin_table(c, t, arrived)
+    rows = check_rules(c, t, plan, arrived)
+    # money
+    return check_costs(c, t, plan, TermInputs(arcs, rows), reported_objective, reported_costs,
+                       cvar_weight, cvar_alpha)
+
+
+def check_folder(inst: Instance, out_dir: Path, tol: float = 1e-6) -> CheckReport:
+    """Check an output folder (result CSVs + summary.json, whose options give the risk
+    term's weight and alpha) against the instance."""
+    out_dir = Path(out_dir)
+    tables = read_tables(out_dir)
+    summary_path = out_dir / "summary.json"
+    summary: dict = {}
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    options = summary.get("options") or {}
+    report = check_tables(inst, tables, summary.get("objective"), None, tol,
+                          options.get("cvar_weight"), options.get("cvar_alpha"))
+    if not summary_path.exists():
+        report.violations.append(Violation("table", "summary.json", 1.0, "summary.json missing"))
+    return report

@@ -1,0 +1,189 @@
+"""Money as reported: costs.csv and scenario_costs.csv against the recomputed terms, the risk
+term, third parties' fiscal costs and the objective.
+
+Owns `check_costs` (the money part of a check: every term recomputed by
+`offtake.check.objective`, compared with costs.csv, scenario_costs.csv and the reported
+objective), `reported_costs_of` (costs.csv split by payer), `fiscal_costs` and the names
+`RISK_TERM` and `FISCAL_TERM`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from offtake.check.context import KG_PER_T, CheckReport, Ctx, index_of, numbered
+from offtake.check.objective import (
+    PerScenario,
+    TermInputs,
+    expected,
+    risk_cvar,
+    scenario_terms,
+)
+from offtake.check.prices import offer_price
+from offtake.check.tables import Plan
+
+RISK_TERM = "risk_cvar"
+"""costs.csv term lambda CVaR_alpha (payer 'risk', in the objective; formulation.md, cvar)."""
+
+FISCAL_TERM = "fiscal_floor_support"
+"""costs.csv term of a third party's expected fiscal cost (payer = the third party, not in the
+objective)."""
+
+
+def check_costs(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan, extra: TermInputs,
+                reported_objective: float | None, reported_costs: dict[str, float] | None,
+                cvar_weight: float | None, cvar_alpha: float | None) -> CheckReport:
+    """The money part of a check (see `offtake.check.checker.check_tables` for the
+    arguments): every cost term recomputed in every scenario, against scenario_costs.csv and
+    the reported terms; the risk term; third parties' fiscal costs; the objective. Returns the
+    report with every violation found so far."""
+    per_term = scenario_terms(c, plan, extra)
+    terms = {name: expected(c, per) for name, per in per_term.items()}
+    check_scenario_costs(c, t, per_term)
+    reported = reported_costs_of(c, t)
+    check_cost_terms(c, terms, reported.buyer if reported_costs is None else reported_costs)
+    risk = _check_risk_term(c, per_term, reported.risk, cvar_weight, cvar_alpha)
+    if risk is not None:
+        terms[RISK_TERM] = risk
+    fiscal = fiscal_costs(c, plan)
+    check_fiscal_costs(c, fiscal, reported.fiscal)
+    objective = sum(terms.values())
+    if reported_objective is not None:
+        check_objective(c, objective, reported_objective)
+    totals = {s: sum(per[s] for per in per_term.values()) for s in c.probability}
+    return CheckReport(c.violations, objective, terms, fiscal, totals)
+
+
+def _check_risk_term(c: Ctx, per_term: dict[str, PerScenario], reported: float | None,
+                     cvar_weight: float | None, cvar_alpha: float | None) -> float | None:
+    """The risk term that enters the objective: recomputed (and compared with the reported
+    one) when the solve options give a positive weight and alpha; else the reported one as
+    it is (it cannot be recomputed; with weight 0 it must be 0); None without either."""
+    if cvar_weight is not None and cvar_alpha is not None and cvar_weight > 0:
+        risk = risk_cvar(c, per_term, cvar_weight, cvar_alpha)
+        c.equal("cost_term", RISK_TERM, reported or 0.0, risk,
+                f"reported vs recomputed {cvar_weight:g} x CVaR_{cvar_alpha:g}")
+        return risk
+    if reported is not None:
+        if cvar_weight == 0:
+            c.at_most("cost_term", RISK_TERM, abs(reported), 0.0, "risk term without risk")
+        return reported  # lambda and alpha unknown: taken as reported
+    return None
+
+
+def fiscal_costs(c: Ctx, plan: Plan) -> dict[str, float]:
+    """Each third party's sum pi_s delta_t 1000 (top-up - upside returned) d (not in the
+    objective)."""
+    out: dict[str, float] = {o.floor_paid_by: 0.0 for o in c.inst.offers
+                             if o.floor_paid_by != "buyer"}
+    for (o, _b, year, s), d in plan.delivered.items():
+        up = offer_price(c, o, year, s)
+        if up.payer:
+            out[up.payer] += c.probability[s] * c.delta[year] * KG_PER_T * up.fiscal_per_kg * d
+    return out
+
+
+def _flag_text(text: str) -> bool | None:
+    """An in_objective cell as a boolean, or None when it is neither true nor false."""
+    low = text.strip().lower()
+    if low in ("true", "1", "1.0", "yes"):
+        return True
+    if low in ("false", "0", "0.0", "no"):
+        return False
+    return None
+
+
+@dataclass
+class _Reported:
+    """costs.csv split by payer: the buyer's terms, the risk term, third parties' costs."""
+
+    buyer: dict[str, float] = field(default_factory=dict)
+    risk: float | None = None
+    fiscal: dict[str, float] = field(default_factory=dict)
+
+
+def reported_costs_of(c: Ctx, t: dict[str, pd.DataFrame]) -> _Reported:
+    """costs.csv: buyer rows have payer 'buyer' and in_objective true, `risk_cvar` has payer
+    'risk' and is in the objective; the others must be fiscal_floor_support rows named after
+    their payer."""
+    out = _Reported()
+    for pos, r in numbered(t["costs"]):
+        where = f"costs.csv row {pos}"
+        in_objective = _flag_text(r["in_objective"])
+        if in_objective is None:
+            c.flag("table", where, 1.0, f"in_objective '{r['in_objective']}' is not true/false")
+            continue
+        if in_objective and r["term"] == RISK_TERM:
+            if out.risk is not None:
+                c.flag("table", where, 1.0, f"cost row '{RISK_TERM}' repeated")
+            out.risk = (out.risk or 0.0) + r["value"]
+            continue
+        if in_objective:
+            if r["payer"] not in ("buyer", ""):
+                c.flag("table", where, 1.0, f"term '{r['term']}' in the objective is paid by "
+                       f"'{r['payer']}', not the buyer")
+            target, name = out.buyer, r["term"]
+        else:
+            if r["term"] != FISCAL_TERM or r["payer"] in ("buyer", "", "risk"):
+                c.flag("table", where, 1.0, f"only '{FISCAL_TERM}' rows of a third party are "
+                       f"outside the objective, not '{r['term']}' paid by '{r['payer']}'")
+                continue
+            target, name = out.fiscal, r["payer"]
+        if name in target:
+            c.flag("table", where, 1.0, f"cost row '{r['term']}' ({r['payer']}) repeated")
+        target[name] = target.get(name, 0.0) + r["value"]
+    return out
+
+
+def check_cost_terms(c: Ctx, terms: dict[str, float], reported: dict[str, float]) -> None:
+    """cost_term: each reported term equals its recomputation; no unknown terms."""
+    for name, value in reported.items():
+        if name not in terms and abs(value) > c.tol:
+            c.flag("cost_term", name, abs(value), f"unknown cost term '{name}'")
+    for name, value in terms.items():
+        c.equal("cost_term", name, reported.get(name, 0.0), value, "reported vs recomputed")
+
+
+def check_scenario_costs(c: Ctx, t: dict[str, pd.DataFrame],
+                         per_term: dict[str, PerScenario]) -> None:
+    """scenario_costs.csv: each (scenario, term) is the term recomputed in that scenario, with
+    the scenario's probability."""
+    seen = set()
+    for pos, r in numbered(t["scenario_costs"]):
+        where = f"scenario_costs.csv row {pos}"
+        key = (r["scenario"], r["term"])
+        if key in seen:
+            c.flag("table", where, 1.0, f"row {index_of(*key)} repeated")
+        seen.add(key)
+        c.equal("table", where, r["probability"], c.probability[r["scenario"]], "probability")
+        if r["term"] not in per_term:
+            if abs(r["value"]) > c.tol:
+                c.flag("scenario_cost", index_of(*key), abs(r["value"]),
+                       f"unknown cost term '{r['term']}'")
+            continue
+        c.equal("scenario_cost", index_of(*key), r["value"], per_term[r["term"]][r["scenario"]],
+                "reported vs recomputed")
+    if seen:
+        for term, per in per_term.items():
+            for s, value in per.items():
+                if (s, term) not in seen and abs(value) > c.slack(0.0):
+                    c.flag("scenario_cost", index_of(s, term), abs(value),
+                           f"no row for {value:.10g}")
+
+
+def check_fiscal_costs(c: Ctx, fiscal: dict[str, float], reported: dict[str, float]) -> None:
+    """fiscal_cost: each third party's reported fiscal_floor_support equals its
+    recomputation; no payer that pays no floor."""
+    for payer, value in reported.items():
+        if payer not in fiscal and abs(value) > c.tol:
+            c.flag("fiscal_cost", payer, abs(value), f"'{payer}' pays no floor in the instance")
+    for payer, value in fiscal.items():
+        c.equal("fiscal_cost", payer, reported.get(payer, 0.0), value,
+                f"{FISCAL_TERM} of '{payer}': reported vs recomputed")
+
+
+def check_objective(c: Ctx, objective: float, reported: float) -> None:
+    """objective: the reported objective equals the sum of the recomputed terms."""
+    c.equal("objective", "objective", reported, objective, "reported vs recomputed")
