@@ -2,10 +2,14 @@
 
 Workers are spawned (never forked: HiGHS and BLAS threads of the parent do not survive a
 fork), set up by `executor.setup_worker` (one thread per library, one HiGHS thread), and live
-as long as the executor. Each task has a hard wall-clock timeout (pebble stops the worker
-and starts a new one); a task whose worker dies (a crash, `os._exit`, the kernel's OOM
-killer) is retried once and then reported 'failed' with the exit code or signal. The shared
-object is pickled once into a private temporary folder and loaded once per worker process.
+as long as the executor. They start when the executor is made and import the `preload`
+modules then (a spawned worker needs about a second to import the model code), while the
+caller prepares its first tasks.
+
+Each task has a hard wall-clock timeout (pebble stops the worker and starts a new one); a
+task whose worker dies (a crash, `os._exit`, the kernel's OOM killer) is retried once and
+then reported 'failed' with the exit code or signal. The shared object is pickled once into
+a private temporary folder and loaded once per worker process.
 
 Owns the pool and its temporary folder; must not touch anything of offtake beyond
 `runtime.executor`.
@@ -13,6 +17,7 @@ Owns the pool and its temporary folder; must not touch anything of offtake beyon
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing as mp
 import pickle
 import signal
@@ -35,8 +40,14 @@ _SHARED: OrderedDict[str, Any] = OrderedDict()
 _SHARED_KEPT = 4
 
 
-def _init_worker() -> None:
+def _init_worker(preload: tuple[str, ...] = ()) -> None:
     setup_worker("process pool")
+    for name in preload:
+        importlib.import_module(name)
+
+
+def _started(shared: Any, item: Any) -> None:
+    """The task that starts the workers."""
 
 
 def _load_shared(token: str, path: str | None) -> Any:
@@ -76,12 +87,14 @@ class ProcessExecutor(Executor):
 
     kind = "process"
 
-    def __init__(self, workers: int, timeout: float | None = None):
+    def __init__(self, workers: int, timeout: float | None = None,
+                 preload: tuple[str, ...] = ()):
         super().__init__(workers, timeout)
         self._pool = ProcessPool(max_workers=workers, initializer=_init_worker,
-                                 context=mp.get_context("spawn"))
+                                 initargs=(tuple(preload),), context=mp.get_context("spawn"))
         self._folder = tempfile.TemporaryDirectory(prefix="offtake-runtime-")
         self._paths: dict[str, str] = {}
+        self._pool.schedule(_started, args=(None, None))  # the pool starts its workers now
 
     def _publish(self, shared: Any) -> tuple[str, str | None]:
         """The shared object's token and the file its workers load it from."""
