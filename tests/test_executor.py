@@ -1,13 +1,14 @@
 """The execution layer (offtake.runtime): the same results serially, in a process pool and on
 Dask (a LocalCluster shared by this module); results in input order; a task's error, its
-timeout and its worker's death reported, never lost; the per-worker cache; the workers'
-environment.
+timeout and its worker's death reported, never lost; one level of parallelism (inside a
+multiprocessing.Pool worker the evaluation runs serially and says so).
 
 Module-level imports stay light: the pool's and the cluster's workers import this module to
 find the task functions."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import time
 
@@ -144,3 +145,80 @@ def test_bad_arguments_are_refused():
         make_executor("process", workers=0)
     with pytest.raises(ValueError, match="scheduler"):
         make_executor("process", scheduler="tcp://localhost:8786")
+
+
+# --- plan evaluation on every back-end -----------------------------------------------------
+@pytest.fixture(scope="module")
+def small_plan(tmp_path_factory):
+    """The small US instance under 8 scenarios (test_evaluate) and its stochastic plan."""
+    from test_evaluate import _small_instance
+
+    from offtake.formulation.data import build_data
+    from offtake.formulation.model import build_model, first_stage_values
+    from offtake.solvers.highs import SolveOptions, solve
+
+    d = build_data(_small_instance(tmp_path_factory.mktemp("small")))
+    m = build_model(d)
+    assert solve(m, SolveOptions(mip_gap=1e-4)).has_solution
+    return d, first_stage_values(m)
+
+
+@pytest.fixture(scope="module")
+def serial_evaluation(small_plan):
+    from offtake.analysis.evaluate import evaluate_plan
+
+    d, plan = small_plan
+    res = evaluate_plan(d, plan)
+    assert set(res.status.values()) == {"optimal"} and len(res.cost) == 8
+    assert res.executor == {"kind": "serial", "workers": 1}
+    return res
+
+
+@pytest.mark.parametrize("kind", ["process", "dask"])
+def test_evaluation_gives_the_same_costs_on_every_back_end(kind, shared_executors, small_plan,
+                                                          serial_evaluation):
+    from offtake.analysis.evaluate import evaluate_plan
+
+    d, plan = small_plan
+    ex = shared_executors(kind)
+    res = evaluate_plan(d, plan, executor=ex)
+    again = evaluate_plan(d, plan, executor=ex)  # the workers' solvers are warm now
+    assert res.executor["kind"] == kind and res.errors == {}
+    assert res.status == serial_evaluation.status
+    assert res.cost == pytest.approx(serial_evaluation.cost, rel=1e-9)
+    assert again.cost == pytest.approx(serial_evaluation.cost, rel=1e-9)
+
+
+def _evaluate_in_pool_worker(args: tuple) -> tuple[dict, dict]:
+    """In a multiprocessing.Pool worker: evaluate on a 'process' executor."""
+    from offtake.analysis.evaluate import evaluate_plan
+
+    d, plan = args
+    with make_executor("process", workers=2) as ex:
+        res = evaluate_plan(d, plan, executor=ex)
+    return res.cost, res.executor
+
+
+def test_inside_a_multiprocessing_pool_worker_it_runs_serially_and_says_so(small_plan,
+                                                                          serial_evaluation):
+    with mp.get_context("spawn").Pool(1) as pool:
+        cost, how = pool.apply(_evaluate_in_pool_worker, (small_plan,))
+    assert how["kind"] == "serial" and how["requested"] == "process"
+    assert "daemonic" in how["note"] and "one level of parallelism" in how["note"]
+    assert cost == pytest.approx(serial_evaluation.cost, rel=1e-9)
+
+
+def test_a_failed_task_leaves_its_scenarios_unpriced_and_says_why(small_plan, monkeypatch):
+    """A scenario solver that raises stands for any task failure: its scenarios get status
+    'failed' and the reason, none is priced, and there is no expected cost."""
+    from offtake.analysis.evaluate import ScenarioSolver, evaluate_plan
+
+    def broken(self, x, who, gradients=False):
+        raise RuntimeError("HiGHS went away")
+
+    monkeypatch.setattr(ScenarioSolver, "evaluate", broken)
+    d, plan = small_plan
+    res = evaluate_plan(d, plan)
+    assert res.cost == {} and res.expected is None
+    assert set(res.status.values()) == {"failed"}
+    assert set(res.errors.values()) == {"RuntimeError: HiGHS went away"}

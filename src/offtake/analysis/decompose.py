@@ -12,8 +12,9 @@ solved one at a time:
   group, and the master's bound starts close to the optimum.
 - Every other scenario s has a cost variable theta_s in the master, bounded by optimality
   cuts theta_s >= Q_s(x^) + g_s (x - x^): Q_s is scenario s's cost with the plan x fixed
-  (an LP, `evaluate.ScenarioLp`, built once and re-solved warm), g_s the reduced costs of
-  the fixed plan columns, a subgradient because Q_s is convex in x.
+  (an LP, `evaluate.ScenarioLp`, built once and re-solved warm on an `offtake.runtime`
+  executor, see `evaluate.solve_scenarios`), g_s the reduced costs of the fixed plan
+  columns, a subgradient because Q_s is convex in x.
 - Phase 1 solves the master as an LP and takes cuts at a point between the master's plan and
   a stability centre (in-out), phase 2 solves it as a MIP and takes cuts at its plans. The
   lower bound is the master's (dual) bound, the upper bound the exact expected cost of the
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,11 +40,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from offtake.analysis.evaluate import ScenarioLp, ScenarioPool
+from offtake.analysis.evaluate import WORKER_MODULES, ScenarioLp, solve_scenarios
 from offtake.domain.risk import cvar
 from offtake.domain.schema import Instance
 from offtake.formulation.data import ModelData, build_data
 from offtake.results.tables import write_plan
+from offtake.runtime import Executor, make_executor
 from offtake.solvers.highs import ArrayLp
 
 
@@ -61,6 +65,11 @@ class DecomposeOptions:
     """Relative gap between the best plan's cost and the lower bound at which it stops."""
     workers: int = 2
     """Processes solving scenario LPs (1 = in this process)."""
+    executor: str | None = None
+    """'serial', 'process' or 'dask' (`offtake.runtime.make_executor`); None: serial for
+    workers = 1, else a process pool."""
+    scheduler: str | None = None
+    """A Dask scheduler's address (executor 'dask'); None: a local cluster of `workers`."""
     max_groups: int = 8
     """Most constraint groups (representatives in the master) before refusing."""
     max_iterations: int = 300
@@ -90,6 +99,8 @@ class DecomposeResult:
     seconds: dict[str, float]
     size: dict[str, int]
     history: list[dict] = field(default_factory=list)
+    executor: dict = field(default_factory=dict)
+    """How the scenario LPs were run (`Executor.describe`)."""
 
     @property
     def gap(self) -> float:
@@ -97,8 +108,10 @@ class DecomposeResult:
 
 
 def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None,
-                     progress=None) -> DecomposeResult:
-    """The stochastic optimum of `d` (expected cost + lambda x CVaR_alpha)."""
+                     progress: Callable[[dict], None] | None = None, *,
+                     executor: Executor | None = None) -> DecomposeResult:
+    """The stochastic optimum of `d` (expected cost + lambda x CVaR_alpha), its scenario LPs
+    on `executor` (the caller's, left open) or on one made from the options."""
     options = options or DecomposeOptions()
     t0 = time.perf_counter()
     if any(d.rule_in_expectation.values()):
@@ -107,11 +120,23 @@ def solve_decomposed(d: ModelData, options: DecomposeOptions | None = None,
     if options.cost_clusters is not None and options.cost_clusters < 1:
         raise DecompositionError(f"cost_clusters must be at least 1 (or None: one per "
                                  f"scenario), not {options.cost_clusters}")
-    template, groups, master = _prepare(d, options.max_groups)
-    with ScenarioPool(template, list(d.SCENARIOS), options.workers, elastic_fallback=True,
-                      gradients=True) as pool:
+    with _executor(executor, options) as ex:  # first: a new pool starts while this compiles
+        template, groups, master = _prepare(d, options.max_groups)
         seconds = {"setup": time.perf_counter() - t0, "master": 0.0, "scenarios": 0.0}
-        return _iterate(d, options, master, pool, groups, seconds, t0, progress)
+        scenarios = _Scenarios(ex, template, master, seconds)
+        return _iterate(options, master, scenarios, groups, seconds, t0, progress)
+
+
+@contextmanager
+def _executor(executor: Executor | None, options: DecomposeOptions) -> Iterator[Executor]:
+    """The caller's executor (not closed here), or one made from the options."""
+    if executor is not None:
+        yield executor
+        return
+    kind = options.executor or ("serial" if options.workers <= 1 else "process")
+    with make_executor(kind, workers=options.workers, scheduler=options.scheduler,
+                       preload=WORKER_MODULES) as ex:
+        yield ex
 
 
 def _prepare(d: ModelData, max_groups: int) -> tuple[ScenarioLp, list[list[str]], _Master]:
@@ -177,7 +202,23 @@ def _representative(lp: ScenarioLp, group: list[str], prob: dict[str, float]) ->
 
 
 # --- the iterations --------------------------------------------------------------------------
-def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: ScenarioPool,
+class _Scenarios:
+    """The scenario LPs at a plan on the executor (for `_iterate`)."""
+
+    def __init__(self, ex: Executor, template: ScenarioLp, master: _Master, seconds: dict):
+        self.ex, self.template, self.master, self.seconds = ex, template, master, seconds
+
+    def evaluate(self, x: np.ndarray, who: list[str]) -> dict:
+        out, errors = solve_scenarios(self.ex, self.template, x, who, elastic_fallback=True,
+                                      gradients=True)
+        if errors:
+            s, (status, error) = next(iter(errors.items()))
+            raise DecompositionError(f"the scenario LPs of {len(errors)} scenarios were not "
+                                     f"solved, e.g. {s}: {status}: {error}")
+        return out
+
+
+def _iterate(options: DecomposeOptions, master: _Master, pool: _Scenarios,
              groups: list[list[str]], seconds: dict, t0: float,
              progress=None) -> DecomposeResult:
     others, everyone = master.others, master.scenarios
@@ -291,7 +332,8 @@ def _iterate(d: ModelData, options: DecomposeOptions, master: _Master, pool: Sce
     seconds["total"] = time.perf_counter() - t0
     return DecomposeResult(status, value, min(master.report(lower), value), len(history),
                            master.plan(x), cost, list(master.reps), seconds,
-                           {**master.size, **pool.size, **counts}, history)
+                           {**master.size, "workers": pool.ex.workers, **counts}, history,
+                           pool.ex.describe())
 
 
 # --- the master ------------------------------------------------------------------------------
@@ -504,7 +546,7 @@ def decompose_instance(inst: Instance, out_dir: str | Path, options=None, *,
               "cvar_alpha": cvar_alpha, "representatives": res.representatives,
               "seconds": res.seconds, "size": res.size,
               "currency": inst.meta.currency, "instance_name": inst.meta.name,
-              "history": res.history}
+              "executor": res.executor, "history": res.history}
     (out / "decomposition.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
     write_plan(out / "plan.json", res.plan)
     table = pd.DataFrame([{"scenario": s, "probability": d.probability[s],

@@ -10,21 +10,24 @@ own. Building that LP in Pyomo costs about a third of a second on the medium ins
    sides) is a mutable parameter;
 2. `linear.compile_linear` turns it into arrays affine in those numbers (checked);
 3. each scenario is its data vector put into the arrays, handed to one HiGHS instance per
-   worker (`ScenarioSolver`, `ScenarioPool`), with the plan fixed by column bounds.
+   worker (`ScenarioSolver`), with the plan fixed by column bounds. The scenarios go in
+   chunks to an executor (`offtake.runtime`: serial, a process pool or Dask) that keeps
+   each worker's HiGHS instance warm across chunks and calls (`solve_scenarios`).
 
 The cost of scenario s is exactly what the extensive form with the same plan fixed would
 give for s (tests compare them). Rules that hold in expectation couple the scenarios and are
 refused. Used for the EEV of `pipeline.stochastic_value` and for out-of-sample evaluation of
 a portfolio on a large scenario sample.
 
-Orchestrates data -> model -> linear -> solve; adds no constraint family of its own.
+Orchestrates data -> model -> linear -> solve -> runtime; adds no constraint family of its
+own and starts no process itself.
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from offtake.domain.schema import Instance
 from offtake.formulation.data import ModelData, build_data, parametric_view
 from offtake.formulation.model import PLAN, build_model
 from offtake.results.tables import read_plan
+from offtake.runtime import Executor, highs_threads, make_executor, worker_cache
 from offtake.solvers.highs import ArrayLp, objective_scale_for
 from offtake.solvers.linear import compile_linear
 
@@ -55,6 +59,11 @@ class PlanEvaluation:
     probability: dict[str, float]
     seconds: dict[str, float] = field(default_factory=dict)
     size: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    """Scenarios that were not evaluated (status 'failed' or 'timeout': their task's worker
+    died twice, raised or ran out of time), with the reason."""
+    executor: dict = field(default_factory=dict)
+    """How the scenarios were run (`Executor.describe`)."""
 
     @property
     def expected(self) -> float | None:
@@ -64,9 +73,11 @@ class PlanEvaluation:
         return sum(self.probability[s] * c for s, c in self.cost.items())
 
 
-def evaluate_plan(d: ModelData, plan: dict[str, dict], *, workers: int = 1) -> PlanEvaluation:
+def evaluate_plan(d: ModelData, plan: dict[str, dict], *, workers: int = 1,
+                  executor: Executor | None = None) -> PlanEvaluation:
     """The cost of `plan` (values of the `model.PLAN` variables, missing ones 0) in every
-    scenario of `d`; `workers` > 1 splits the scenarios over processes."""
+    scenario of `d`, on `executor` (the caller's, left open), or else serially (`workers`
+    = 1) or in a pool of `workers` processes."""
     start = time.perf_counter()
     if any(d.rule_in_expectation.values()):
         raise EvaluationError("rules that hold in expectation couple the scenarios; "
@@ -74,19 +85,76 @@ def evaluate_plan(d: ModelData, plan: dict[str, dict], *, workers: int = 1) -> P
     d = replace(d, cvar_weight=0.0, elastic=False)
     _check_plan(d, plan)
     scenarios = list(d.SCENARIOS)
-    template = ScenarioLp(d, scenarios)
-    with ScenarioPool(template, scenarios, workers) as pool:
-        out = pool.evaluate(plan_vector(template.plan_keys, plan), scenarios)
+    with _executor(executor, workers) as ex:  # first: a new pool starts while this compiles
+        template = ScenarioLp(d, scenarios)
+        out, errors = solve_scenarios(ex, template, plan_vector(template.plan_keys, plan),
+                                      scenarios)
+        runtime = ex.describe()
     cost = {s: value / template.scale + template.offset(s)
             for s, (st, value, _) in out.items() if st == "optimal"}
-    return PlanEvaluation({s: cost[s] for s in scenarios if s in cost},
-                          {s: out[s][0] for s in scenarios}, dict(d.probability),
-                          {"total": time.perf_counter() - start}, template.size)
+    status = {s: out[s][0] if s in out else errors[s][0] for s in scenarios}
+    return PlanEvaluation({s: cost[s] for s in scenarios if s in cost}, status,
+                          dict(d.probability), {"total": time.perf_counter() - start},
+                          template.size, {s: e[1] for s, e in errors.items()}, runtime)
+
+
+@contextmanager
+def _executor(executor: Executor | None, workers: int) -> Iterator[Executor]:
+    """The caller's executor (not closed here), or one for `workers`."""
+    if executor is not None:
+        yield executor
+        return
+    with make_executor("serial" if workers <= 1 else "process", workers=workers,
+                       preload=WORKER_MODULES) as ex:
+        yield ex
+
+
+WORKER_MODULES = (__name__,)
+"""What the tasks of `solve_scenarios` import in a worker (`make_executor`'s preload)."""
+CHUNKS_PER_WORKER = 4
+"""Tasks per worker in one `solve_scenarios` call: enough to balance the load, few enough
+that each worker's HiGHS instance re-solves a run of similar scenarios."""
+
+
+def solve_scenarios(ex: Executor, template: ScenarioLp, x: np.ndarray, who: list[str], *,
+                    elastic_fallback: bool = False, gradients: bool = False,
+                    ) -> tuple[dict, dict[str, tuple[str, str]]]:
+    """Scenarios `who` with the plan vector `x` fixed, in chunks of consecutive scenarios
+    on `ex` (one chunk when serial): {s: (status, value, reduced costs or None)} as
+    `ScenarioSolver.evaluate` gives them, and {s: (task status, error)} for the scenarios
+    whose task failed. Each worker keeps its `ScenarioSolver` (and so its HiGHS instance
+    and the scenarios' last bases) for later chunks and later calls on the same executor
+    with the same template."""
+    k = 1 if ex.kind == "serial" else min(len(who), ex.workers * CHUNKS_PER_WORKER)
+    chunks = [list(c) for c in np.array_split(np.array(who, dtype=object), max(k, 1))
+              if len(c)]
+    tasks = [(x, c, elastic_fallback, gradients) for c in chunks]
+    out: dict = {}
+    errors: dict[str, tuple[str, str]] = {}
+    for chunk, res in zip(chunks, ex.map(_solve_chunk, tasks, shared=template), strict=True):
+        if res.ok:
+            out.update(res.value)
+        else:
+            errors.update(dict.fromkeys(chunk, (res.status, res.error)))
+    return out, errors
+
+
+def _solve_chunk(template: ScenarioLp, task: tuple) -> dict:
+    """A task of `solve_scenarios`, in a worker: the worker's solver (built once) on a chunk
+    of scenarios."""
+    x, who, elastic_fallback, gradients = task
+    cache = worker_cache()
+    solver = cache.get(("solver", elastic_fallback))
+    if solver is None:
+        solver = ScenarioSolver(template, list(template.thetas), elastic_fallback)
+        cache[("solver", elastic_fallback)] = solver
+    return solver.evaluate(x, set(who), gradients)
 
 
 class ScenarioLp:
     """The one-scenario LP with the plan's columns, as arrays affine in the scenario data
-    (built and compiled once; immutable, so worker processes share it by fork)."""
+    (built and compiled once; read-only and picklable: it is the executor's shared object,
+    sent once to each worker)."""
 
     def __init__(self, d: ModelData, scenarios: list[str]):
         holder = pyo.ConcreteModel()
@@ -103,11 +171,13 @@ class ScenarioLp:
         # every row stays, those on the plan alone too: a capacity cut in a scenario can
         # make contracted volumes undeliverable, and HiGHS then reports the scenario
         # infeasible
-        self.arrays = a = compile_linear(m, params)
+        a = compile_linear(m, params)
         self.plan_cols = np.array([j for j, v in enumerate(a.columns) if id(v) in plan_vars],
                                   dtype=np.int64)
         self.plan_keys = [(v.parent_component().local_name, v.index())
                           for v in (a.columns[j] for j in self.plan_cols)]
+        # the Pyomo components stay behind (ranges keep the shape): the template is pickled
+        self.arrays = a = replace(a, columns=range(a.shape[1]), rows=range(a.shape[0]))
         self.thetas = {s: np.asarray(view.values[s]) for s in scenarios}
         self.max_cost = d.max_cost_coefficient()
         self.scale = 2.0 ** (objective_scale_for(self.max_cost) or 0)
@@ -120,10 +190,14 @@ class ScenarioLp:
                      "changing_entries": int(sum(len(v) for v in self.dynamic.values()))}
 
     def highs(self, s: str) -> ArrayLp:
-        """A HiGHS instance holding scenario s."""
+        """A HiGHS instance holding scenario s (one thread in a worker process)."""
         a, th = self.arrays, self.thetas[s]
-        return ArrayLp(a.cost.at(th) * self.scale, a.col_lb.at(th), a.col_ub.at(th),
-                       a.row_lb.at(th), a.row_ub.at(th), a.matrix(th))
+        lp = ArrayLp(a.cost.at(th) * self.scale, a.col_lb.at(th), a.col_ub.at(th),
+                     a.row_lb.at(th), a.row_ub.at(th), a.matrix(th))
+        threads = highs_threads()
+        if threads is not None:
+            lp.set_option("threads", threads)
+        return lp
 
     def load(self, lp: ArrayLp, s: str) -> None:
         """Put scenario s's numbers into `lp` (only those that change between scenarios)."""
@@ -168,9 +242,7 @@ class ScenarioSolver:
         t = self.t
         self.lp.set_col_bounds(t.plan_cols, x, x)
         out = {}
-        for s in self.scenarios:
-            if s not in who:
-                continue
+        for s in (s for s in self.scenarios if s in who):
             lp = self.lp
             t.load(lp, s)
             if s in self.bases:
@@ -224,72 +296,6 @@ def _second_opinion(lp: ArrayLp, tolerance: float = 1e-6) -> tuple[str, float]:
         lp.set_option("primal_feasibility_tolerance", 1e-7)
 
 
-class ScenarioPool:
-    """`ScenarioSolver`s over a split of the scenarios: in this process (workers = 1) or in
-    forked worker processes that share the compiled template. A context manager."""
-
-    def __init__(self, template: ScenarioLp, scenarios: list[str], workers: int = 1,
-                 elastic_fallback: bool = False, gradients: bool = False):
-        k = max(1, min(workers, len(scenarios)))
-        self.gradients = gradients
-        self.size = {"workers": k}
-        self.local = (ScenarioSolver(template, scenarios, elastic_fallback)
-                      if k == 1 else None)
-        self.conns: list = []
-        self.procs: list = []
-        if self.local is None:
-            ctx = mp.get_context("fork")
-            for i in range(k):
-                parent, child = ctx.Pipe()
-                p = ctx.Process(target=_worker, daemon=True,
-                                args=(child, template, scenarios[i::k], elastic_fallback,
-                                      gradients))
-                p.start()
-                self.conns.append(parent)
-                self.procs.append(p)
-
-    def evaluate(self, x: np.ndarray, who: list[str]) -> dict:
-        if self.local is not None:
-            return self.local.evaluate(x, set(who), self.gradients)
-        for conn in self.conns:
-            conn.send((x, list(who)))
-        out: dict = {}
-        errors = []
-        for conn in self.conns:
-            msg, arg = conn.recv()
-            if msg == "ok":
-                out.update(arg)
-            else:
-                errors.append(arg)
-        if errors:
-            raise EvaluationError("; ".join(errors))
-        return out
-
-    def close(self) -> None:
-        for conn in self.conns:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                conn.send(None)
-        for p in self.procs:
-            p.join(timeout=10)
-
-    def __enter__(self) -> ScenarioPool:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _worker(conn, template: ScenarioLp, scenarios: list[str], elastic_fallback: bool,
-            gradients: bool) -> None:
-    try:
-        solver = ScenarioSolver(template, scenarios, elastic_fallback)
-        while (msg := conn.recv()) is not None:
-            x, who = msg
-            conn.send(("ok", solver.evaluate(x, set(who), gradients)))
-    except Exception as exc:  # the parent raises it
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
 def _check_plan(d: ModelData, plan: dict[str, dict]) -> None:
     """A plan names only decisions this instance has (a plan from another instance, or a
     typo, is refused rather than silently read as zeros)."""
@@ -312,22 +318,24 @@ def plan_vector(keys: list, plan: dict[str, dict]) -> np.ndarray:
 
 
 def evaluate_portfolio(inst: Instance, plan_path: str | Path, workers: int = 1,
-                       alpha: float = 0.95) -> tuple[pd.DataFrame, dict]:
+                       alpha: float = 0.95, *,
+                       executor: Executor | None = None) -> tuple[pd.DataFrame, dict]:
     """A saved portfolio (plan.json) priced in every scenario of `inst`: a table (scenario,
     probability, status, cost) and a report (expected cost and its distribution, the
-    scenarios where the portfolio cannot be carried out, seconds)."""
+    scenarios where the portfolio cannot be carried out, those not evaluated and why,
+    seconds, the executor)."""
 
     d = build_data(inst)
-    res = evaluate_plan(d, read_plan(Path(plan_path)), workers=workers)
+    res = evaluate_plan(d, read_plan(Path(plan_path)), workers=workers, executor=executor)
     table = pd.DataFrame([{"scenario": s, "probability": d.probability[s],
                            "status": res.status[s], "cost": res.cost.get(s)}
                           for s in d.SCENARIOS])
-    failed = [s for s in d.SCENARIOS if res.status[s] != "optimal"]
+    failed = [s for s in d.SCENARIOS if res.status[s] != "optimal" and s not in res.errors]
     risk = {}
-    if not failed:
+    if not failed and not res.errors:
         risk = summary([res.cost[s] for s in d.SCENARIOS],
                        [d.probability[s] for s in d.SCENARIOS], alpha)
     report = {"scenarios": len(d.SCENARIOS), "expected_cost": res.expected,
-              "risk": risk, "infeasible_in": failed, "seconds": res.seconds,
-              "template": res.size}
+              "risk": risk, "infeasible_in": failed, "not_evaluated": res.errors,
+              "seconds": res.seconds, "template": res.size, "executor": res.executor}
     return table, report
