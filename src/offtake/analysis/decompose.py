@@ -203,137 +203,198 @@ def _representative(lp: ScenarioLp, group: list[str], prob: dict[str, float]) ->
 
 # --- the iterations --------------------------------------------------------------------------
 class _Scenarios:
-    """The scenario LPs at a plan on the executor (for `_iterate`)."""
+    """The scenario LPs at a plan, on the executor: timed, every verdict but 'optimal' and
+    'elastic' refused, and (once the master has its cost variables) the cuts added."""
 
     def __init__(self, ex: Executor, template: ScenarioLp, master: _Master, seconds: dict):
         self.ex, self.template, self.master, self.seconds = ex, template, master, seconds
+        self.elastic_evaluations = 0
 
-    def evaluate(self, x: np.ndarray, who: list[str]) -> dict:
+    def __call__(self, x: np.ndarray, who: list[str]) -> dict:
+        t = time.perf_counter()
         out, errors = solve_scenarios(self.ex, self.template, x, who, elastic_fallback=True,
                                       gradients=True)
+        self.seconds["scenarios"] += time.perf_counter() - t
         if errors:
             s, (status, error) = next(iter(errors.items()))
             raise DecompositionError(f"the scenario LPs of {len(errors)} scenarios were not "
                                      f"solved, e.g. {s}: {status}: {error}")
-        return out
-
-
-def _iterate(options: DecomposeOptions, master: _Master, pool: _Scenarios,
-             groups: list[list[str]], seconds: dict, t0: float,
-             progress=None) -> DecomposeResult:
-    others, everyone = master.others, master.scenarios
-    best: tuple[float, np.ndarray | None, dict] = (np.inf, None, {})
-    lower, phase, history = -np.inf, "lp", []
-    lp_values: list[float] = []
-    counts = {"elastic_evaluations": 0}
-
-    def evaluate(x: np.ndarray, who: list[str]) -> dict:
-        t = time.perf_counter()
-        out = pool.evaluate(x, who)
-        seconds["scenarios"] += time.perf_counter() - t
         failed = [s for s, r in out.items() if r[0] not in ("optimal", "elastic")]
-        counts["elastic_evaluations"] += sum(r[0] == "elastic" for r in out.values())
+        self.elastic_evaluations += sum(r[0] == "elastic" for r in out.values())
         if failed:
             raise DecompositionError(f"the scenario LP of {failed[0]} ended {out[failed[0]][0]} "
                                      "for a plan its group's representative can carry out")
-        if master.clusters:
-            master.add_cuts(x, out)
+        if self.master.clusters:
+            self.master.add_cuts(x, out)
         return out
 
-    t = time.perf_counter()
-    centre = master.start()
-    seconds["master"] += time.perf_counter() - t
-    first = evaluate(centre, others)
-    master.set_clusters(cost_clusters(
-        groups, master.reps, {s: first[s][1] for s in others},
-        None if master.lam > 0 else options.cost_clusters))
-    master.add_cuts(centre, first)
+
+@dataclass
+class _State:
+    """What the iterations carry from one to the next."""
+
+    centre: np.ndarray
+    """The stability centre (a plan; phase 'fixed': with the same integers as the MIP's)."""
+    centre_full: np.ndarray | None = None
+    """Phase 'fixed': the master solution at the centre (blocks, thetas)."""
+    phase: str = "lp"
+    """'lp' (phase 1), 'mip' (phase 2), 'fixed' (a signing pattern's volumes settled)."""
+    lower: float = -np.inf
+    """The master's best bound (its units)."""
+    best: tuple[float, np.ndarray | None, dict] = (np.inf, None, {})
+    """The best plan evaluated in every scenario: objective, plan, cost per scenario."""
+    lp_values: list[float] = field(default_factory=list)
+    fixed_values: list[float] = field(default_factory=list)
+    tried: set[bytes] = field(default_factory=set)
+    """Signing patterns whose volumes were settled."""
+    proving: bool = False
+    """Phase 'mip' at the target gap (nothing new came at the loose gap)."""
+    history: list[dict] = field(default_factory=list)
+
+
+def _iterate(options: DecomposeOptions, master: _Master, scenarios: _Scenarios,
+             groups: list[list[str]], seconds: dict, t0: float,
+             progress: Callable[[dict], None] | None = None) -> DecomposeResult:
+    state = _start(options, master, scenarios, groups, seconds)
     status = "stopped"
-    fixed_values: list[float] = []
-    tried: set[bytes] = set()
-    proving = False
-
-    def consider(x: np.ndarray, out: dict, full: np.ndarray) -> None:
-        nonlocal best
-        if any(r[0] != "optimal" for r in out.values()):
-            return  # needed elastic columns somewhere: a lower estimate, not a plan's cost
-        cost = {s: master.unscaled(s, out[s][1]) for s in everyone}
-        total = master.objective_of(cost)
-        if total < best[0]:
-            best = (total, x.copy(), cost)
-            master.remember(x, out, full)
-
     for it in range(1, options.max_iterations + 1):
-        t = time.perf_counter()
-        if phase == "mip":  # loose while it proposes new signing patterns, then tight
-            master.lp.set_option("mip_rel_gap", float(options.gap / 2 if proving
-                                                      else max(options.gap, 1e-4)))
-            if options.time_limit is not None:  # one MIP solve may take minutes
-                master.lp.set_option("time_limit", max(
-                    1.0, options.time_limit - (time.perf_counter() - t0)))
-        try:
-            x, value, bound = master.solve(integer=(phase == "mip"))
-        except _OutOfTime as stop:
-            lower = max(lower, stop.bound)  # the interrupted MIP's bound still holds
+        solved = _solve_master(options, master, state, seconds, t0)
+        if solved is None:
             break
-        finally:
-            seconds["master"] += time.perf_counter() - t
-        if phase != "fixed":  # with the integers fixed the master bounds nothing globally
-            lower = max(lower, bound)
-        if phase == "lp":
-            lp_values.append(value)
-            sep = options.in_out * centre + (1 - options.in_out) * x
-            evaluate(sep, others)
-            centre = sep
-            if (len(lp_values) > 3 and lp_values[-1] - lp_values[-4]
-                    <= options.lp_phase_tolerance * max(abs(lp_values[-1]), 1e-9)):
-                phase = "mip"
-        elif phase == "mip":
-            consider(x, evaluate(x, everyone), master.last)
-            key = _pattern(x[master.x_int])
-            if key not in tried:  # a new signing pattern: settle its volumes by LPs
-                tried.add(key)
-                master.fix_integers(x)
-                phase, centre, fixed_values = "fixed", x, []
-                centre_full = master.last.copy()
-                proving = False
-            else:  # nothing new at the loose gap: prove (or improve) at the target gap
-                proving = True
-        else:
-            fixed_values.append(value)
-            # a mix of two master solutions with the same integers is one too: its full
-            # vector (blocks, thetas) is the next MIP start if the plan is the best so far
-            sep = options.in_out * centre + (1 - options.in_out) * x
-            sep_full = options.in_out * centre_full + (1 - options.in_out) * master.last
-            consider(sep, evaluate(sep, everyone), sep_full)
-            centre, centre_full = sep, sep_full
-            settled = master.report(value) >= best[0] - options.gap / 2 * abs(best[0])
-            stalled = (len(fixed_values) > 3 and fixed_values[-1] - fixed_values[-4]
-                       <= options.gap * max(abs(fixed_values[-1]), 1e-9))
-            if settled or stalled:
-                master.free_integers()
-                phase = "mip"
-        history.append({"iteration": it, "phase": phase, "lower": master.report(lower),
-                        "upper": best[0], "seconds": time.perf_counter() - t0,
-                        "master_seconds": seconds["master"],
-                        "scenario_seconds": seconds["scenarios"],
-                        "master_rows": master.lp.num_rows()})
+        _STEPS[state.phase](options, master, scenarios, state, *solved)
+        state.history.append({"iteration": it, "phase": state.phase,
+                              "lower": master.report(state.lower), "upper": state.best[0],
+                              "seconds": time.perf_counter() - t0,
+                              "master_seconds": seconds["master"],
+                              "scenario_seconds": seconds["scenarios"],
+                              "master_rows": master.lp.num_rows()})
         if progress is not None:
-            progress(history[-1])
-        if best[1] is not None and best[0] - master.report(lower) <= options.gap * abs(best[0]):
+            progress(state.history[-1])
+        best = state.best[0]
+        if state.best[1] is not None and (best - master.report(state.lower)
+                                          <= options.gap * abs(best)):
             status = "optimal"
             break
         if options.time_limit is not None and time.perf_counter() - t0 > options.time_limit:
             break
-    if best[1] is None:
+    return _result(status, master, state, scenarios, seconds, t0)
+
+
+def _start(options: DecomposeOptions, master: _Master, scenarios: _Scenarios,
+           groups: list[list[str]], seconds: dict) -> _State:
+    """The first stability centre (the representatives' best plan), the cost clusters from
+    the scenarios' costs there, and the first cuts."""
+    t = time.perf_counter()
+    centre = master.start()
+    seconds["master"] += time.perf_counter() - t
+    first = scenarios(centre, master.others)
+    master.set_clusters(cost_clusters(
+        groups, master.reps, {s: first[s][1] for s in master.others},
+        None if master.lam > 0 else options.cost_clusters))
+    master.add_cuts(centre, first)
+    return _State(centre=centre)
+
+
+def _solve_master(options: DecomposeOptions, master: _Master, state: _State, seconds: dict,
+                  t0: float) -> tuple[np.ndarray, float] | None:
+    """The master's next plan and value (its bound raises `state.lower` outside phase
+    'fixed'), or None when the time ran out in a MIP (whose bound still holds)."""
+    t = time.perf_counter()
+    if state.phase == "mip":  # loose while it proposes new signing patterns, then tight
+        master.lp.set_option("mip_rel_gap", float(options.gap / 2 if state.proving
+                                                  else max(options.gap, 1e-4)))
+        if options.time_limit is not None:  # one MIP solve may take minutes
+            master.lp.set_option("time_limit", max(
+                1.0, options.time_limit - (time.perf_counter() - t0)))
+    try:
+        x, value, bound = master.solve(integer=(state.phase == "mip"))
+    except _OutOfTime as stop:
+        state.lower = max(state.lower, stop.bound)  # the interrupted MIP's bound still holds
+        return None
+    finally:
+        seconds["master"] += time.perf_counter() - t
+    if state.phase != "fixed":  # with the integers fixed the master bounds nothing globally
+        state.lower = max(state.lower, bound)
+    return x, value
+
+
+def _lp_step(options: DecomposeOptions, master: _Master, scenarios: _Scenarios,
+             state: _State, x: np.ndarray, value: float) -> None:
+    """Phase 1: cuts at a point between the LP master's plan and the centre (in-out), which
+    moves there; phase 2 once the LP bound stalls."""
+    state.lp_values.append(value)
+    sep = options.in_out * state.centre + (1 - options.in_out) * x
+    scenarios(sep, master.others)
+    state.centre = sep
+    v = state.lp_values
+    if len(v) > 3 and v[-1] - v[-4] <= options.lp_phase_tolerance * max(abs(v[-1]), 1e-9):
+        state.phase = "mip"
+
+
+def _mip_step(options: DecomposeOptions, master: _Master, scenarios: _Scenarios,
+              state: _State, x: np.ndarray, value: float) -> None:
+    """Phase 2: the MIP's plan priced in every scenario; a new signing pattern has its
+    volumes settled by LPs (phase 'fixed'), a known one sends the MIP to the target gap."""
+    _consider(master, state, x, scenarios(x, master.scenarios), master.last)
+    key = _pattern(x[master.x_int])
+    if key not in state.tried:
+        state.tried.add(key)
+        master.fix_integers(x)
+        state.phase, state.centre, state.fixed_values = "fixed", x, []
+        state.centre_full = master.last.copy()
+        state.proving = False
+    else:
+        state.proving = True
+
+
+def _fixed_step(options: DecomposeOptions, master: _Master, scenarios: _Scenarios,
+                state: _State, x: np.ndarray, value: float) -> None:
+    """One signing pattern's volumes, by in-out steps of the LP master with its integers
+    fixed; back to the MIP once it cannot beat the best plan or stalls."""
+    state.fixed_values.append(value)
+    # a mix of two master solutions with the same integers is one too: its full vector
+    # (blocks, thetas) is the next MIP start if the plan is the best so far
+    assert state.centre_full is not None
+    sep = options.in_out * state.centre + (1 - options.in_out) * x
+    sep_full = options.in_out * state.centre_full + (1 - options.in_out) * master.last
+    _consider(master, state, sep, scenarios(sep, master.scenarios), sep_full)
+    state.centre, state.centre_full = sep, sep_full
+    best = state.best[0]
+    settled = master.report(value) >= best - options.gap / 2 * abs(best)
+    v = state.fixed_values
+    stalled = len(v) > 3 and v[-1] - v[-4] <= options.gap * max(abs(v[-1]), 1e-9)
+    if settled or stalled:
+        master.free_integers()
+        state.phase = "mip"
+
+
+_STEPS = {"lp": _lp_step, "mip": _mip_step, "fixed": _fixed_step}
+
+
+def _consider(master: _Master, state: _State, x: np.ndarray, out: dict,
+              full: np.ndarray) -> None:
+    """A plan priced in every scenario becomes the best if it is (and the next MIP start)."""
+    if any(r[0] != "optimal" for r in out.values()):
+        return  # needed elastic columns somewhere: a lower estimate, not a plan's cost
+    cost = {s: master.unscaled(s, out[s][1]) for s in master.scenarios}
+    total = master.objective_of(cost)
+    if total < state.best[0]:
+        state.best = (total, x.copy(), cost)
+        master.remember(x, out, full)
+
+
+def _result(status: str, master: _Master, state: _State, scenarios: _Scenarios,
+            seconds: dict, t0: float) -> DecomposeResult:
+    value, x, cost = state.best
+    if x is None:
         raise DecompositionError("stopped before the master proposed an integer plan; "
                                  "raise the time or iteration limit")
-    value, x, cost = best
     seconds["total"] = time.perf_counter() - t0
-    return DecomposeResult(status, value, min(master.report(lower), value), len(history),
-                           master.plan(x), cost, list(master.reps), seconds,
-                           {**master.size, "workers": pool.ex.workers, **counts}, history,
-                           pool.ex.describe())
+    size = {**master.size, "workers": scenarios.ex.workers,
+            "elastic_evaluations": scenarios.elastic_evaluations}
+    return DecomposeResult(status, value, min(master.report(state.lower), value),
+                           len(state.history), master.plan(x), cost, list(master.reps),
+                           seconds, size, state.history, scenarios.ex.describe())
 
 
 # --- the master ------------------------------------------------------------------------------
