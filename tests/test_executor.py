@@ -1,7 +1,7 @@
 """The execution layer (offtake.runtime): the same results serially, in a process pool and on
 Dask (a LocalCluster shared by this module); results in input order; a task's error, its
 timeout and its worker's death reported, never lost; one level of parallelism (inside a
-multiprocessing.Pool worker the evaluation runs serially and says so).
+multiprocessing.Pool worker the evaluation runs serially and says so); the lean solve.
 
 Module-level imports stay light: the pool's and the cluster's workers import this module to
 find the task functions."""
@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import time
+from pathlib import Path
 
 import pytest
 
 from offtake.runtime import highs_threads, make_executor, worker_cache, worker_reason
 
+ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ["serial", "process", "dask"]
 
 
@@ -222,3 +225,24 @@ def test_a_failed_task_leaves_its_scenarios_unpriced_and_says_why(small_plan, mo
     assert res.cost == {} and res.expected is None
     assert set(res.status.values()) == {"failed"}
     assert set(res.errors.values()) == {"RuntimeError: HiGHS went away"}
+
+
+# --- the lean solve -------------------------------------------------------------------------
+def test_solve_lean_gives_the_objective_of_solve_instance_and_maps_over_workers(
+        shared_executors):
+    from offtake.io.loader import load_instance
+    from offtake.pipeline.solve import LeanOutcome, solve_instance, solve_lean, solve_lean_task
+    from offtake.solvers.highs import SolveOptions
+
+    inst = load_instance(ROOT / "instances" / "us_ev_oem_small.yaml").instance
+    full = solve_instance(inst)
+    lean = solve_lean(inst)
+    assert lean.status == full.status == "optimal"
+    assert lean.objective == pytest.approx(full.objective, rel=1e-9)
+    assert lean.bound == pytest.approx(full.bound, rel=1e-9) and lean.gap == full.mip_gap
+    assert lean.plan == full.plan
+    assert pickle.loads(pickle.dumps(lean)) == lean
+    [mapped] = shared_executors("process").map(solve_lean_task, [inst],
+                                               shared=SolveOptions())
+    assert mapped.ok and isinstance(mapped.value, LeanOutcome)
+    assert mapped.value.objective == pytest.approx(full.objective, rel=1e-9)

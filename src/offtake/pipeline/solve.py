@@ -1,11 +1,13 @@
 """One solve of an instance: derived data -> model -> HiGHS -> typed results (with the rules'
 shadow prices). Every feature that needs an optimum calls `solve_instance`; it writes nothing.
+Callers that need values only (sweeps over many instances, mapped over an
+`offtake.runtime` executor) call `solve_lean`: no tables, no duals, a picklable outcome.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from offtake.domain.schema import Instance
@@ -19,7 +21,8 @@ from offtake.formulation.model import (
     solution_values,
 )
 from offtake.results.tables import Results, assemble
-from offtake.solvers.highs import SolveOptions, objective_scale_for, solve, solve_duals
+from offtake.runtime import highs_threads
+from offtake.solvers.highs import SolveOptions, Status, objective_scale_for, solve, solve_duals
 
 
 def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
@@ -45,6 +48,45 @@ def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
                    options=_options_dict(options))
     res.plan = plan
     return res
+
+
+@dataclass(frozen=True)
+class LeanOutcome:
+    """The values of one solve (`solve_lean`): plain numbers and the plan, picklable."""
+
+    status: Status
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    plan: dict[str, dict] = field(default_factory=dict)
+    """First-stage values by variable and index (empty without a solution)."""
+
+    @property
+    def has_solution(self) -> bool:
+        return self.status in ("optimal", "feasible")
+
+
+def solve_lean(inst: Instance, options: SolveOptions | None = None) -> LeanOutcome:
+    """Build and solve like `solve_instance` (same data, objective scale and HiGHS options,
+    so the same objective), keeping only status, objective, bound, gap and the plan: no
+    result tables, no shadow prices, no checker. In a worker process HiGHS gets one thread
+    unless `options.threads` says otherwise."""
+    options = options or SolveOptions()
+    data = build_data(inst, cvar_weight=options.cvar_weight, cvar_alpha=options.cvar_alpha)
+    if options.objective_scale is None:
+        options = replace(options,
+                          objective_scale=objective_scale_for(data.max_cost_coefficient()))
+    if options.threads is None and (threads := highs_threads()) is not None:
+        options = replace(options, threads=threads)
+    model = build_model(data)
+    outcome = solve(model, options)
+    plan = first_stage_values(model) if outcome.has_solution else {}
+    return LeanOutcome(outcome.status, outcome.objective, outcome.bound, outcome.mip_gap, plan)
+
+
+def solve_lean_task(options: SolveOptions | None, inst: Instance) -> LeanOutcome:
+    """`solve_lean` as an executor task: `ex.map(solve_lean_task, instances, shared=options)`."""
+    return solve_lean(inst, options)
 
 
 def _options_dict(options: SolveOptions) -> dict:
