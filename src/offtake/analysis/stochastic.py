@@ -48,7 +48,7 @@ def stochastic_value(inst: Instance, options: SolveOptions | None = None) -> Sto
     """RP, EV, EEV, WS, VSS and EVPI of an instance's scenario set (see StochasticValue)."""
     options = replace(options or SolveOptions(), cvar_weight=0.0)
     d = build_data(inst)
-    status = {}
+    status: dict[str, str] = {}
 
     def run_(data, fixed=None):
         m = build_model(data)
@@ -61,7 +61,8 @@ def stochastic_value(inst: Instance, options: SolveOptions | None = None) -> Sto
     rp, rp_model = run_(d)
     ev, ev_model = run_(scenario_view(d, d.probability, "expected"))
     status.update(RP=rp.status, EV=ev.status)
-    eev_value, eev_costs = None, {}
+    eev_value: float | None = None
+    eev_costs: dict[str, float] = {}
     if ev.has_solution:
         eev_value, eev_costs, status["EEV"] = _eev(d, first_stage_values(ev_model), run_)
     ws_total, ws_ok = 0.0, True

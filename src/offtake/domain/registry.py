@@ -42,6 +42,8 @@ class RuleKind:
     component: str
     """Pyomo constraint holding its rows; also the name the checker reports violations under."""
     form: Literal["count", "rows"]
+    sense: Literal["le", "ge"]
+    """Side of its bound: "le" for a maximum or an exclusion, "ge" for a minimum."""
     unit: Literal["suppliers", "t"]
     """Unit of its slack, its violation and its penalty."""
 
@@ -72,21 +74,21 @@ def unregister_rule_kind(kind: str) -> None:
 
 for _entry in (
     RuleKind("max_suppliers", schema.MaxSuppliersRule, "max_suppliers", "suppliers_max",
-             "count", "suppliers"),
+             "count", "le", "suppliers"),
     RuleKind("min_suppliers", schema.MinSuppliersRule, "min_suppliers", "suppliers_min",
-             "count", "suppliers"),
+             "count", "ge", "suppliers"),
     RuleKind("max_supplier_share", schema.MaxSupplierShareRule, "max_supplier_share",
-             "supplier_share_max", "rows", "t"),
+             "supplier_share_max", "rows", "le", "t"),
     RuleKind("max_country_share", schema.MaxCountryShareRule, "max_country_share",
-             "country_share_max", "rows", "t"),
+             "country_share_max", "rows", "le", "t"),
     RuleKind("min_content_share", schema.MinContentShareRule, "min_content_share",
-             "content_share_min", "rows", "t"),
+             "content_share_min", "rows", "ge", "t"),
     RuleKind("exclusion", schema.ExclusionRule, "exclusion", "excluded_content_max", "rows",
-             "t"),
+             "le", "t"),
     RuleKind("min_recycled_share", schema.MinRecycledShareRule, "min_recycled_share",
-             "recycled_share_min", "rows", "t"),
+             "recycled_share_min", "rows", "ge", "t"),
     RuleKind("max_offtake_share", schema.MaxOfftakeShareRule, "max_offtake_share",
-             "offtake_share_max", "rows", "t"),
+             "offtake_share_max", "rows", "le", "t"),
 ):
     RULE_KINDS[_entry.kind] = _entry
 

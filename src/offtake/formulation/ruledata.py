@@ -19,6 +19,7 @@ from typing import Any
 from offtake.domain.findings import Finding
 from offtake.domain.network import at, offer_eligible
 from offtake.domain.origin import all_steps_in, countries_at, has_step_in, is_recycled, steps
+from offtake.domain.registry import RULE_KINDS, count_kinds, implementation_table
 from offtake.domain.schema import Instance
 
 
@@ -56,13 +57,16 @@ class RuleRow:
 
 POOL = "pooled"
 
+ROW_BUILDERS, row_builder = implementation_table("rule kind", lambda: RULE_KINDS)
+"""Row builder of each rule kind of form "rows": fn(rule, context) -> [RuleRow]."""
+
 
 def count_rule_offers(inst: Instance, years: tuple[int, ...]) -> list[tuple[str, str, str]]:
     """(rule, supplier unit, offer) for max_suppliers and min_suppliers rules."""
     fac = {f.id: f for f in inst.facilities}
     out = []
     for r in inst.rules:
-        if r.kind not in ("max_suppliers", "min_suppliers"):
+        if r.kind not in count_kinds():
             continue
         sc = r.scope
         for o in inst.offers:
@@ -84,9 +88,8 @@ def rule_rows(inst: Instance, d: Any) -> dict[str, tuple]:
     ctx = _Context(inst, d)
     rows: dict[str, list] = defaultdict(list)
     for r in inst.rules:
-        builder = ROW_BUILDERS.get(r.kind)
-        if builder is not None:
-            rows[r.kind] += builder(r, ctx)
+        if RULE_KINDS[r.kind].form == "rows":
+            rows[r.kind] += ROW_BUILDERS[r.kind](r, ctx)
     return {k: tuple(v) for k, v in rows.items()}
 
 
@@ -151,6 +154,7 @@ def _row(ctx: _Context, r: Any, label: str, y: int, sense: str, share: float,
                    sense=sense, share=share, rhs=rhs, **terms)
 
 
+@row_builder("max_supplier_share")
 def max_supplier_share_rows(r: Any, ctx: _Context) -> list:
     d, out = ctx.d, []
     for g, bs in ctx.buyer_groups(r):
@@ -173,6 +177,7 @@ def max_supplier_share_rows(r: Any, ctx: _Context) -> list:
     return out
 
 
+@row_builder("max_country_share")
 def max_country_share_rows(r: Any, ctx: _Context) -> list:
     """Caps relative to demand (CRMA counts shares of consumption), so buying surplus from
     elsewhere cannot dilute a country's share."""
@@ -216,6 +221,7 @@ def _demand_share_rows(r: Any, ctx: _Context, qualifies: Callable[[str], bool]) 
     return out
 
 
+@row_builder("min_content_share")
 def min_content_share_rows(r: Any, ctx: _Context) -> list:
     stages, countries = {s.value for s in r.stages}, ctx.countries(r)
 
@@ -227,10 +233,12 @@ def min_content_share_rows(r: Any, ctx: _Context) -> list:
     return _demand_share_rows(r, ctx, qualifies)
 
 
+@row_builder("min_recycled_share")
 def min_recycled_share_rows(r: Any, ctx: _Context) -> list:
     return _demand_share_rows(r, ctx, is_recycled)
 
 
+@row_builder("exclusion")
 def exclusion_rows(r: Any, ctx: _Context) -> list:
     stages, countries = {s.value for s in r.stages}, ctx.countries(r)
     out = []
@@ -244,6 +252,7 @@ def exclusion_rows(r: Any, ctx: _Context) -> list:
     return out
 
 
+@row_builder("max_offtake_share")
 def max_offtake_share_rows(r: Any, ctx: _Context) -> list:
     out = []
     scoped = set(ctx.buyers(r))
@@ -262,14 +271,6 @@ def max_offtake_share_rows(r: Any, ctx: _Context) -> list:
     return out
 
 
-ROW_BUILDERS: dict[str, Callable[[Any, _Context], list]] = {
-    "max_supplier_share": max_supplier_share_rows,
-    "max_country_share": max_country_share_rows,
-    "min_content_share": min_content_share_rows,
-    "exclusion": exclusion_rows,
-    "min_recycled_share": min_recycled_share_rows,
-    "max_offtake_share": max_offtake_share_rows,
-}
 
 
 def origin_gaps(inst: Instance, d: Any) -> list[Finding]:

@@ -102,7 +102,7 @@ def _last_nodes(d: ModelData, row: RuleRow) -> set[str]:
             if j == b and (b, d.arc_material[i, j], t) in keys}
 
 
-def _deliverable_upper_bounds(d: ModelData) -> dict[tuple[str, int], float]:
+def _deliverable_upper_bounds(d: ModelData) -> dict[tuple[str, int, str], float]:
     """An upper bound on what each node can deliver in a year and scenario: capacity for
     facilities, spot availability (or infinity) for markets."""
     out: dict[tuple[str, int, str], float] = dict(d.capacity_t)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from offtake.domain.network import at
 from offtake.domain.origin import STAGE_ORDER, steps
+from offtake.domain.registry import RULE_KINDS, count_kinds
 from offtake.domain.risk import summary
 from offtake.domain.schema import Instance
 from offtake.formulation.data import EXPECTED, KG_PER_T, ModelData
@@ -338,14 +339,15 @@ def _count_rule_rows(inst: Instance, d: ModelData, signed: dict[str, int],
     duals = _duals(v)
     rows = []
     for rule in inst.rules:
-        if rule.kind not in ("max_suppliers", "min_suppliers"):
+        if rule.kind not in count_kinds():
             continue
         lhs = float(len(units.get(rule.id, ())))
         bound = float(d.rule_count_bound[rule.id])
-        slack = bound - lhs if rule.kind == "max_suppliers" else lhs - bound
+        sense = RULE_KINDS[rule.kind].sense
+        slack = bound - lhs if sense == "le" else lhs - bound
         price, basis = duals.get((rule.id, ""), (None, ""))
         rows.append(dict(rule_id=rule.id, kind=rule.kind, row="", year=None, scenario="",
-                         sense="le" if rule.kind == "max_suppliers" else "ge", lhs=lhs,
+                         sense=sense, lhs=lhs,
                          bound=bound, slack=slack, violation=max(0.0, viol.get(rule.id, 0.0)),
                          binding=abs(slack) < ZERO, hard=rule.hard, unit="suppliers",
                          shadow_price=price, dual_basis=basis))
@@ -392,7 +394,7 @@ def _share_rule_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -
             binding=tight and (num > 1e-6 or bound > 1e-6 or bool(price)),
             hard=hard[row.rule], unit="t",
             share=(num / base) if base > 0 else None,
-            share_bound=row.share if row.kind != "exclusion" else 0.0, base_t=base,
+            share_bound=row.share, base_t=base,
             shadow_price=price,
             shadow_price_per_pp=None if price is None else price * 0.01 * base,
             dual_basis=basis))

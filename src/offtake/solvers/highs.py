@@ -199,7 +199,8 @@ def solve_duals(m: pyo.ConcreteModel, options: SolveOptions | None = None) -> di
     of every constraint, or None when the LP does not solve to optimality."""
     options = options or SolveOptions()
     solver = SolverFactory("highs")
-    kwargs = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False}
+    kwargs: dict[str, object] = {"load_solutions": False,
+                                 "raise_exception_on_nonoptimal_result": False}
     if options.time_limit is not None:
         kwargs["time_limit"] = options.time_limit
     if options.objective_scale:

@@ -100,7 +100,9 @@ def compile_linear(m: pyo.ConcreteModel, params: list) -> LinearArrays:
 
     for v in m.component_data_objects(pyo.Var, descend_into=True, sort=False):
         col(v)
-    rows, a_r, a_c = [], [], []
+    rows: list = []
+    a_r: list[int] = []
+    a_c: list[int] = []
     a_val, lo, hi = _Collector(), _Collector(), _Collector()
     for con in m.component_data_objects(pyo.Constraint, active=True, sort=False):
         repn = generate_standard_repn(con.body, compute_values=False, quadratic=False)
