@@ -397,6 +397,24 @@ def test_discounting_and_scenarios():
     assert report.objective == pytest.approx(19_181_818.1818, abs=1e-3)
 
 
+
+@pytest.mark.parametrize(("offer", "decision", "flagged"), [
+    ("OFF-A", "forced", True), ("OFF-B", "forbidden", True),
+    ("OFF-B", "forced", False), ("OFF-A", "forbidden", False)])
+def test_offer_decision_is_checked_against_the_signed_column(offer, decision, flagged):
+    """The tiny optimum signs OFF-B and not OFF-A (formulation.md, offer_decision: a forced
+    offer is signed, a forbidden one is not)."""
+    inst = load_instance(TINY).instance
+    offers = [o.model_copy(update={"decision": decision}) if o.id == offer else o
+              for o in inst.offers]
+    decided = inst.model_copy(update={"offers": offers})
+    report = check_tables(decided, tiny_optimum(inst), 20_250_000.0, None)
+    if flagged:
+        assert kinds(report) == {"offer_decision"}
+        found(report, "offer_decision", offer)
+    else:
+        assert report.violations == []
+
 # --- mutations -------------------------------------------------------------------------------
 def test_capacity_exceeded():
     raw = tiny_raw()

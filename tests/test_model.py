@@ -242,3 +242,52 @@ def test_external_x2_with_one_warehouse_binds_the_rule(tmp_path):
     assert res.objective == approx(3_986)
     assert len(signed(res)) == 1
     assert res.tables["rules"].iloc[0]["binding"]
+
+
+def _spot_and_two_offers() -> dict:
+    """base() with an unlimited spot market at 60 USD/kg, a 30 t/yr minimum on O2 and a
+    signing cost of 10,000 USD on each offer."""
+    raw = base()
+    raw["offers"][1]["min_t_per_year"] = 30
+    for o in raw["offers"]:
+        o["signing_cost"] = 10_000
+    raw["spot_markets"] = [{"id": "SPOT", "material": "MAG", "origin": "CN",
+                            "price_per_kg": 60, "unlimited": True}]
+    return raw
+
+
+@pytest.mark.parametrize(("offer", "decision", "expected", "signed"), [
+    ("O2", "free", 9_000_000, {"O1": 0, "O2": 0}),
+    ("O2", "forced", 9_670_000, {"O1": 0, "O2": 1}),
+    ("O1", "forced", 9_010_000, {"O1": 1, "O2": 0}),
+])
+def test_offer_decision_forced(tmp_path, offer, decision, expected, signed):
+    """Spot at 60 USD/kg is cheaper than O1 (80) and O2 (70/72), so the free optimum buys all
+    150 t spot: 150 x 60,000 = 9.0M, nothing signed (signing costs 10,000).
+    Forcing O2 (30 t/yr minimum) buys 30 t/yr from it and the rest spot:
+    2026: 30 x 70,000 + 30 x 60,000 = 3.9M; 2027: 30 x 72,000 + 60 x 60,000 = 5.76M;
+    plus its signing cost: 9.67M.
+    Forcing O1 (no minimum) pays its signing cost and leaves it unused: 9.01M."""
+    raw = _spot_and_two_offers()
+    next(o for o in raw["offers"] if o["id"] == offer)["decision"] = decision
+    res = solve_checked(instance(raw), tmp_path)
+    assert res.objective == approx(expected)
+    got = dict(zip(res.tables["offers"]["offer_id"], res.tables["offers"]["signed"],
+                   strict=True))
+    assert got == signed
+    if decision == "forced" and offer == "O2":
+        c = res.tables["contracts"].set_index(["offer_id", "year"])["volume_t"]
+        assert c["O2", 2026] == approx(30) and c["O2", 2027] == approx(30)
+
+
+def test_offer_decision_forbidden(tmp_path):
+    """base() without spot: the free optimum signs both (10.86M, see
+    test_base_cheapest_supplier_up_to_capacity). Forbidding O2 leaves O1 (80 USD/kg, capacity
+    100) for all 60 + 90 t: 150 x 80,000 = 12.0M."""
+    raw = base()
+    raw["offers"][1]["decision"] = "forbidden"
+    res = solve_checked(instance(raw), tmp_path)
+    assert res.objective == approx(12_000_000)
+    got = dict(zip(res.tables["offers"]["offer_id"], res.tables["offers"]["signed"],
+                   strict=True))
+    assert got == {"O1": 1, "O2": 0}

@@ -171,6 +171,18 @@ def test_12_inverted_window_rejected_outside_clipped():
     assert "2026-2027" in only(res, "window_clipped").message
 
 
+def test_forced_offer_outside_the_horizon_rejected_free_one_warned():
+    raw = base()
+    raw["offers"][0].update(first_year=2030, last_year=2032, price_per_kg=80)
+    res = check(raw)
+    assert res.ok and only(res, "window_outside_horizon").location == "offers[0]"
+    raw["offers"][0]["decision"] = "forced"
+    res = check(raw)
+    f = only(res, "forced_offer_outside_horizon")
+    assert not res.ok and f.location == "offers[0].decision" and "O1" in f.message
+    assert "window_outside_horizon" not in codes(res)
+
+
 def test_13_min_above_max_rejected():
     raw = base()
     raw["offers"][1]["min_t_per_year"] = 90

@@ -18,6 +18,7 @@ from offtake.check.contracts import (
     check_contract_start,
     check_contract_volume,
     check_credit_rows,
+    check_offer_decision,
     check_prepayment_credit,
     check_take_or_pay,
     check_volume_tiers,
@@ -68,6 +69,7 @@ def check_tables(
     plan = read_plan(c, t)
     arcs = allowed_arcs(inst)
     # first stage: offers, starts, volumes, tiers; then deliveries, payments, credits
+    check_offer_decision(c, plan)
     check_contract_start(c, t, plan)
     check_contract_volume(c, plan)
     check_take_or_pay(c, plan)

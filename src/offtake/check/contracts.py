@@ -1,9 +1,10 @@
 """Offers and contracts: the first-stage decisions and what is paid under them.
 
-Owns the checks of `contract_start_link`, `contract_volume_min/max` (with nonanticipativity of
-the commitment), `take_or_pay_delivery_max` / `take_or_pay_shortfall_min`, `volume_tier_link`
-(all-units and incremental tiers, annual or total basis), `prepayment_credit_max/total`, and of
-the rows of offers.csv, contracts.csv, tiers.csv and credits.csv.
+Owns the checks of `offer_decision`, `contract_start_link`, `contract_volume_min/max` (with
+nonanticipativity of the commitment), `take_or_pay_delivery_max` /
+`take_or_pay_shortfall_min`, `volume_tier_link` (all-units and incremental tiers, annual or
+total basis), `prepayment_credit_max/total`, and of the rows of offers.csv, contracts.csv,
+tiers.csv and credits.csv.
 """
 
 from __future__ import annotations
@@ -16,6 +17,19 @@ from offtake.check.context import KG_PER_T, Ctx, UnitPrice, index_of, numbered, 
 from offtake.check.prices import contract_tariff_rate, offer_price
 from offtake.check.tables import Plan, tier_number
 from offtake.domain.schema import Offer
+
+
+def check_offer_decision(c: Ctx, plan: Plan) -> None:
+    """offer_decision: an offer with `decision: forced` is signed (z_o = 1), one with
+    `decision: forbidden` is not (z_o = 0); a free offer may be either."""
+    for o in c.inst.offers:
+        z = plan.signed.get(o.id, 0)
+        if o.decision == "forced" and z != 1:
+            c.flag("offer_decision", o.id, 1.0, "offer is forced (decision: forced) but not "
+                   "signed")
+        elif o.decision == "forbidden" and z != 0:
+            c.flag("offer_decision", o.id, 1.0, "offer is forbidden (decision: forbidden) "
+                   "but signed")
 
 
 def check_contract_start(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan) -> None:

@@ -99,7 +99,8 @@ def count_kinds() -> frozenset[str]:
 
 
 FAMILIES: tuple[str, ...] = (
-    "contract_start", "contract_volume", "take_or_pay", "volume_tiers", "prepayment_credit",
+    "offer_decision", "contract_start", "contract_volume", "take_or_pay", "volume_tiers",
+    "prepayment_credit",
     "facility_capacity", "facility_output", "facility_input", "spot_availability",
     "demand_balance",
 )

@@ -345,7 +345,12 @@ def _check_offers(inst: Any, c: _Collector) -> None:
                         f"offer '{o.id}' cannot start in {y}: outside its window "
                         f"{o.first_year}-{o.last_year} or the horizon")
         inside = [y for y in window if y in years]
-        if not inside:
+        if not inside and o.decision == "forced":
+            c.error("forced_offer_outside_horizon", f"{loc}.decision",
+                    f"offer '{o.id}' is forced, but its window {o.first_year}-{o.last_year} "
+                    f"lies wholly outside the horizon {years[0]}-{years[-1]}: it cannot be "
+                    "signed", "set decision: free, or extend the horizon")
+        elif not inside:
             c.warn("window_outside_horizon", loc,
                    f"offer '{o.id}' ({o.first_year}-{o.last_year}) lies wholly outside the "
                    f"horizon {years[0]}-{years[-1]}; it cannot be signed")

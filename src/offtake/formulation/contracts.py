@@ -1,5 +1,6 @@
-"""Constraint families of the contracts (first-stage decisions and their terms): start
-windows, volume bounds, take-or-pay, volume tiers, prepayment credits."""
+"""Constraint families of the contracts (first-stage decisions and their terms): decisions
+taken before the optimisation, start windows, volume bounds, take-or-pay, volume tiers,
+prepayment credits."""
 
 from __future__ import annotations
 
@@ -7,6 +8,23 @@ import pyomo.environ as pyo
 
 from offtake.formulation.data import ModelData
 from offtake.formulation.expressions import active, delivered, family_builder, group_by
+
+
+@family_builder("offer_decision")
+def add_offer_decision(m: pyo.ConcreteModel, d: ModelData) -> None:
+    """An offer decided before the optimisation: a forced offer is signed, a forbidden one is
+    not (its volumes, start and tier stay the optimizer's choice).
+
+    .. math:: z_o = 1 \\quad \\forall o \\in O^{\\mathrm{forced}}, \\qquad
+        z_o = 0 \\quad \\forall o \\in O^{\\mathrm{forbidden}}
+
+    Reads offers' decision. Dual: none of use (the value of a decision is the difference to a
+    solve where the offer is free: `offtake compare`).
+    """
+    decided = [o for o in d.OFFERS if o in d.offer_decision]
+    m.offer_decision = pyo.Constraint(
+        pyo.Set(initialize=decided, ordered=True),
+        rule=lambda _, o: m.v_signed[o] == (1 if d.offer_decision[o] == "forced" else 0))
 
 
 @family_builder("contract_start")

@@ -62,6 +62,8 @@ class ModelData:
     offer_max_t: dict[str, float]
     offer_signing_cost: dict[str, float]
     offer_signing_year: dict[str, int]
+    offer_decision: dict[str, str]
+    """Offers decided before the optimisation: "forced" (signed) or "forbidden" (not)."""
     offer_tag: dict[str, str]
     """Origin tag of what an offer delivers (its supplier's own-feed chain)."""
     OFFER_YEARS: tuple[tuple[str, int], ...]
@@ -217,6 +219,7 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
         offer_min_t={o.id: o.min_t_per_year for o in inst.offers},
         offer_max_t={o.id: o.max_t_per_year for o in inst.offers},
         offer_signing_cost={o.id: o.signing_cost for o in inst.offers},
+        offer_decision={o.id: o.decision for o in inst.offers if o.decision != "free"},
         offer_signing_year={o.id: max(o.first_year, years[0]) for o in inst.offers},
         offer_tag={o.id: own_feed_tag(fac[o.supplier]) for o in inst.offers},
         OFFER_YEARS=tuple(sorted(offer_years)),
