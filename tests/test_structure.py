@@ -1,53 +1,17 @@
-"""Layer 1: structure without solving (formulation <-> builders, derived data, residuals of a
-family at fixed values) and the solver wrapper's status mapping."""
+"""Layer 1: structure without solving (derived data, residuals of a family at fixed values)
+and the solver wrapper's status mapping. Formulation <-> builders <-> checker: test_registry."""
 
 from __future__ import annotations
 
-import inspect
-import re
-
 import pyomo.environ as pyo
 import pytest
-from conftest import ROOT, base, instance
+from conftest import base, instance
 
-from offtake.domain.registry import COST_TERMS, FAMILIES, RISK_FAMILIES, RULE_KINDS
+from offtake.domain.registry import COST_TERMS
 from offtake.formulation import model
 from offtake.formulation.data import build_data
-from offtake.formulation.expressions import FAMILY_BUILDERS
-from offtake.formulation.objective import add_cvar
-from offtake.formulation.rules import RULE_BUILDERS
 from offtake.solvers import highs as solve
 from offtake.solvers.highs import SolveOptions, SolverVersionError
-
-
-def _builders() -> dict[str, object]:
-    """Every constraint builder, by family name, as the model finds them (the registry)."""
-    out = {f: FAMILY_BUILDERS[f] for f in FAMILIES}
-    out.update({entry.family: RULE_BUILDERS[kind] for kind, entry in RULE_KINDS.items()})
-    out.update(dict.fromkeys(RISK_FAMILIES, add_cvar))
-    return out
-
-
-def _sections() -> set[str]:
-    text = (ROOT / "models" / "formulation.md").read_text()
-    return set(re.findall(r"^### (\w+)\s*$", text, flags=re.M))
-
-
-def test_every_builder_has_a_formulation_section_and_back():
-    assert set(_builders()) == _sections()
-
-
-def test_every_builder_documents_its_formula_and_dual():
-    for name, fn in _builders().items():
-        doc = inspect.getdoc(fn) or ""
-        assert ".. math::" in doc, name
-        assert "Dual" in doc, name
-
-
-def test_cost_terms_are_documented():
-    text = (ROOT / "models" / "formulation.md").read_text()
-    for term in COST_TERMS:
-        assert f"`{term}`" in text, term
 
 
 def test_derived_data_is_sparse_and_in_model_units():

@@ -18,7 +18,14 @@ import pandas as pd
 
 from offtake.check.tags import feed_steps, step_at, tag_text
 from offtake.domain.network import at
+from offtake.domain.registry import FAMILIES, RISK_FAMILIES, implementation_table
 from offtake.domain.schema import Instance, Offer
+
+FAMILY_CHECKS, family_check = implementation_table(
+    "constraint family", lambda: FAMILIES + RISK_FAMILIES)
+"""Checker function of each registered constraint family that is not a rule (filled by
+`@family_check("<family>")`; the rule kinds have `check.rules.RULE_CHECKS`). The checker calls
+them in its own order; the table ties each family of formulation.md to its check."""
 
 KG_PER_T = 1000.0
 

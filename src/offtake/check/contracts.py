@@ -13,12 +13,21 @@ from collections import defaultdict
 
 import pandas as pd
 
-from offtake.check.context import KG_PER_T, Ctx, UnitPrice, index_of, numbered, same_text
+from offtake.check.context import (
+    KG_PER_T,
+    Ctx,
+    UnitPrice,
+    family_check,
+    index_of,
+    numbered,
+    same_text,
+)
 from offtake.check.prices import contract_tariff_rate, offer_price
 from offtake.check.tables import Plan, tier_number
 from offtake.domain.schema import Offer
 
 
+@family_check("offer_decision")
 def check_offer_decision(c: Ctx, plan: Plan) -> None:
     """offer_decision: an offer with `decision: forced` is signed (z_o = 1), one with
     `decision: forbidden` is not (z_o = 0); a free offer may be either."""
@@ -32,6 +41,7 @@ def check_offer_decision(c: Ctx, plan: Plan) -> None:
                    "but signed")
 
 
+@family_check("contract_start")
 def check_contract_start(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan) -> None:
     """contract_start_link: a signed offer with a window starts in exactly one of its
     start_years, an unsigned one has no start. offers.csv: a row per modelled offer;
@@ -72,6 +82,7 @@ def _check_offer_row(c: Ctx, where: str, r: dict, plan: Plan) -> None:
     c.equal("table", where, r["signing_year"], c.signing_year(o, start), "signing_year")
 
 
+@family_check("contract_volume")
 def check_contract_volume(c: Ctx, plan: Plan) -> None:
     """contract_volume_min/max: min alpha_ot <= sum over eligible buyers of q <= max alpha_ot
     per (o, t), alpha_ot = 1 in the years a signed offer runs (from its start, for its term);
@@ -106,6 +117,7 @@ def check_contract_volume(c: Ctx, plan: Plan) -> None:
                        "signed offer below its minimum")
 
 
+@family_check("take_or_pay")
 def check_take_or_pay(c: Ctx, plan: Plan) -> None:
     """take_or_pay_delivery_max: d_obts <= q_obt; take_or_pay_shortfall_min: f_obts >=
     theta q_obt - d_obts. Offers without take-or-pay deliver what they commit (d = q, no
@@ -138,6 +150,7 @@ def tier_bands(c: Ctx, o: Offer) -> list[tuple[float, float]]:
             for k, lo in enumerate(starts)]
 
 
+@family_check("volume_tiers")
 def check_volume_tiers(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan) -> None:
     """volume_tier_link: band volumes sum to the year's committed volume; all-units annual:
     one band holds all the volume and it lies within the band; incremental: bands fill in
@@ -242,6 +255,7 @@ def active_tier_ok(c: Ctx, o: Offer, plan: Plan, year: int, label: str) -> str |
     return None
 
 
+@family_check("prepayment_credit")
 def check_prepayment_credit(c: Ctx, plan: Plan) -> None:
     """prepayment_credit_max: c_ots <= 1000 P_ots sum_b d_obts (that year's payments under the
     offer); prepayment_credit_total: sum_t c_ots <= kappa Pi z_o."""

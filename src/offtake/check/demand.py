@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import pandas as pd
 
-from offtake.check.context import KG_PER_T, Ctx, index_of, numbered, same_text
+from offtake.check.context import KG_PER_T, Ctx, family_check, index_of, numbered, same_text
 from offtake.check.prices import resale_price
 from offtake.check.tables import Plan
 
@@ -90,6 +90,7 @@ def _resold(c: Ctx, plan: Plan) -> dict[tuple[str, str, int, str], float]:
     return out
 
 
+@family_check("demand_balance")
 def check_demand_balance(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan,
                          arrived_by_tag: Deliveries) -> None:
     """demand_balance: arrivals + unmet + stock_{t-1} - stock_t - resale >= demand and

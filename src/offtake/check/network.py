@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import pandas as pd
 
-from offtake.check.context import KG_PER_T, Ctx, index_of, numbered
+from offtake.check.context import KG_PER_T, Ctx, family_check, index_of, numbered
 from offtake.check.tables import Plan
 from offtake.check.tags import parse_combination
 from offtake.domain.network import at
@@ -71,6 +71,7 @@ def contract_from(c: Ctx, plan: Plan) -> dict[tuple[str, str, int, str], float]:
     return out
 
 
+@family_check("facility_output")
 def check_facility_output_balance(c: Ctx, plan: Plan) -> None:
     """facility_output_balance: per (f,b,tag,t,s), outflow = production into that tag +
     (tag = own-feed tag) contract volume delivered from f."""
@@ -89,6 +90,7 @@ def check_facility_output_balance(c: Ctx, plan: Plan) -> None:
                 "outflow vs production into the tag + contract deliveries (own-feed tag)")
 
 
+@family_check("facility_input")
 def check_facility_input_balance(c: Ctx, plan: Plan) -> None:
     """facility_input_balance: per (f,b,k,tag,t,s), inflow of input k with that tag =
     recipe[k] x production of the combinations whose input k has that tag; no production
@@ -116,6 +118,7 @@ def check_facility_input_balance(c: Ctx, plan: Plan) -> None:
                 f"inflow of {key[2]} with tag '{key[3]}' vs recipe x production")
 
 
+@family_check("facility_capacity")
 def check_facility_capacity(c: Ctx, plan: Plan) -> None:
     """facility_capacity_max: contract volume delivered + production <= capacity, per
     (f,t,s)."""

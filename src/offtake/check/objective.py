@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from offtake.check.context import KG_PER_T, Ctx
+from offtake.check.context import KG_PER_T, Ctx, family_check
 from offtake.check.network import Arcs
 from offtake.check.prices import contract_tariff_rate, offer_price, resale_price, spot_tariff_rate
 from offtake.check.rulerows import EXPECTED, RuleRow
@@ -222,6 +222,7 @@ def expected(c: Ctx, per: PerScenario) -> float:
     return sum(c.probability[s] * v for s, v in per.items())
 
 
+@family_check("cvar")
 def cvar(costs: dict[str, float], probability: dict[str, float], alpha: float) -> float:
     """CVaR_alpha of a discrete cost distribution: the mean of its worst (1 - alpha)
     probability mass (formulation.md, cvar)."""

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import pandas as pd
 
-from offtake.check.context import KG_PER_T, Ctx, index_of, numbered, same_text
+from offtake.check.context import KG_PER_T, Ctx, family_check, index_of, numbered, same_text
 from offtake.check.prices import spot_tariff_rate
 from offtake.check.tables import Plan
 
@@ -24,6 +24,7 @@ def spot_flows(c: Ctx, plan: Plan) -> dict[tuple[str, str, str, str, int, str], 
     return out
 
 
+@family_check("spot_availability")
 def check_spot_availability(c: Ctx, plan: Plan) -> None:
     """spot_availability_max: purchases from a limited market <= availability, per (k,t,s)."""
     bought: dict[tuple[str, int, str], float] = defaultdict(float)

@@ -15,8 +15,8 @@ def add_offer_decision(m: pyo.ConcreteModel, d: ModelData) -> None:
     """An offer decided before the optimisation: a forced offer is signed, a forbidden one is
     not (its volumes, start and tier stay the optimizer's choice).
 
-    .. math:: z_o = 1 \\quad \\forall o \\in O^{\\mathrm{forced}}, \\qquad
-        z_o = 0 \\quad \\forall o \\in O^{\\mathrm{forbidden}}
+    .. math:: z_o = 1 \\quad \\forall o \\in O^{\\mathrm{forced}}, \\qquad z_o = 0 \\quad
+        \\forall o \\in O^{\\mathrm{forbidden}}
 
     Reads offers' decision. Dual: none of use (the value of a decision is the difference to a
     solve where the offer is free: `offtake compare`).
@@ -32,7 +32,7 @@ def add_contract_start(m: pyo.ConcreteModel, d: ModelData) -> None:
     """A signed offer with a start window starts in exactly one of its start years; it then
     runs for its term (see `offer_start_cover`).
 
-    .. math:: \\sum_{y_0} \\sigma_{o y_0} = z_o
+    .. math:: \\sum_{y_0} \\sigma_{oy_0} = z_o
 
     Reads offers' start_years and term_years. Dual: none of business interest.
     """
@@ -47,7 +47,8 @@ def add_contract_volume(m: pyo.ConcreteModel, d: ModelData) -> None:
     """A signed offer is taken between its minimum and maximum annual volume; an unsigned one
     not at all.
 
-    .. math:: \\underline{q}_o z_o \\le \\sum_b q_{obt} \\le \\overline{q}_o z_o
+    .. math:: \\underline{q}_o\\, \\alpha_{ot} \\;\\le\\; \\sum_b q_{obt} \\;\\le\\;
+        \\overline{q}_o\\, \\alpha_{ot} \\qquad \\forall (o,t)
 
     Reads offers' min_t_per_year, max_t_per_year. Dual: value (currency per t) of one more
     tonne of the offer's minimum (min row) or maximum (max row) in that year.
@@ -87,8 +88,8 @@ def add_volume_tiers(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Volume tiers: the contracted volume is split into tier bands; all-units tiers pick one
     band for the whole volume, incremental tiers fill bands in order (binary per band).
 
-    .. math:: \\sum_k v_{otk} = \\sum_b q_{obt}, \\quad
-        \\underline{V}_k w_{opk} \\le v_{\\cdot k} \\le \\overline{V}_k w_{opk}
+    .. math:: \\sum_k v_{otk} = \\sum_b q_{obt}, \\qquad \\sum_k w_{otk} = \\alpha_{ot}, \\qquad
+        \\underline V_k\\, w_{otk} \\le v_{otk} \\le \\overline V_k\\, w_{otk}
 
     Reads tiers, tier_mode, tier_basis. Dual: none of business interest (MIP).
     """
@@ -142,8 +143,8 @@ def add_prepayment_credit(m: pyo.ConcreteModel, d: ModelData) -> None:
     """A prepayment is credited against purchases under its offer: in each year at most that
     year's payments, in total at most the creditable share of the prepayment.
 
-    .. math:: c_{ots} \\le \\sum_b P_{ots} d_{obts}, \\qquad
-        \\sum_t c_{ots} \\le \\kappa_o \\Pi_o z_o
+    .. math:: c_{ots} \\le P_{ots} \\sum_b d_{obts}, \\qquad \\sum_t c_{ots} \\le \\kappa_o
+        \\Pi_o z_o
 
     Reads prepayment, prepayment_credit_share. Dual: none of business interest.
     """

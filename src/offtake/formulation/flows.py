@@ -14,7 +14,8 @@ def add_facility_capacity(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Contract sales from a facility's own feed plus everything it processes for buyers stay
     within its capacity, in every year and scenario.
 
-    .. math:: \\sum_{o \\in O(f)} \\sum_b q_{obt} + \\sum_{b,c} p_{fbcts} \\le K_{ft}
+    .. math:: \\sum_{o:\\,\\mathrm{supplier}(o)=f}\\ \\sum_b d_{obts} + \\sum_{b,c} p_{fbcts}
+        \\;\\le\\; K_{fts} \\qquad \\forall (f,t,s)
 
     Reads facilities' capacity_t. Dual: value of one more tonne of capacity (currency per t).
     """
@@ -34,8 +35,9 @@ def add_facility_output(m: pyo.ConcreteModel, d: ModelData) -> None:
     """What leaves a facility for a buyer, by origin tag, equals what it made for that buyer
     with that tag plus (for its own-feed tag) what the buyer bought from it under contract.
 
-    .. math:: \\sum_j x_{b,f\\to j,\\tau,ts} = \\sum_{c \\to \\tau} p_{fbcts}
-        + [\\tau = \\tau_f] \\sum_{o \\in O(f)} q_{obt}
+    .. math:: \\sum_{j} x_{b,f\\to j,\\tau,ts} \\;=\\; \\sum_{c:\\,\\tau(c)=\\tau} p_{fbcts} +
+        [\\tau = \\tau_f] \\sum_{o:\\,\\mathrm{supplier}(o)=f} d_{obts} \\qquad \\forall
+        (f,b,\\tau,t,s)
 
     Reads arcs, offers, recipes. Dual: value of a tonne of the facility's product of that
     origin at its gate, for that buyer (currency per t).
@@ -62,8 +64,9 @@ def add_facility_input(m: pyo.ConcreteModel, d: ModelData) -> None:
     """A processor receives, for each buyer and each recipe input of each origin, what the
     input-tag combinations it runs consume.
 
-    .. math:: \\sum_{i:\\,\\mu(i)=k} x_{b,i\\to f,\\tau,ts}
-        = a_{fk} \\sum_{c:\\, c_k = \\tau} p_{fbcts}
+    .. math:: \\sum_{i:\\,\\mu(i)=k} x_{b,i\\to f,\\tau,ts} \\;=\\; a_{fk}
+        \\sum_{c:\\,c_k=\\tau} p_{fbcts} \\qquad \\forall (f,b,k,\\tau,t,s),\\ k \\in
+        \\mathrm{recipe}(f)
 
     Reads facilities' recipe. Dual: value of a tonne of input k of that origin delivered to f
     (currency per t).
@@ -88,7 +91,8 @@ def add_facility_input(m: pyo.ConcreteModel, d: ModelData) -> None:
 def add_spot_availability(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Spot purchases from a market, over all buyers and origins, stay within its availability.
 
-    .. math:: \\sum_{b,j,\\tau} x_{b,k\\to j,\\tau,ts} \\le A_{kt}
+    .. math:: \\sum_b \\sum_{j,\\tau} x_{b,k\\to j,\\tau,ts} \\;\\le\\; A_{kts} \\qquad \\forall
+        (k,t,s)
 
     Reads spot_markets' availability_t (unlimited markets have no row). Dual: scarcity value
     of spot volume (currency per t).
@@ -103,10 +107,12 @@ def add_spot_availability(m: pyo.ConcreteModel, d: ModelData) -> None:
 
 @family_builder("demand_balance")
 def add_demand_balance(m: pyo.ConcreteModel, d: ModelData) -> None:
-    """Each buyer's demand per material, year and scenario is delivered (any origin) or
-    counted as unmet.
+    """Each buyer's demand per material, year and scenario is met by deliveries (any origin)
+    and stock drawn down, or counted as unmet; stock built up and resales come out of it.
 
-    .. math:: \\sum_{i,\\tau:\\,\\mu(i)=k} x_{b,i\\to b,\\tau,ts} + u_{bkts} \\ge D_{bkt}
+    .. math:: \\sum_{\\tau} A_{bk\\tau ts} + u_{bkts} + h_{bk,t-1,s} - h_{bkts} -
+        \\sum_{\\kappa:\\,\\mu(\\kappa)=k} r_{b\\kappa ts} \\;\\ge\\; D_{bkt} \\qquad \\forall
+        (b,k,t,s)
 
     Reads buyers' demand_t. Dual: marginal cost of serving one more tonne (currency per t).
     """

@@ -20,7 +20,7 @@ def add_cvar(m: pyo.ConcreteModel, d: ModelData) -> None:
     of the worst (1 - alpha) probability mass of scenario costs); nothing when lambda = 0.
 
     .. math:: \\mathrm{CVaR}_\\alpha = \\eta + \\frac{1}{1-\\alpha}\\sum_s \\pi_s \\xi_s,
-        \\quad \\xi_s \\ge C_s - \\eta,\\ \\xi_s \\ge 0
+        \\qquad \\xi_s \\ge C_s - \\eta
 
     Reads the solve options cvar_weight (lambda) and cvar_alpha. Dual of a tail row: the
     probability weight the scenario gets in the risk measure.

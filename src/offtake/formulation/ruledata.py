@@ -85,7 +85,7 @@ def count_rule_offers(inst: Instance, years: tuple[int, ...]) -> list[tuple[str,
 
 def rule_rows(inst: Instance, d: Any) -> dict[str, tuple]:
     """Rows of every share / exclusion / offtake rule, grouped by kind."""
-    ctx = _Context(inst, d)
+    ctx = RowContext(inst, d)
     rows: dict[str, list] = defaultdict(list)
     for r in inst.rules:
         if RULE_KINDS[r.kind].form == "rows":
@@ -93,7 +93,7 @@ def rule_rows(inst: Instance, d: Any) -> dict[str, tuple]:
     return {k: tuple(v) for k, v in rows.items()}
 
 
-class _Context:
+class RowContext:
     """Lookups shared by the row builders."""
 
     def __init__(self, inst: Instance, d: Any) -> None:
@@ -147,15 +147,17 @@ class _Context:
         return dict.fromkeys(self.d.SCENARIOS, 0.0)
 
 
-def _row(ctx: _Context, r: Any, label: str, y: int, sense: str, share: float,
-         rhs: dict[str, float] | None, **terms: Any) -> Any:
+def make_row(ctx: RowContext, r: Any, label: str, y: int, sense: str, share: float,
+             rhs: dict[str, float] | None, **terms: Any) -> Any:
+    """The row `label` of rule r in year y: num terms - share x den terms (sense) rhs; rhs
+    None is 0 in every scenario. Its id is `<rule>|<label>|<year>`."""
     rhs = ctx.zero() if rhs is None else rhs
     return ctx.Row(row_id=f"{r.id}|{label}|{y}", rule=r.id, kind=r.kind, label=label, year=y,
                    sense=sense, share=share, rhs=rhs, **terms)
 
 
 @row_builder("max_supplier_share")
-def max_supplier_share_rows(r: Any, ctx: _Context) -> list:
+def max_supplier_share_rows(r: Any, ctx: RowContext) -> list:
     d, out = ctx.d, []
     for g, bs in ctx.buyer_groups(r):
         for y in ctx.years(r):
@@ -171,14 +173,14 @@ def max_supplier_share_rows(r: Any, ctx: _Context) -> list:
                         d.offer_supplier[o]]
                     units[unit].append((o, b))
                 for unit, mine in sorted(units.items()):
-                    out.append(_row(ctx, r, f"{g}|{unit}|{m}", y, "le", r.max_share, None,
+                    out.append(make_row(ctx, r, f"{g}|{unit}|{m}", y, "le", r.max_share, None,
                                     num_volumes=tuple(mine), den_volumes=tuple(bought),
                                     den_spot=tuple(spot)))
     return out
 
 
 @row_builder("max_country_share")
-def max_country_share_rows(r: Any, ctx: _Context) -> list:
+def max_country_share_rows(r: Any, ctx: RowContext) -> list:
     """Caps relative to demand (CRMA counts shares of consumption), so buying surplus from
     elsewhere cannot dilute a country's share."""
     exempt = set(r.exempt_countries)
@@ -197,14 +199,14 @@ def max_country_share_rows(r: Any, ctx: _Context) -> list:
                         demand = ctx.demand(bs, m, y)
                         if max(demand.values()) <= 0:
                             continue
-                        out.append(_row(ctx, r, f"{g}|{stage.value}|{c}|{m}", y, "le",
+                        out.append(make_row(ctx, r, f"{g}|{stage.value}|{c}|{m}", y, "le",
                                         r.max_share, {s: r.max_share * x for s, x in
                                                       demand.items()},
                                         num_arrivals=num, demand_t=demand))
     return out
 
 
-def _demand_share_rows(r: Any, ctx: _Context, qualifies: Callable[[str], bool]) -> list:
+def _demand_share_rows(r: Any, ctx: RowContext, qualifies: Callable[[str], bool]) -> list:
     out = []
     for g, bs in ctx.buyer_groups(r):
         for m in ctx.materials(r, bs):
@@ -215,14 +217,14 @@ def _demand_share_rows(r: Any, ctx: _Context, qualifies: Callable[[str], bool]) 
                 share = at(r.min_share, y)
                 if max(demand.values()) <= 0 or share <= 0:
                     continue
-                out.append(_row(ctx, r, f"{g}|{m}", y, "ge", share,
+                out.append(make_row(ctx, r, f"{g}|{m}", y, "ge", share,
                                 {s: share * x for s, x in demand.items()},
                                 num_arrivals=num, demand_t=demand))
     return out
 
 
 @row_builder("min_content_share")
-def min_content_share_rows(r: Any, ctx: _Context) -> list:
+def min_content_share_rows(r: Any, ctx: RowContext) -> list:
     stages, countries = {s.value for s in r.stages}, ctx.countries(r)
 
     def qualifies(t: str) -> bool:
@@ -234,12 +236,12 @@ def min_content_share_rows(r: Any, ctx: _Context) -> list:
 
 
 @row_builder("min_recycled_share")
-def min_recycled_share_rows(r: Any, ctx: _Context) -> list:
+def min_recycled_share_rows(r: Any, ctx: RowContext) -> list:
     return _demand_share_rows(r, ctx, is_recycled)
 
 
 @row_builder("exclusion")
-def exclusion_rows(r: Any, ctx: _Context) -> list:
+def exclusion_rows(r: Any, ctx: RowContext) -> list:
     stages, countries = {s.value for s in r.stages}, ctx.countries(r)
     out = []
     for b in ctx.buyers(r):
@@ -248,12 +250,12 @@ def exclusion_rows(r: Any, ctx: _Context) -> list:
             if not num:
                 continue
             for y in ctx.years(r):
-                out.append(_row(ctx, r, f"{b}|{m}", y, "le", 0.0, None, num_arrivals=num))
+                out.append(make_row(ctx, r, f"{b}|{m}", y, "le", 0.0, None, num_arrivals=num))
     return out
 
 
 @row_builder("max_offtake_share")
-def max_offtake_share_rows(r: Any, ctx: _Context) -> list:
+def max_offtake_share_rows(r: Any, ctx: RowContext) -> list:
     out = []
     scoped = set(ctx.buyers(r))
     cls = {b for b, c in ctx.buyer_class.items() if c == r.buyer_class and b in scoped}
@@ -265,7 +267,7 @@ def max_offtake_share_rows(r: Any, ctx: _Context) -> list:
             num_p = tuple(k for k in tolled if k[1] in cls)
             if not num_v and not num_p:
                 continue
-            out.append(_row(ctx, r, f, y, "le", r.max_share, None, num_volumes=num_v,
+            out.append(make_row(ctx, r, f, y, "le", r.max_share, None, num_volumes=num_v,
                             den_volumes=tuple(sales), num_production=num_p,
                             den_production=tuple(tolled)))
     return out
@@ -278,7 +280,7 @@ def origin_gaps(inst: Instance, d: Any) -> list[Finding]:
     buyer but record no step at a stage the rule reads (recycled chains are exempt: they have
     no mine or separation step by nature). Exclusions cannot see such steps; content rules do
     not count such chains."""
-    ctx = _Context(inst, d)
+    ctx = RowContext(inst, d)
     out = []
     for i, r in enumerate(inst.rules):
         read = {s.value for s in getattr(r, "stages", [])}

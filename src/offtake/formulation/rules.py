@@ -1,7 +1,7 @@
 """Constraint families of the procurement rules, one builder per registered rule kind
 (`offtake.domain.registry.RULE_KINDS`), found through `RULE_BUILDERS`. Supplier counts are
 first-stage rows per rule; every other kind is linear rows built by `formulation.ruledata`
-and added here by one generic family (`add_rule_rows`)."""
+and added here by one generic function (`build_rule_rows`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def add_max_suppliers(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Rule `max_suppliers`: at most N distinct suppliers (facilities or companies) with a
     signed offer in the rule's scope.
 
-    .. math:: w_{rn} \\ge z_o \\;\\forall o \\in O(r,n), \\quad \\sum_n w_{rn} \\le N_r + e_r
+    .. math:: w_{rn} \\ge z_o \\quad \\forall o \\in O(r,n), \\qquad \\sum_n w_{rn} \\le N_r +
+        e_r
 
     Reads rules of kind max_suppliers. Dual: value of allowing one more supplier (currency per
     supplier, LP with integer decisions fixed).
@@ -50,7 +51,7 @@ def add_max_suppliers(m: pyo.ConcreteModel, d: ModelData) -> None:
 def add_min_suppliers(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Rule `min_suppliers`: at least N distinct suppliers with a signed offer in scope.
 
-    .. math:: w_{rn} \\le \\sum_{o \\in O(r,n)} z_o, \\quad \\sum_n w_{rn} \\ge N_r - e_r
+    .. math:: w_{rn} \\le \\sum_{o \\in O(r,n)} z_o, \\qquad \\sum_n w_{rn} \\ge N_r - e_r
 
     Reads rules of kind min_suppliers. Dual: cost of requiring one more supplier (currency per
     supplier, LP with integer decisions fixed).
@@ -117,7 +118,7 @@ def _row_rhs(d: ModelData, row: RuleRow, s: str) -> float:
     return sum(d.probability[x] * row.rhs[x] for x in d.SCENARIOS)
 
 
-def _add_rule_rows(m: pyo.ConcreteModel, d: ModelData, kind: str) -> None:
+def build_rule_rows(m: pyo.ConcreteModel, d: ModelData, kind: str) -> None:
     """Build the rows of one rule kind as its registered constraint component, indexed
     (row_id, scenario);
     a soft (or elastic) row gets the violation variable on its loose side."""
@@ -146,12 +147,13 @@ def add_max_supplier_share(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Rule `max_supplier_share`: a buyer's (or pooled group's) purchases of a material from one
     supplier unit are at most a share of its purchases (contracts and spot) in a year.
 
-    .. math:: \\sum_{o \\in O(n)} q_{obt} - s_r \\Big(\\sum_o q_{obt}
-        + \\sum_{k,j,\\tau} x_{b,k\\to j,\\tau,ts}\\Big) \\le e_{rts}
+    .. math:: \\sum_{o \\in O(n,k)} \\sum_{b \\in g} d_{obts} - s_r \\Big(\\sum_{o \\in O(k)}
+        \\sum_{b\\in g} d_{obts} + \\sum_{b \\in g} \\sum_{\\kappa:\\,\\mu(\\kappa)=k}
+        \\sum_{j,\\tau} x_{b,\\kappa\\to j,\\tau,ts}\\Big) \\le e
 
     Reads max_share, by, pooled, scope. Dual: currency per tonne of extra allowance.
     """
-    _add_rule_rows(m, d, "max_supplier_share")
+    build_rule_rows(m, d, "max_supplier_share")
 
 
 @rule_builder("max_country_share")
@@ -159,12 +161,13 @@ def add_max_country_share(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Rule `max_country_share`: deliveries with a step at stage S in country C are at most a
     share of demand (per stage, per non-exempt country).
 
-    .. math:: \\sum_{\\tau \\ni (S,C)} A_{bk\\tau ts} \\le s_r D_{bkt} + e_{rts}
+    .. math:: \\sum_{b\\in g}\\sum_{\\tau:\\,(S,C)\\in\\tau} A_{bk\\tau ts} \\le s_r
+        \\sum_{b\\in g} D_{bkt} + e
 
     Reads max_share, stages, exempt_groups, exempt_countries. Dual: currency per tonne of
     extra allowance (per percentage point in rules.csv).
     """
-    _add_rule_rows(m, d, "max_country_share")
+    build_rule_rows(m, d, "max_country_share")
 
 
 @rule_builder("min_content_share")
@@ -172,12 +175,13 @@ def add_min_content_share(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Rule `min_content_share`: deliveries whose every step at the listed stages lies in the
     qualifying countries cover at least a share of demand.
 
-    .. math:: \\sum_{\\tau\\ \\mathrm{qualifying}} A_{bk\\tau ts} \\ge s_{rt} D_{bkt} - e_{rts}
+    .. math:: \\sum_{b\\in g}\\sum_{\\tau\\ \\mathrm{qualifying}} A_{bk\\tau ts} \\ge s_{rt}
+        \\sum_{b\\in g} D_{bkt} - e
 
     Reads min_share (constant or ramp), stages, groups, countries. Dual: currency per tonne of
     required content (per percentage point in rules.csv).
     """
-    _add_rule_rows(m, d, "min_content_share")
+    build_rule_rows(m, d, "min_content_share")
 
 
 @rule_builder("exclusion")
@@ -185,13 +189,13 @@ def add_exclusion(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Rule `exclusion`: from its first year, no delivery may have a step at a listed stage in
     an excluded country.
 
-    .. math:: \\sum_{\\tau:\\,\\exists (S,C) \\in \\tau,\\, S \\in \\mathcal{S}_r,
-        C \\in \\mathcal{C}_r} A_{bk\\tau ts} \\le e_{rts}
+    .. math:: \\sum_{\\tau:\\,\\exists (S,C)\\in\\tau,\\ S\\in\\mathcal{S}_r,\\
+        C\\in\\mathcal{C}_r} A_{bk\\tau ts} \\le e
 
     Reads stages, groups, countries, from_year. Dual: currency per tonne of excluded content
     that would be allowed.
     """
-    _add_rule_rows(m, d, "exclusion")
+    build_rule_rows(m, d, "exclusion")
 
 
 @rule_builder("min_recycled_share")
@@ -199,11 +203,12 @@ def add_min_recycled_share(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Rule `min_recycled_share`: deliveries with a RECYCLE step cover at least a share of
     demand.
 
-    .. math:: \\sum_{\\tau \\ni \\mathrm{RECYCLE}} A_{bk\\tau ts} \\ge s_{rt} D_{bkt} - e_{rts}
+    .. math:: \\sum_{b\\in g}\\sum_{\\tau \\ni \\mathrm{RECYCLE}} A_{bk\\tau ts} \\ge
+        s_{rt}\\sum_{b\\in g} D_{bkt} - e
 
     Reads min_share. Dual: currency per tonne of required recycled content.
     """
-    _add_rule_rows(m, d, "min_recycled_share")
+    build_rule_rows(m, d, "min_recycled_share")
 
 
 @rule_builder("max_offtake_share")
@@ -211,12 +216,13 @@ def add_max_offtake_share(m: pyo.ConcreteModel, d: ModelData) -> None:
     """Rule `max_offtake_share`: buyers of one class take at most a share of a facility's
     output (contract sales and tolling) in a year.
 
-    .. math:: \\sum_{b \\in \\mathcal{B}_c} (q_{fbt} + p_{fbts}) - s_r \\sum_b (q_{fbt} + p_{fbts})
-        \\le e_{rts}
+    .. math:: \\sum_{b \\in \\mathcal{B}_c} \\Big(\\sum_{o \\in O(f)} d_{obts} + \\sum_c
+        p_{fbcts}\\Big) - s_r \\sum_b \\Big(\\sum_{o \\in O(f)} d_{obts} + \\sum_c
+        p_{fbcts}\\Big) \\le e
 
     Reads facilities, buyer_class, max_share. Dual: currency per tonne of extra allowance.
     """
-    _add_rule_rows(m, d, "max_offtake_share")
+    build_rule_rows(m, d, "max_offtake_share")
 
 
 def total_violation(m: pyo.ConcreteModel, d: ModelData):

@@ -380,7 +380,7 @@ def _share_rule_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -
         rhs = sum(w * row.rhs[x] for x, w in weights.items())
         of_demand = bool(row.demand_t)
         base = demand if of_demand else den
-        bound = rhs if of_demand or row.sense == "ge" else row.share * den
+        bound = rhs + row.share * den  # num - share x den (sense) rhs, as num (sense) bound
         slack = bound - num if row.sense == "le" else num - bound
         price, basis = duals.get((rid, sc), (None, ""))
         if price is not None and abs(price) < ZERO:
