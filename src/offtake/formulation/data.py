@@ -15,7 +15,7 @@ scenario. Must not import Pyomo.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 from offtake.domain.economics import (
     active_years,
@@ -43,8 +43,8 @@ EXPECTED = "expected"
 
 
 @dataclass(frozen=True)
-class ModelData:
-    """Everything `model.build_model` reads. Money coefficients are per tonne."""
+class Dimensions:
+    """The horizon, the scenarios and the entities every part is indexed by."""
 
     currency: str
     YEARS: tuple[int, ...]
@@ -55,6 +55,13 @@ class ModelData:
     MATERIALS: tuple[str, ...]
     FACILITIES: tuple[str, ...]
     SPOTS: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OfferData:
+    """Offers and the terms of the contracts they would become (first stage): windows and
+    starts, volumes, prices per scenario, tiers, take-or-pay, prepayments, tariffs."""
+
     OFFERS: tuple[str, ...]
     offer_supplier: dict[str, str]
     offer_material: dict[str, str]
@@ -96,6 +103,13 @@ class ModelData:
     offer_prepayment_credit: dict[str, float]
     contract_tariff_rate: dict[tuple[str, str, int], float]
     """(offer, buyer, year) -> stacked ad valorem duty on that purchase."""
+
+
+@dataclass(frozen=True)
+class ChainData:
+    """The physical chain: facility capacities, recipes and costs, arcs, and the origin tags
+    that can travel on each arc for each buyer (`_propagate_tags`)."""
+
     capacity_t: dict[tuple[str, int, str], float]
     """(facility, year, scenario) -> capacity after the scenario's multipliers."""
     recipe: dict[str, dict[str, float]]
@@ -115,6 +129,12 @@ class ModelData:
     """(facility, buyer, material, tag): recipe inputs of processors, by origin."""
     ARRIVALS: tuple[tuple[str, str, str], ...]
     """(buyer, material, tag): what can arrive at a buyer, by origin."""
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """Spot markets (prices, availability, tariffs, resale), stocks and the buyers' demand."""
+
     spot_material: dict[str, str]
     spot_price_per_t: dict[tuple[str, int, str], float]
     spot_availability_t: dict[tuple[str, int, str], float]
@@ -131,6 +151,12 @@ class ModelData:
     """(buyer, material, year, scenario) with positive demand."""
     demand_t: dict[tuple[str, str, int, str], float]
     unmet_penalty_per_t: dict[str, float]
+
+
+@dataclass(frozen=True)
+class RuleData:
+    """Procurement rules: their settings by rule id and their rows (`formulation.ruledata`)."""
+
     RULE_IDS: tuple[str, ...] = ()
     rule_kind: dict[str, str] = field(default_factory=dict)
     rule_hard: dict[str, bool] = field(default_factory=dict)
@@ -142,11 +168,24 @@ class ModelData:
     """(rule, supplier unit, offer): offers in a supplier-count rule's scope, by supplier."""
     rule_rows: dict[str, tuple[RuleRow, ...]] = field(default_factory=dict)
     """Rows of the share, exclusion and offtake rules, by rule kind."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the model is asked to be built: elastic rules (diagnosis) and the risk term."""
+
     elastic: bool = False
     """Give every hard rule row a violation variable (infeasibility diagnosis)."""
     cvar_weight: float = 0.0
     """lambda: the objective is expected cost + lambda x CVaR_alpha(scenario cost)."""
     cvar_alpha: float = 0.95
+
+
+@dataclass(frozen=True)
+class ModelData(Settings, RuleData, MarketData, ChainData, OfferData, Dimensions):
+    """Everything `model.build_model` reads, in named parts (each built by its own function
+    below; the fields are read flat: `d.offer_price_per_t`). Money coefficients are per tonne.
+    """
 
     def max_cost_coefficient(self) -> float:
         """Largest objective coefficient (currency per t, or per signing / rule unit)."""
@@ -160,23 +199,63 @@ class ModelData:
 
 def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.0,
                cvar_alpha: float = 0.95) -> ModelData:
+    """The model data of a validated instance, part by part (see ModelData)."""
     if cvar_weight < 0 or not 0 < cvar_alpha < 1:
         raise ValueError(f"need cvar_weight >= 0 and 0 < cvar_alpha < 1, got {cvar_weight}, "
                          f"{cvar_alpha}")
-    years = tuple(inst.horizon.years)
+    src = _Sources.of(inst)
+    offers = _offer_data(src)
+    parts = (_dimensions(src), offers, _chain_data(src, offers), _market_data(src),
+             _rule_settings(inst), Settings(elastic, cvar_weight, cvar_alpha))
+    d = ModelData(**{f.name: getattr(part, f.name) for part in parts for f in fields(part)})
+    return replace(d, RULE_SUPPLIER_OFFERS=tuple(sorted(count_rule_offers(inst, src.years))),
+                   rule_rows=rule_rows(inst, d))
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """Lookups of the instance that several parts read, computed once."""
+
+    inst: Instance
+    years: tuple[int, ...]
+    scenarios: tuple[str, ...]
+    buyers: tuple[str, ...]
+    fac: dict
+    arcs: list[ArcSpec]
+    relevant: dict[str, set[str]]
+    """buyer -> nodes that are active for it and lead to it."""
+    groups: dict[str, set[str]]
+
+    @classmethod
+    def of(cls, inst: Instance) -> _Sources:
+        arcs = effective_arcs(inst)
+        return cls(inst, tuple(inst.horizon.years), tuple(s.id for s in inst.scenarios),
+                   tuple(sorted(b.id for b in inst.buyers)),
+                   {f.id: f for f in inst.facilities}, arcs,
+                   {b.id: active_nodes(inst, arcs, b.id, None) & upstream_of(arcs, b.id)
+                    for b in inst.buyers},
+                   {g.id: set(g.members) for g in inst.country_groups})
+
+
+def _dimensions(src: _Sources) -> Dimensions:
+    inst, years = src.inst, src.years
     base = inst.horizon.base_year or inst.horizon.first_year
     rate = inst.horizon.discount_rate
-    fac = {f.id: f for f in inst.facilities}
-    buyers = tuple(sorted(b.id for b in inst.buyers))
+    return Dimensions(
+        currency=inst.meta.currency, YEARS=years, SCENARIOS=src.scenarios,
+        probability={s.id: s.probability for s in inst.scenarios},
+        discount={y: (1.0 + rate) ** -(y - base) for y in years},
+        BUYERS=src.buyers, MATERIALS=tuple(sorted(m.id for m in inst.materials)),
+        FACILITIES=tuple(sorted(src.fac)), SPOTS=tuple(sorted(k.id for k in inst.spot_markets)))
 
-    arcs = effective_arcs(inst)
-    relevant = {b.id: active_nodes(inst, arcs, b.id, None) & upstream_of(arcs, b.id)
-                for b in inst.buyers}
 
+def _offer_data(src: _Sources) -> OfferData:
+    """Running years, starts, prices per scenario and the eligible buyers of every offer,
+    then its terms."""
+    inst, years, fac = src.inst, src.years, src.fac
     paths = {sc.id: {x.id: index_path(x, sc) for x in inst.price_indices}
              for sc in inst.scenarios}
     offer_by = {o.id: o for o in inst.offers}
-    scenarios = [s.id for s in inst.scenarios]
     buyer_country = {b.id: b.country for b in inst.buyers}
     offer_years, obys, price, term, fiscal, starts, cover = [], [], {}, {}, {}, [], {}
     for o in inst.offers:
@@ -189,44 +268,29 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
             cover.update({(o.id, y): tuple(v) for y, v in runs.items()})
         for y in sorted(runs):
             offer_years.append((o.id, y))
-            for s in scenarios:
+            for s in src.scenarios:
                 up = unit_price(o, paths[s], y)
                 price[(o.id, y, s)] = up.buyer_per_kg * KG_PER_T
                 term[(o.id, y, s)] = up.term
                 fiscal[(o.id, y, s)] = up.fiscal_per_kg * KG_PER_T
-            obys += [(o.id, b, y) for b in buyers
-                     if offer_eligible(o, b) and o.supplier in relevant[b]]
-    tags = _propagate_tags(inst, arcs, relevant, {(o, b) for o, b, _ in obys})
-    groups = {g.id: set(g.members) for g in inst.country_groups}
-    demands = {(b.id, m, y, sc.id): at(series, y) * demand_factor(sc, b.id, m, y)
-               for b in inst.buyers for m, series in b.demand_t.items() for y in years
-               for sc in inst.scenarios}
-    spot_f = {(k.id, y, sc.id): spot_factors(sc, k, y) for k in inst.spot_markets
-              for y in years for sc in inst.scenarios}
-    d = ModelData(
-        currency=inst.meta.currency,
-        YEARS=years,
-        SCENARIOS=tuple(s.id for s in inst.scenarios),
-        probability={s.id: s.probability for s in inst.scenarios},
-        discount={y: (1.0 + rate) ** -(y - base) for y in years},
-        BUYERS=buyers,
-        MATERIALS=tuple(sorted(m.id for m in inst.materials)),
-        FACILITIES=tuple(sorted(fac)),
-        SPOTS=tuple(sorted(k.id for k in inst.spot_markets)),
+            obys += [(o.id, b, y) for b in src.buyers
+                     if offer_eligible(o, b) and o.supplier in src.relevant[b]]
+    return OfferData(
         OFFERS=tuple(sorted({o for o, _ in offer_years})),
         offer_supplier={o.id: o.supplier for o in inst.offers},
         offer_material={o.id: o.material for o in inst.offers},
         offer_min_t={o.id: o.min_t_per_year for o in inst.offers},
         offer_max_t={o.id: o.max_t_per_year for o in inst.offers},
         offer_signing_cost={o.id: o.signing_cost for o in inst.offers},
-        offer_decision={o.id: o.decision for o in inst.offers if o.decision != "free"},
         offer_signing_year={o.id: max(o.first_year, years[0]) for o in inst.offers},
+        offer_decision={o.id: o.decision for o in inst.offers if o.decision != "free"},
         offer_tag={o.id: own_feed_tag(fac[o.supplier]) for o in inst.offers},
         OFFER_YEARS=tuple(sorted(offer_years)),
         OFFER_BUYER_YEARS=tuple(sorted(obys)),
         offer_cap_t={(o, y): min(offer_by[o].max_t_per_year,
                                  max(at(fac[offer_by[o].supplier].capacity_t, y)
-                                     * capacity_factor(sc, fac[offer_by[o].supplier], y, groups)
+                                     * capacity_factor(sc, fac[offer_by[o].supplier], y,
+                                                       src.groups)
                                      for sc in inst.scenarios))
                      for o, y in offer_years},
         offer_price_per_t=price,
@@ -245,8 +309,16 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
                                  for o in inst.offers},
         contract_tariff_rate={(o, b, y): tariff_rate(
             inst, fac[offer_by[o].supplier].country, buyer_country[b], offer_by[o].material, y)
-            for o, b, y in obys},
-        capacity_t={(f.id, y, sc.id): at(f.capacity_t, y) * capacity_factor(sc, f, y, groups)
+            for o, b, y in obys})
+
+
+def _chain_data(src: _Sources, offers: OfferData) -> ChainData:
+    """Facilities and arcs, and the origin tags each can carry for each buyer (given which
+    offers may sell to whom)."""
+    inst, years, arcs = src.inst, src.years, src.arcs
+    sold = {(o, b) for o, b, _ in offers.OFFER_BUYER_YEARS}
+    return ChainData(
+        capacity_t={(f.id, y, sc.id): at(f.capacity_t, y) * capacity_factor(sc, f, y, src.groups)
                     for f in inst.facilities for y in years for sc in inst.scenarios},
         recipe={f.id: dict(f.recipe) for f in inst.facilities if f.recipe},
         opex_per_t={(f.id, y): at(f.opex_per_kg, y) * KG_PER_T
@@ -254,6 +326,19 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
         ARCS=tuple((a.from_node, a.to_node) for a in arcs),
         arc_material={(a.from_node, a.to_node): a.material for a in arcs},
         freight_per_t={(a.from_node, a.to_node): a.freight_per_kg * KG_PER_T for a in arcs},
+        **_propagate_tags(inst, arcs, src.relevant, sold))
+
+
+def _market_data(src: _Sources) -> MarketData:
+    """Spot markets in every scenario, resale and stocks, and the demand to meet."""
+    inst, years, scenarios = src.inst, src.years, src.scenarios
+    buyer_country = {b.id: b.country for b in inst.buyers}
+    demands = {(b.id, m, y, sc.id): at(series, y) * demand_factor(sc, b.id, m, y)
+               for b in inst.buyers for m, series in b.demand_t.items() for y in years
+               for sc in inst.scenarios}
+    spot_f = {(k.id, y, sc.id): spot_factors(sc, k, y) for k in inst.spot_markets
+              for y in years for sc in inst.scenarios}
+    return MarketData(
         spot_material={k.id: k.material for k in inst.spot_markets},
         spot_price_per_t={(k.id, y, s): at(k.price_per_kg, y) * spot_f[k.id, y, s][1]
                           * KG_PER_T for k in inst.spot_markets for y in years
@@ -263,7 +348,7 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
                              for s in scenarios},
         spot_tariff_rate={(k.id, b, y): tariff_rate(inst, k.origin, buyer_country[b],
                                                    k.material, y)
-                          for k in inst.spot_markets for b in buyers for y in years},
+                          for k in inst.spot_markets for b in src.buyers for y in years},
         RESALES=tuple(sorted((b.id, k.id) for b in inst.buyers for k in inst.spot_markets
                              if k.resale_haircut is not None and k.material in b.demand_t)),
         resale_price_per_t={(k.id, y, s): at(k.price_per_kg, y) * spot_f[k.id, y, s][1]
@@ -275,20 +360,19 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
                             for m in inst.materials},
         DEMANDS=tuple(sorted(k for k, v in demands.items() if v > 0)),
         demand_t={k: v for k, v in demands.items() if v > 0},
-        unmet_penalty_per_t={m.id: m.unmet_penalty_per_kg * KG_PER_T for m in inst.materials},
+        unmet_penalty_per_t={m.id: m.unmet_penalty_per_kg * KG_PER_T for m in inst.materials})
+
+
+def _rule_settings(inst: Instance) -> RuleData:
+    """The rules' settings by id; their rows follow once the rest of the data exists."""
+    return RuleData(
         RULE_IDS=tuple(r.id for r in inst.rules),
         rule_kind={r.id: r.kind for r in inst.rules},
         rule_hard={r.id: r.hard for r in inst.rules},
         rule_penalty={r.id: r.penalty_per_unit or 0.0 for r in inst.rules},
         rule_count_bound={r.id: getattr(r, "max_count", getattr(r, "min_count", 0))
                           for r in inst.rules},
-        rule_in_expectation={r.id: r.in_expectation for r in inst.rules},
-        elastic=elastic,
-        cvar_weight=cvar_weight,
-        cvar_alpha=cvar_alpha,
-        **tags,
-    )
-    return _with_rules(d, count_rule_offers(inst, years), rule_rows(inst, d))
+        rule_in_expectation={r.id: r.in_expectation for r in inst.rules})
 
 
 def _tiers(inst: Instance) -> dict:
@@ -305,12 +389,6 @@ def _tiers(inst: Instance) -> dict:
     return {"TIERS": tuple(keys), "tier_from_t": lo, "tier_to_t": hi, "tier_discount": disc,
             "offer_tier_mode": {o.id: o.tier_mode for o in inst.offers},
             "offer_tier_basis": {o.id: o.tier_basis for o in inst.offers}}
-
-
-def _with_rules(d: ModelData, offers, rows) -> ModelData:
-    from dataclasses import replace
-
-    return replace(d, RULE_SUPPLIER_OFFERS=tuple(sorted(offers)), rule_rows=rows)
 
 
 def _topological(inst: Instance, arcs: list[ArcSpec]) -> list[str]:
@@ -390,8 +468,6 @@ def _propagate_tags(inst: Instance, arcs: list[ArcSpec], relevant: dict[str, set
 
 def _scenario_keyed(d: ModelData) -> list[str]:
     """Fields of `d` keyed by scenario (the scenario is the last element of every key)."""
-    from dataclasses import fields
-
     scen = set(d.SCENARIOS)
     return [f.name for f in fields(d) if isinstance(val := getattr(d, f.name), dict) and val
             and all(isinstance(k, tuple) and k[-1] in scen for k in val)]
@@ -401,8 +477,6 @@ def scenario_view(d: ModelData, weights: dict[str, float], label: str) -> ModelD
     """A one-scenario copy of `d` whose scenario-dependent data are the weighted sums over the
     given scenarios: with the probabilities as weights, the expected-value (EV) problem; with
     weight 1 on one scenario, that scenario alone (wait-and-see)."""
-    from dataclasses import replace
-
     changes: dict = {}
     for name in _scenario_keyed(d):
         acc: dict = {}
@@ -443,8 +517,6 @@ class ParametricView:
 
 def parametric_view(d: ModelData, label: str, slot) -> ParametricView:
     """See `ParametricView`; `slot(i)` makes the placeholder of slot i."""
-    from dataclasses import replace
-
     index: dict[tuple[str, tuple], int] = {}
     per: dict[str, dict[int, float]] = {s: {} for s in d.SCENARIOS}
 
