@@ -228,3 +228,28 @@ def test_an_unregistered_kind_is_a_located_finding(toy_kind):
         assert any(f.location.startswith("rules[0]") for f in res.findings)
     finally:
         register_rule_kind(TOY)
+
+
+@pytest.mark.parametrize(("module", "name"), [
+    ("offtake.domain.registry", "register_rule_kind"),
+    ("offtake.formulation.ruledata", "row_builder"),
+    ("offtake.formulation.ruledata", "make_row"),
+    ("offtake.formulation.ruledata", "RowContext"),
+    ("offtake.formulation.rules", "rule_builder"),
+    ("offtake.formulation.rules", "build_rule_rows"),
+    ("offtake.formulation.expressions", "family_builder"),
+    ("offtake.formulation.objective", "cost_term"),
+    ("offtake.check.rules", "rule_check"),
+    ("offtake.check.context", "family_check"),
+    ("offtake.check.objective", "cost_check"),
+    ("offtake.formulation.data", "OfferData"),
+    ("offtake.results.tables", "TABLE_COLUMNS"),
+    ("offtake.check.tables", "TABLE_COLUMNS"),
+])
+def test_docs_extending_names_what_exists(module, name):
+    """docs/extending.md tells the next person these names; they must exist where it says."""
+    import importlib
+
+    text = (ROOT / "docs" / "extending.md").read_text()
+    assert name in text
+    assert hasattr(importlib.import_module(module), name)
