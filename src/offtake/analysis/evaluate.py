@@ -133,7 +133,7 @@ def solve_scenarios(ex: Executor, template: ScenarioLp, x: np.ndarray, who: list
     errors: dict[str, tuple[str, str]] = {}
     for chunk, res in zip(chunks, ex.map(_solve_chunk, tasks, shared=template), strict=True):
         if res.ok:
-            out.update(res.value)
+            out.update(res.value or {})
         else:
             errors.update(dict.fromkeys(chunk, (res.status, res.error)))
     return out, errors
@@ -261,7 +261,7 @@ class ScenarioSolver:
                 status = "elastic" if status == "optimal" else status
             ok = status in ("optimal", "elastic")
             grad = lp.reduced_costs()[t.plan_cols] if ok and gradients else None
-            out[s] = (status, float(value) if ok else float("nan"), grad)
+            out[s] = (status, float(value) if ok and value is not None else float("nan"), grad)
         return out
 
     def _elastic(self) -> ArrayLp:
@@ -281,7 +281,7 @@ class ScenarioSolver:
         return self.elastic
 
 
-def _second_opinion(lp: ArrayLp, tolerance: float = 1e-6) -> tuple[str, float]:
+def _second_opinion(lp: ArrayLp, tolerance: float = 1e-6) -> tuple[str, float | None]:
     """Re-solve from scratch, without presolve and with primal feasibility tolerance
     `tolerance` (HiGHS's default is 1e-7): for a plan a master LP put at the edge of a
     capacity."""
@@ -303,7 +303,7 @@ def _check_plan(d: ModelData, plan: dict[str, dict]) -> None:
     if unknown_vars:
         raise EvaluationError(f"the plan has unknown decisions {unknown_vars}; "
                               f"expected some of {list(PLAN)}")
-    known = {"v_signed": set(d.OFFERS), "v_start": set(d.OFFER_STARTS),
+    known: dict[str, set] = {"v_signed": set(d.OFFERS), "v_start": set(d.OFFER_STARTS),
              "v_volume_t": set(d.OFFER_BUYER_YEARS)}
     for name, keys in known.items():
         extra = [k for k, v in plan.get(name, {}).items() if k not in keys and v]

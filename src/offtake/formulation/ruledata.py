@@ -68,6 +68,7 @@ def count_rule_offers(inst: Instance, years: tuple[int, ...]) -> list[tuple[str,
     for r in inst.rules:
         if r.kind not in count_kinds():
             continue
+        count: str = getattr(r, "count", "facility")  # count kinds: facility | company
         sc = r.scope
         for o in inst.offers:
             eligible = [b.id for b in inst.buyers if offer_eligible(o, b.id)]
@@ -78,7 +79,7 @@ def count_rule_offers(inst: Instance, years: tuple[int, ...]) -> list[tuple[str,
             active = [y for y in years if o.first_year <= y <= o.last_year]
             if not active or (sc.years is not None and not set(active) & set(sc.years)):
                 continue
-            unit = o.supplier if r.count == "facility" else fac[o.supplier].company
+            unit = o.supplier if count == "facility" else fac[o.supplier].company
             out.append((r.id, unit, o.id))
     return out
 

@@ -11,7 +11,7 @@ Reads a model; never builds one and never solves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,8 +46,8 @@ class Affine:
 
 @dataclass
 class LinearArrays:
-    columns: list  # VarData, in column order
-    rows: list  # ConstraintData, in row order
+    columns: Sequence  # VarData, in column order (a range once the model is left behind)
+    rows: Sequence  # ConstraintData, in row order (likewise)
     integer: np.ndarray  # bool per column
     cost: Affine
     offset: Affine  # objective constant (length 1)
