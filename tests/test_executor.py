@@ -1,7 +1,8 @@
 """The execution layer (offtake.runtime): the same results serially, in a process pool and on
 Dask (a LocalCluster shared by this module); results in input order; a task's error, its
 timeout and its worker's death reported, never lost; one level of parallelism (inside a
-multiprocessing.Pool worker the evaluation runs serially and says so); the lean solve.
+multiprocessing.Pool worker the evaluation runs serially and says so); the lean solve; the
+CLI's --executor, --workers and --scheduler.
 
 Module-level imports stay light: the pool's and the cluster's workers import this module to
 find the task functions."""
@@ -173,7 +174,7 @@ def serial_evaluation(small_plan):
     d, plan = small_plan
     res = evaluate_plan(d, plan)
     assert set(res.status.values()) == {"optimal"} and len(res.cost) == 8
-    assert res.executor == {"kind": "serial", "workers": 1}
+    assert res.executor == {"kind": "serial", "workers": 1, "scheduler": None}
     return res
 
 
@@ -246,3 +247,99 @@ def test_solve_lean_gives_the_objective_of_solve_instance_and_maps_over_workers(
                                                shared=SolveOptions())
     assert mapped.ok and isinstance(mapped.value, LeanOutcome)
     assert mapped.value.objective == pytest.approx(full.objective, rel=1e-9)
+
+
+# --- the CLI --------------------------------------------------------------------------------
+def test_the_cli_runs_evaluate_and_decompose_on_the_executor_it_is_given(tmp_path, cluster):
+    """PRICES_ONLY (test_evaluate): the decomposition's 6.0M and the evaluation of its plan,
+    both on the module's Dask cluster; a scheduler with another executor is refused."""
+    import json
+
+    import yaml
+    from test_evaluate import PRICES_ONLY
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+
+    src = tmp_path / "prices.yaml"
+    src.write_text(yaml.safe_dump(PRICES_ONLY, sort_keys=False))
+    on_dask = ["--executor", "dask", "--scheduler", cluster.scheduler_address]
+    runner = CliRunner()
+    dec = runner.invoke(app, ["decompose", str(src), "--out", str(tmp_path / "dec"),
+                              "--cost-clusters", "1", *on_dask])
+    assert dec.exit_code == 0, dec.output
+    report = json.loads((tmp_path / "dec" / "decomposition.json").read_text())
+    assert report["executor"]["kind"] == "dask"
+    assert report["objective"] == pytest.approx(6_000_000, rel=1e-6)
+    ev = runner.invoke(app, ["evaluate", str(src), "--plan", str(tmp_path / "dec" / "plan.json"),
+                             "--out", str(tmp_path / "ev"), *on_dask])
+    assert ev.exit_code == 0, ev.output
+    report = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert report["executor"]["kind"] == "dask" and report["not_evaluated"] == {}
+    assert report["expected_cost"] == pytest.approx(6_000_000, rel=1e-6)
+    bad = runner.invoke(app, ["evaluate", str(src), "--plan", str(tmp_path / "dec" / "plan.json"),
+                              "--executor", "process", "--scheduler", cluster.scheduler_address])
+    assert bad.exit_code == 1 and "--executor" in bad.output
+
+
+def test_the_cli_evaluates_in_a_process_pool_at_the_expected_cost_it_gets_serially(tmp_path,
+                                                                                   small_plan):
+    """The small US instance under 8 scenarios and its stochastic plan: `evaluate` with
+    --executor process --workers 2 prices every scenario as the serial run does, and both
+    reports name the executor."""
+    import json
+
+    from test_evaluate import _small_instance
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+    from offtake.results.tables import write_plan
+
+    _, plan = small_plan
+    _small_instance(tmp_path)  # writes small_scenarios.yaml, the instance of small_plan
+    write_plan(tmp_path / "plan.json", plan)
+    args = ["evaluate", str(tmp_path / "small_scenarios.yaml"), "--plan",
+            str(tmp_path / "plan.json")]
+    runner = CliRunner()
+    reports = {}
+    for name, how in [("serial", []), ("process", ["--executor", "process", "--workers", "2"])]:
+        res = runner.invoke(app, [*args, "--out", str(tmp_path / name), *how])
+        assert res.exit_code == 0, res.output
+        reports[name] = json.loads((tmp_path / name / "evaluation.json").read_text())
+    assert reports["serial"]["executor"] == {"kind": "serial", "workers": 1, "scheduler": None}
+    assert reports["process"]["executor"] == {"kind": "process", "workers": 2,
+                                              "scheduler": None}
+    assert reports["process"]["not_evaluated"] == {} and reports["process"]["scenarios"] == 8
+    assert reports["process"]["expected_cost"] == pytest.approx(
+        reports["serial"]["expected_cost"], rel=1e-9)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--executor", "threads"], "--executor must be one of serial, process, dask"),
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler needs --executor dask"),
+    (["--executor", "serial", "--workers", "3"], "--executor serial runs in this process"),
+    (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"],
+     "drop --workers"),
+    (["--executor", "dask", "--scheduler", "no-port"], "--scheduler no-port: cannot connect"),
+], ids=["unknown", "no-workers", "scheduler-without-dask", "serial-with-workers",
+        "scheduler-with-workers", "bad-address"])
+def test_the_cli_refuses_contradictory_executor_options_naming_them(tmp_path, options,
+                                                                    message):
+    """Checked before anything runs (a bad address before a client is made): exit 1, the
+    option named, no traceback."""
+    import yaml
+    from test_evaluate import PRICES_ONLY
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+
+    src = tmp_path / "prices.yaml"
+    src.write_text(yaml.safe_dump(PRICES_ONLY, sort_keys=False))
+    runner = CliRunner()
+    for command in (["evaluate", str(src), "--plan", str(tmp_path / "plan.json")],
+                    ["decompose", str(src)]):
+        res = runner.invoke(app, [*command, "--out", str(tmp_path / "out"), *options])
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+        assert message in " ".join(res.output.split()), res.output
+        assert not (tmp_path / "out").exists()

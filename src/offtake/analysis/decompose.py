@@ -595,11 +595,13 @@ class _Master:
 
 
 def decompose_instance(inst: Instance, out_dir: str | Path, options=None, *,
-                       cvar_weight: float = 0.0, cvar_alpha: float = 0.95):
+                       cvar_weight: float = 0.0, cvar_alpha: float = 0.95,
+                       executor: Executor | None = None):
     """Solve by decomposition (offtake.analysis.decompose) and write decomposition.json, plan.json
-    and scenario_costs.csv (scenario, probability, cost) to `out_dir`."""
+    and scenario_costs.csv (scenario, probability, cost) to `out_dir`; the scenario LPs on
+    `executor` (the caller's, left open) or on one made from the options."""
     d = build_data(inst, cvar_weight=cvar_weight, cvar_alpha=cvar_alpha)
-    res = solve_decomposed(d, options or DecomposeOptions())
+    res = solve_decomposed(d, options or DecomposeOptions(), executor=executor)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = {"status": res.status, "objective": res.objective, "bound": res.bound,

@@ -1,4 +1,6 @@
-"""Command-line interface: `offtake validate | solve | check`.
+"""Command-line interface: `offtake validate | solve | check | value | evaluate | decompose |
+frontier | compare`. `evaluate` and `decompose` run their scenario LPs on one executor of
+`offtake.runtime` (--executor, --workers, --scheduler), made here and closed when they end.
 
 Exit codes: 0 solution found (or input valid / plan clean), 1 invalid input, 2 infeasible,
 3 no solution within limits, 4 solver or internal error (including a plan the independent
@@ -8,6 +10,8 @@ checker rejects).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -16,7 +20,7 @@ from rich.console import Console
 
 from offtake.analysis.compliance import compare as compare_rules
 from offtake.analysis.decompose import DecomposeOptions, DecompositionError, decompose_instance
-from offtake.analysis.evaluate import EvaluationError, evaluate_portfolio
+from offtake.analysis.evaluate import WORKER_MODULES, EvaluationError, evaluate_portfolio
 from offtake.analysis.frontier import efficient_frontier
 from offtake.analysis.stochastic import stochastic_value
 from offtake.check import check_folder
@@ -37,6 +41,7 @@ from offtake.report.console import (
     value_table,
     violations_table,
 )
+from offtake.runtime import KINDS, Executor, make_executor
 from offtake.solvers.highs import SolveOptions, SolverVersionError, check_solver_version
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -51,6 +56,67 @@ SetOption = Annotated[list[str] | None, typer.Option(
     "--set", metavar="PATH=VALUE",
     help="change one value of the instance before running (repeatable), by ID path, e.g. "
     "rules.SUPPLIER-CAP-50.max_share=0.65 or buyers.US-EV-OEM.demand_t.MAGNET_SH.2030=3500")]
+
+
+ExecutorOption = Annotated[str | None, typer.Option(
+    "--executor", metavar="serial|process|dask",
+    help="where the scenario LPs run: in this process, a local process pool, or on Dask "
+    "(default: serial with --workers 1, else process)")]
+SchedulerOption = Annotated[str | None, typer.Option(
+    "--scheduler", metavar="ADDRESS",
+    help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (only with --executor dask; "
+    "without it dask starts a local cluster of --workers workers)")]
+
+
+def _executor_options(kind: str | None, workers: int | None, scheduler: str | None,
+                      default_workers: int) -> tuple[str, int | None, str | None]:
+    """--executor, --workers and --scheduler checked and completed for `make_executor`, or
+    a message naming the option and exit 1. Without --executor: serial for one worker
+    (`default_workers` when --workers is not given), else a process pool."""
+    problem = ""
+    if kind is not None and kind not in KINDS:
+        problem = f"--executor must be one of {', '.join(KINDS)}, not {kind!r}"
+    elif workers is not None and workers < 1:
+        problem = f"--workers must be at least 1, not {workers}"
+    elif scheduler is not None and kind != "dask":
+        problem = ("--scheduler needs --executor dask"
+                   + (f", not --executor {kind}" if kind else ""))
+    elif scheduler is not None and workers is not None:
+        problem = ("--workers sizes the local cluster that --executor dask starts; with "
+                   "--scheduler the cluster's own workers run the tasks: drop --workers")
+    elif kind == "serial" and workers not in (None, 1):
+        problem = (f"--executor serial runs in this process: --workers {workers} needs "
+                   "--executor process or dask")
+    if problem:
+        console.print(f"[red]{problem}[/]")
+        raise typer.Exit(EXIT["invalid"])
+    if kind is None:
+        workers = default_workers if workers is None else workers
+        kind = "serial" if workers == 1 else "process"
+    return kind, workers, scheduler
+
+
+@contextmanager
+def _executor_or_exit(kind: str, workers: int | None,
+                      scheduler: str | None) -> Iterator[Executor]:
+    """The executor of checked options (`runtime.make_executor`), closed on the way out
+    (with a local Dask cluster: the cluster too); exit 1 when Dask is missing or the
+    scheduler cannot be reached, 4 when the local workers cannot start."""
+    try:
+        ex = make_executor(kind, workers=workers, scheduler=scheduler, preload=WORKER_MODULES)
+    except ImportError as exc:
+        console.print(f"[red]--executor {kind}: {exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    except (OSError, ValueError) as exc:  # no scheduler there, or not an address
+        if scheduler is None:
+            console.print(f"[red]--executor {kind}: its workers did not start: {exc}[/]")
+            raise typer.Exit(EXIT["error"]) from exc
+        console.print(f"[red]--scheduler {scheduler}: cannot connect: {exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    with ex:
+        if ex.requested != ex.kind:
+            console.print(f"[yellow]--executor {ex.requested}: {ex.note}[/]")
+        yield ex
 
 
 def _load_or_exit(instance: Path, sets: list[str] | None = None):
@@ -186,21 +252,29 @@ def evaluate(
     plan: Annotated[Path, typer.Option(help="plan.json written by `offtake solve`")],
     out: Annotated[Path, typer.Option(help="folder for evaluation.csv/.json/.png")] =
     Path("out"),
-    workers: Annotated[int, typer.Option(help="processes sharing the scenarios")] = 1,
+    executor: ExecutorOption = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes (of the pool, or of dask's local cluster) "
+        "(default: 1, serial; with --executor process or dask: one per core)")] = None,
+    scheduler: SchedulerOption = None,
     cvar_alpha: Annotated[float, typer.Option(help="level of VaR and CVaR")] = 0.95,
     sets: SetOption = None,
 ) -> None:
     """Cost of a fixed portfolio in every scenario of INSTANCE (e.g. optimised on a few
-    scenarios, evaluated on thousands): per-scenario cost, its distribution and risk."""
+    scenarios, evaluated on thousands): per-scenario cost, its distribution and risk;
+    DIR/evaluation.json records the executor that ran them."""
+    kind, workers, scheduler = _executor_options(executor, workers, scheduler, 1)
     loaded = _load_or_exit(instance, sets)
-    if workers < 1 or not 0 < cvar_alpha < 1:
-        console.print("[red]need --workers >= 1 and 0 < --cvar-alpha < 1[/]")
+    if not 0 < cvar_alpha < 1:
+        console.print("[red]need 0 < --cvar-alpha < 1[/]")
         raise typer.Exit(EXIT["invalid"])
-    try:
-        table, report = evaluate_portfolio(loaded.instance, plan, workers, cvar_alpha)
-    except (ValueError, EvaluationError) as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(EXIT["invalid"]) from exc
+    with _executor_or_exit(kind, workers, scheduler) as ex:
+        try:
+            table, report = evaluate_portfolio(loaded.instance, plan, alpha=cvar_alpha,
+                                               executor=ex)
+        except (ValueError, EvaluationError) as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(EXIT["invalid"]) from exc
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "evaluation.csv", index=False)
     (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -220,7 +294,12 @@ def evaluate(
 def decompose(
     instance: Annotated[Path, typer.Argument(help="instance YAML file with scenarios")],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out"),
-    workers: Annotated[int, typer.Option(help="processes for the scenario LPs")] = 2,
+    executor: ExecutorOption = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes for the scenario LPs (of the pool, or of dask's local "
+        "cluster) (default: 2, a process pool; with --executor process or dask: one per "
+        "core)")] = None,
+    scheduler: SchedulerOption = None,
     gap: Annotated[float, typer.Option(help="relative gap at which it stops")] = 1e-6,
     time_limit: Annotated[float | None, typer.Option(help="seconds")] = None,
     cvar_weight: Annotated[float, typer.Option(
@@ -233,24 +312,24 @@ def decompose(
 ) -> None:
     """The stochastic optimum by decomposition instead of the extensive form (same optimum;
     experimental: slower than the extensive form at 10 scenarios, ahead of it at 100 within
-    a time limit, see benchmarks/bench_decompose.py): DIR/decomposition.json, plan.json,
-    scenario_costs.csv."""
+    a time limit, see benchmarks/bench_decompose.py): DIR/decomposition.json (with the
+    executor that ran the scenario LPs), plan.json, scenario_costs.csv."""
+    kind, workers, scheduler = _executor_options(executor, workers, scheduler, 2)
     loaded = _load_or_exit(instance)
-    if (workers < 1 or gap <= 0 or cvar_weight < 0 or not 0 < cvar_alpha < 1
-            or cost_clusters < 0):
-        console.print("[red]need --workers >= 1, --gap > 0, --cvar-weight >= 0, "
-                      "0 < --cvar-alpha < 1 and --cost-clusters >= 0[/]")
+    if gap <= 0 or cvar_weight < 0 or not 0 < cvar_alpha < 1 or cost_clusters < 0:
+        console.print("[red]need --gap > 0, --cvar-weight >= 0, 0 < --cvar-alpha < 1 and "
+                      "--cost-clusters >= 0[/]")
         raise typer.Exit(EXIT["invalid"])
-    try:
-        res, table = decompose_instance(
-            loaded.instance, out, DecomposeOptions(gap=gap, workers=workers,
-                                                   time_limit=time_limit,
-                                                   max_groups=max_groups,
-                                                   cost_clusters=cost_clusters or None),
-            cvar_weight=cvar_weight, cvar_alpha=cvar_alpha)
-    except DecompositionError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(EXIT["error"]) from exc
+    options = DecomposeOptions(gap=gap, time_limit=time_limit, max_groups=max_groups,
+                               cost_clusters=cost_clusters or None)
+    with _executor_or_exit(kind, workers, scheduler) as ex:
+        try:
+            res, table = decompose_instance(loaded.instance, out, options,
+                                            cvar_weight=cvar_weight, cvar_alpha=cvar_alpha,
+                                            executor=ex)
+        except DecompositionError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(EXIT["error"]) from exc
     console.print(decomposition_table(res, loaded.instance.meta.currency))
     console.print(f"written to {out}/ (decomposition.json, plan.json, scenario_costs.csv)")
     raise typer.Exit(0 if res.status == "optimal" else EXIT["no_solution"])

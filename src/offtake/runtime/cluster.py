@@ -85,12 +85,19 @@ class DaskExecutor(Executor):
         except ImportError as exc:  # pragma: no cover - the dev extra installs it
             raise ImportError("the dask executor needs dask.distributed: "
                               "pip install 'offtake[cluster]'") from exc
+        if scheduler is not None:
+            from distributed.comm import resolve_address
+
+            # a bad address raises here (ValueError, OSError), not in Client(), whose
+            # half-made object would hang for a minute when it is garbage collected
+            resolve_address(scheduler)
         self._cluster = local_cluster(workers) if scheduler is None else None
         self._client = Client(self._cluster if scheduler is None else scheduler,
                               set_as_default=False)
         nthreads = self._client.nthreads()
         super().__init__(max(1, sum(nthreads.values())), timeout,
-                         note="" if scheduler is None else f"scheduler {scheduler}")
+                         note="a local cluster of its own" if scheduler is None else "")
+        self.scheduler = scheduler
         self._scattered: dict[str, Any] = {}
         self._started: dict[str, tuple[float, str]] = {}
         if timeout is not None:

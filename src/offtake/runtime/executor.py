@@ -178,10 +178,13 @@ class Executor:
     """Runs `fn(shared, item)` for many items; a context manager (`close` on exit).
 
     kind: the back-end that runs the tasks; requested: the one asked for (they differ when
-    a worker runs serially); workers: tasks that run at once; timeout: seconds per task
-    (None: no limit; not enforced by the serial back-end); note: why it runs as it does."""
+    a worker runs serially); workers: tasks that run at once; scheduler: the address of the
+    Dask scheduler it was given (None: none, or a local cluster of its own); timeout:
+    seconds per task (None: no limit; not enforced by the serial back-end); note: why it
+    runs as it does."""
 
     kind: str = "serial"
+    scheduler: str | None = None
 
     def __init__(self, workers: int, timeout: float | None, requested: str | None = None,
                  note: str = ""):
@@ -199,8 +202,10 @@ class Executor:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        """The executor as a report's entry."""
-        out: dict[str, Any] = {"kind": self.kind, "workers": self.workers}
+        """The executor as a report's entry: kind, workers and scheduler always; what was
+        requested when it differs from kind, the timeout when there is one, the note."""
+        out: dict[str, Any] = {"kind": self.kind, "workers": self.workers,
+                               "scheduler": self.scheduler}
         if self.requested != self.kind:
             out["requested"] = self.requested
         if self.timeout is not None:
