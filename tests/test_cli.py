@@ -62,7 +62,7 @@ def _fake_outcome(status: str) -> SolveOutcome:
 
 def test_exit_codes_for_infeasible_no_solution_and_error(tmp_path, monkeypatch):
     for status, code in (("infeasible", 2), ("no_solution", 3), ("error", 4)):
-        monkeypatch.setattr(pipeline, "solve", lambda m, o, s=status: _fake_outcome(s))
+        monkeypatch.setattr(pipeline.HighsModel, "solve", lambda self, s=status: _fake_outcome(s))
         out_dir = tmp_path / status
         res = runner.invoke(app, ["solve", TINY, "--out", str(out_dir)])
         assert res.exit_code == code, (status, res.output)

@@ -115,3 +115,38 @@ def test_checker_loads_no_pyomo_and_no_formulation():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+HEAVY = ("pyomo", "highspy", "scipy", "matplotlib", "pandas", "dask", "distributed")
+
+
+def _loaded_heavy(code: str) -> list[str]:
+    probe = (f"{code}\nimport sys\n"
+             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_cli_starts_without_heavy_libraries():
+    """`offtake --help` imports the CLI only: no Pyomo, HiGHS, scipy, matplotlib, pandas or
+    Dask (each command imports what it runs)."""
+    assert _loaded_heavy("import offtake.apps.cli") == []
+
+
+def test_validate_loads_no_solver_stack():
+    """`offtake validate` reads, validates and derives data: no Pyomo, HiGHS or scipy."""
+    code = ("from typer.testing import CliRunner\nfrom offtake.apps.cli import app\n"
+            "r = CliRunner().invoke(app, ['validate', 'instances/us_ev_oem_small.yaml'])\n"
+            "assert r.exit_code == 0, r.output")
+    assert set(_loaded_heavy(code)) <= {"pandas"}
+
+
+def test_a_plain_solve_loads_no_scipy():
+    """Importing scipy after Pyomo costs about a second (Pyomo's hook imports scipy.stats);
+    one solve needs none of it."""
+    code = ("from offtake.io.loader import load_or_raise\n"
+            "from offtake.pipeline.solve import solve_instance\n"
+            "r = solve_instance(load_or_raise('instances/tiny_two_offers.yaml'))\n"
+            "assert r.status == 'optimal'")
+    assert "scipy" not in _loaded_heavy(code)

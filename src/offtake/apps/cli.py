@@ -2,6 +2,9 @@
 frontier | compare`. `evaluate` and `decompose` run their scenario LPs on one executor of
 `offtake.runtime` (--executor, --workers, --scheduler), made here and closed when they end.
 
+Starts fast: each command imports what it runs (Pyomo, HiGHS, scipy, matplotlib, Dask) when
+it runs; `offtake --help` and `offtake validate` load none of them.
+
 Exit codes: 0 solution found (or input valid / plan clean), 1 invalid input, 2 infeasible,
 3 no solution within limits, 4 solver or internal error (including a plan the independent
 checker rejects).
@@ -13,36 +16,16 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from offtake.analysis.compliance import compare as compare_rules
-from offtake.analysis.decompose import DecomposeOptions, DecompositionError, decompose_instance
-from offtake.analysis.evaluate import WORKER_MODULES, EvaluationError, evaluate_portfolio
-from offtake.analysis.frontier import efficient_frontier
-from offtake.analysis.stochastic import stochastic_value
-from offtake.check import check_folder
 from offtake.domain.findings import InvalidInstance
-from offtake.domain.transforms import apply_sets
-from offtake.formulation.data import build_data
-from offtake.formulation.ruledata import origin_gaps
-from offtake.io.loader import load_instance
-from offtake.pipeline.run import run
-from offtake.report import plots
-from offtake.report.console import (
-    compare_table,
-    decomposition_table,
-    diagnosis_table,
-    evaluation_table,
-    findings_table,
-    print_run,
-    value_table,
-    violations_table,
-)
-from offtake.runtime import KINDS, Executor, make_executor
-from offtake.solvers.highs import SolveOptions, SolverVersionError, check_solver_version
+from offtake.solvers.options import DEFAULT_MIP_GAP
+
+if TYPE_CHECKING:
+    from offtake.runtime import Executor
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Choose rare-earth magnet offtake contracts at least cost.")
@@ -73,6 +56,7 @@ def _executor_options(kind: str | None, workers: int | None, scheduler: str | No
     """--executor, --workers and --scheduler checked and completed for `make_executor`, or
     a message naming the option and exit 1. Without --executor: serial for one worker
     (`default_workers` when --workers is not given), else a process pool."""
+    from offtake.runtime import KINDS
     problem = ""
     if kind is not None and kind not in KINDS:
         problem = f"--executor must be one of {', '.join(KINDS)}, not {kind!r}"
@@ -102,6 +86,8 @@ def _executor_or_exit(kind: str, workers: int | None,
     """The executor of checked options (`runtime.make_executor`), closed on the way out
     (with a local Dask cluster: the cluster too); exit 1 when Dask is missing or the
     scheduler cannot be reached, 4 when the local workers cannot start."""
+    from offtake.analysis.evaluate import WORKER_MODULES
+    from offtake.runtime import make_executor
     try:
         ex = make_executor(kind, workers=workers, scheduler=scheduler, preload=WORKER_MODULES)
     except ImportError as exc:
@@ -119,11 +105,20 @@ def _executor_or_exit(kind: str, workers: int | None,
         yield ex
 
 
+def _findings_table(findings, title: str):
+    """The findings as a Rich table (pandas and the report module load on first use)."""
+    from offtake.report.console import findings_table
+
+    return findings_table(findings, title)
+
+
 def _load_or_exit(instance: Path, sets: list[str] | None = None):
     """The loaded instance with the `--set`s applied, or print every finding and exit 1."""
+    from offtake.domain.transforms import apply_sets
+    from offtake.io.loader import load_instance
     loaded = load_instance(instance)
     if loaded.instance is None:
-        console.print(findings_table(loaded.findings, f"Findings in {instance}"))
+        console.print(_findings_table(loaded.findings, f"Findings in {instance}"))
         raise typer.Exit(EXIT["invalid"])
     try:
         loaded.instance = apply_sets(loaded.instance, sets or [])
@@ -134,7 +129,7 @@ def _load_or_exit(instance: Path, sets: list[str] | None = None):
 
 def _invalid_set(exc: InvalidInstance, options: str = "--set") -> NoReturn:
     """Print the findings of a bad --set (or --relax, --rule) and exit 1."""
-    console.print(findings_table(exc.findings, f"Findings in {options}"))
+    console.print(_findings_table(exc.findings, f"Findings in {options}"))
     raise typer.Exit(EXIT["invalid"]) from exc
 
 
@@ -142,6 +137,10 @@ def _invalid_set(exc: InvalidInstance, options: str = "--set") -> NoReturn:
 def validate(instance: Annotated[Path, typer.Argument(help="instance YAML file")],
              sets: SetOption = None) -> None:
     """Validate an instance; print every finding. Exit 0 if valid, 1 if not."""
+    from offtake.domain.transforms import apply_sets
+    from offtake.formulation.data import build_data
+    from offtake.formulation.ruledata import origin_gaps
+    from offtake.io.loader import load_instance
     loaded = load_instance(instance)
     findings = list(loaded.findings)
     if loaded.instance is not None and sets:
@@ -153,7 +152,7 @@ def validate(instance: Annotated[Path, typer.Argument(help="instance YAML file")
     if loaded.instance is not None:
         findings += origin_gaps(loaded.instance, build_data(loaded.instance))
     if findings:
-        console.print(findings_table(findings, f"Findings in {instance}"))
+        console.print(_findings_table(findings, f"Findings in {instance}"))
     console.print("[green]valid[/]" if loaded.ok else "[red]invalid[/]")
     raise typer.Exit(0 if loaded.ok else 1)
 
@@ -163,7 +162,7 @@ def solve(
     instance: Annotated[Path, typer.Argument(help="instance YAML file")],
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("out"),
     time_limit: Annotated[float | None, typer.Option(help="seconds")] = None,
-    mip_gap: Annotated[float, typer.Option(help="relative MIP gap")] = SolveOptions.mip_gap,
+    mip_gap: Annotated[float, typer.Option(help="relative MIP gap")] = DEFAULT_MIP_GAP,
     threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
     write_model: Annotated[Path | None, typer.Option(help="write the model as MPS")] = None,
     relax: Annotated[list[str] | None, typer.Option(
@@ -174,6 +173,9 @@ def solve(
     sets: SetOption = None,
 ) -> None:
     """Solve an instance, write DIR/summary.json and tables, and check the plan."""
+    from offtake.pipeline.run import run
+    from offtake.report.console import diagnosis_table, print_run
+    from offtake.solvers.highs import SolveOptions, SolverVersionError, check_solver_version
     try:
         check_solver_version()
     except SolverVersionError as exc:
@@ -193,11 +195,11 @@ def solve(
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT["invalid"]) from exc
     if result.results is None:
-        console.print(findings_table(result.load.findings, f"Findings in {instance}"))
+        console.print(_findings_table(result.load.findings, f"Findings in {instance}"))
         raise typer.Exit(EXIT["invalid"])
     warnings = [f for f in result.load.findings if f.severity == "warning"] + result.warnings
     if warnings:
-        console.print(findings_table(warnings, "Warnings"))
+        console.print(_findings_table(warnings, "Warnings"))
     print_run(console, result.results, result.check)
     if result.diagnosis is not None:
         console.print(diagnosis_table(result.diagnosis))
@@ -214,6 +216,8 @@ def check(
     out: Annotated[Path, typer.Argument(help="folder written by `offtake solve`")],
 ) -> None:
     """Recompute every constraint and the objective from the instance and DIR's tables."""
+    from offtake.check import check_folder
+    from offtake.report.console import violations_table
     loaded = _load_or_exit(instance)
     report = check_folder(loaded.instance, out)
     if report.violations:
@@ -230,6 +234,10 @@ def value(
     sets: SetOption = None,
 ) -> None:
     """Value of modelling uncertainty: RP, EV, EEV, WS, VSS = EEV - RP, EVPI = RP - WS."""
+    from offtake.analysis.stochastic import stochastic_value
+    from offtake.report import plots
+    from offtake.report.console import value_table
+    from offtake.solvers.options import SolveOptions
     loaded = _load_or_exit(instance, sets)
     v = stochastic_value(loaded.instance, SolveOptions(time_limit=time_limit))
     currency = loaded.instance.meta.currency
@@ -263,6 +271,9 @@ def evaluate(
     """Cost of a fixed portfolio in every scenario of INSTANCE (e.g. optimised on a few
     scenarios, evaluated on thousands): per-scenario cost, its distribution and risk;
     DIR/evaluation.json records the executor that ran them."""
+    from offtake.analysis.evaluate import EvaluationError, evaluate_portfolio
+    from offtake.report import plots
+    from offtake.report.console import evaluation_table
     kind, workers, scheduler = _executor_options(executor, workers, scheduler, 1)
     loaded = _load_or_exit(instance, sets)
     if not 0 < cvar_alpha < 1:
@@ -314,6 +325,12 @@ def decompose(
     experimental: slower than the extensive form at 10 scenarios, ahead of it at 100 within
     a time limit, see benchmarks/bench_decompose.py): DIR/decomposition.json (with the
     executor that ran the scenario LPs), plan.json, scenario_costs.csv."""
+    from offtake.analysis.decompose import (
+        DecomposeOptions,
+        DecompositionError,
+        decompose_instance,
+    )
+    from offtake.report.console import decomposition_table
     kind, workers, scheduler = _executor_options(executor, workers, scheduler, 2)
     loaded = _load_or_exit(instance)
     if gap <= 0 or cvar_weight < 0 or not 0 < cvar_alpha < 1 or cost_clusters < 0:
@@ -344,6 +361,8 @@ def frontier(
     out: Annotated[Path, typer.Option(help="folder for frontier.csv and .png")] = Path("out"),
 ) -> None:
     """Efficient frontier: expected cost against CVaR over a range of lambda."""
+    from offtake.analysis.frontier import efficient_frontier
+    from offtake.report import plots
     loaded = _load_or_exit(instance)
     try:
         lams = [float(x) for x in lambdas.split(",") if x.strip()]
@@ -371,6 +390,9 @@ def compare(
     sets: SetOption = None,
 ) -> None:
     """Cost of compliance: solve with every rule and without each named rule."""
+    from offtake.analysis.compliance import compare as compare_rules
+    from offtake.report.console import compare_table
+    from offtake.solvers.options import SolveOptions
     loaded = _load_or_exit(instance, sets)
     try:
         table = compare_rules(loaded.instance, rule, SolveOptions(time_limit=time_limit))

@@ -42,7 +42,9 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
     A file with errors gives a Run without results; a bad set or an unknown rule to relax
     raises `InvalidInstance` (before anything is written)."""
     options = options or SolveOptions()
+    start = time.perf_counter()
     loaded = load_instance(path)
+    load_seconds = time.perf_counter() - start
     if loaded.instance is None:
         return Run(loaded)
     inst = relax_rules(apply_sets(loaded.instance, sets or []), relax or [])
@@ -59,12 +61,17 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
                            options=_options_dict(options))
         return _finish(Run(loaded, results, None, diagnosis, gaps), out_dir, relax, sets)
     results = solve_instance(inst, options, sha256=loaded.sha256, data=data)
+    results.timings = {"load": load_seconds, **results.timings}
     explained = explain_infeasibility(inst, options) if results.status == "infeasible" else None
+    start = time.perf_counter()
     run_ = _finish(Run(loaded, results, None, explained, gaps), out_dir, relax, sets)
+    results.timings["write"] = time.perf_counter() - start
     if results.has_solution:
+        start = time.perf_counter()
         run_.check = check_folder(inst, Path(out_dir))
         results.violations = len(run_.check.violations)
-        results.write(out_dir)
+        results.timings["check"] = time.perf_counter() - start
+        results.write_summary(out_dir)
     return run_
 
 

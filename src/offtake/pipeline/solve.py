@@ -15,39 +15,61 @@ from offtake.formulation.data import ModelData, build_data
 from offtake.formulation.model import (
     build_model,
     first_stage_values,
-    fix_integers,
     has_integers,
     rule_duals,
     solution_values,
 )
 from offtake.results.tables import Results, assemble
 from offtake.runtime import highs_threads
-from offtake.solvers.highs import SolveOptions, Status, objective_scale_for, solve, solve_duals
+from offtake.solvers.highs import HighsModel, SolveOptions, Status, objective_scale_for, solve
 
 
 def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
                    sha256: str = "", data: ModelData | None = None) -> Results:
     """Build and solve; the Results hold tables only when HiGHS returned a solution."""
     options = options or SolveOptions()
-    start = time.perf_counter()
+    clock = _Clock()
     data = data or build_data(inst, cvar_weight=options.cvar_weight,
                               cvar_alpha=options.cvar_alpha)
+    clock.lap("data")
     if options.objective_scale is None:
         options = replace(options,
                           objective_scale=objective_scale_for(data.max_cost_coefficient()))
     model = build_model(data)
-    build_seconds = time.perf_counter() - start
-    outcome = solve(model, options)
+    clock.lap("build")
+    highs = HighsModel(model, options)
+    clock.lap("handover")
+    outcome = highs.solve()
+    clock.lap("solve")
     values, plan = None, {}
     if outcome.has_solution:
-        values = solution_values(model, data)
-        plan = first_stage_values(model)  # before the duals' LP changes the integers
         if data.rule_rows or data.RULE_SUPPLIER_OFFERS:
-            values["rule_duals"] = _rule_duals(model, options)
-    res = assemble(inst, data, outcome, values, build_seconds=build_seconds, sha256=sha256,
+            duals = _rule_duals(model, highs)
+            clock.lap("duals")
+        values = solution_values(model, data)
+        plan = first_stage_values(model)
+        if data.rule_rows or data.RULE_SUPPLIER_OFFERS:
+            values["rule_duals"] = duals
+    res = assemble(inst, data, outcome, values,
+                   build_seconds=clock.laps["data"] + clock.laps["build"], sha256=sha256,
                    options=_options_dict(options))
+    clock.lap("results")
     res.plan = plan
+    res.timings = clock.laps
     return res
+
+
+class _Clock:
+    """Wall seconds between laps, by stage name."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = self.laps.get(stage, 0.0) + now - self.last
+        self.last = now
 
 
 @dataclass(frozen=True)
@@ -93,12 +115,10 @@ def _options_dict(options: SolveOptions) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
 
 
-def _rule_duals(model, options: SolveOptions):
+def _rule_duals(model, highs: HighsModel):
     """Shadow prices of the rules: from the LP, or for a MIP from the LP with the integer
-    decisions fixed at their optimum (a shadow price is then conditional on that portfolio)."""
-    basis = "LP"
-    if has_integers(model):
-        fix_integers(model)
-        basis = "LP with integer decisions fixed at the optimum"
-    duals = solve_duals(model, options)
-    return rule_duals(model, duals or {}, basis)
+    decisions fixed at their optimum (a shadow price is then conditional on that portfolio),
+    re-solved in the HiGHS instance that solved the model."""
+    basis = ("LP with integer decisions fixed at the optimum" if has_integers(model)
+             else "LP")
+    return rule_duals(model, highs.shadow_prices() or {}, basis)

@@ -16,15 +16,15 @@ import pandas as pd
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
-from offtake.check import CheckReport
 from offtake.domain.findings import Finding
-from offtake.pipeline.diagnose import Diagnosis
 from offtake.report import tables
-from offtake.results.tables import Results
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # result types only: importing them would load Pyomo into `validate`
     from offtake.analysis.decompose import DecomposeResult
     from offtake.analysis.stochastic import StochasticValue
+    from offtake.check import CheckReport
+    from offtake.pipeline.diagnose import Diagnosis
+    from offtake.results.tables import Results
 
 Format = Callable[[Any], str]
 """Writes one value of a column (or of a record's measure) as text."""

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from offtake.check import CheckReport
 from offtake.domain.findings import Finding
-from offtake.pipeline.diagnose import Diagnosis
-from offtake.results.tables import Results
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # result types only: importing them would load Pyomo into `validate`
     from offtake.analysis.decompose import DecomposeResult
     from offtake.analysis.stochastic import StochasticValue
+    from offtake.check import CheckReport
+    from offtake.pipeline.diagnose import Diagnosis
+    from offtake.results.tables import Results
 
 RECORD_COLUMNS = ["measure", "value", "unit"]
 TOTAL = "buyer total"

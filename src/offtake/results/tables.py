@@ -21,7 +21,7 @@ from offtake.domain.registry import RULE_KINDS, count_kinds
 from offtake.domain.risk import summary
 from offtake.domain.schema import Instance
 from offtake.formulation.data import EXPECTED, KG_PER_T, ModelData
-from offtake.solvers.highs import SolveOutcome
+from offtake.solvers.options import SolveOutcome
 
 ZERO = 1e-9
 TABLE_COLUMNS: dict[str, list[str]] = {
@@ -83,6 +83,9 @@ class Results:
     plan: dict[str, dict] = field(default_factory=dict)
     """The portfolio (first-stage values by variable and index), written as plan.json so that
     `offtake evaluate` can price it under another scenario set."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Wall seconds by stage (data, build, handover, solve, duals, results; load, check and
+    write when run from a file)."""
 
     @property
     def has_solution(self) -> bool:
@@ -124,6 +127,7 @@ class Results:
             "relaxed_rules": self.options.get("relaxed_rules", []),
             "risk": self.risk,
             "cost_terms": self.cost_terms(),
+            "timings": self.timings,
         }
 
     def write(self, out_dir: str | Path) -> Path:
@@ -135,13 +139,17 @@ class Results:
                 stale.unlink()  # never leave an older run's plan beside a new summary
         for name, frame in self.tables.items():
             frame.to_csv(out / f"{name}.csv", index=False)
-        (out / "summary.json").write_text(json.dumps(self.summary(), indent=2) + "\n")
+        self.write_summary(out)
         plan = out / "plan.json"
         if plan.exists():
             plan.unlink()
         if self.plan:
             write_plan(plan, self.plan)
         return out
+
+    def write_summary(self, out_dir: str | Path) -> None:
+        """summary.json alone (after the checker has counted its violations)."""
+        (Path(out_dir) / "summary.json").write_text(json.dumps(self.summary(), indent=2) + "\n")
 
     @classmethod
     def read(cls, out_dir: str | Path) -> Results:

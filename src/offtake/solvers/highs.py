@@ -1,8 +1,10 @@
 """Solving: the only module that names HiGHS.
 
-Hands a Pyomo model to HiGHS (through Pyomo's `highs` interface on highspy), maps what comes
-back to our own `SolveOutcome`, and loads variable values only when a solution exists. A time
-limit with no incumbent is `no_solution`: no plan of zeros is ever produced.
+Hands a Pyomo model to HiGHS once, as arrays passed to highspy (`HighsModel`), maps what
+comes back to our own `SolveOutcome`, loads variable values only when a solution exists and
+re-solves the shadow-price LP in the same HiGHS instance. A time limit with no incumbent is
+`no_solution`: no plan of zeros is ever produced. `ArrayLp` is the same HiGHS instance for
+callers that hold arrays, not Pyomo models (evaluation, decomposition).
 
 Refuses highspy 1.14.0 (wrong MIP optima) and anything older than 1.15.1.
 """
@@ -12,70 +14,25 @@ from __future__ import annotations
 import importlib.metadata
 import math
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
+import numpy as np
 import pyomo.environ as pyo
-from pyomo.contrib.solver.common.factory import SolverFactory
-from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
-Status = Literal["optimal", "feasible", "infeasible", "unbounded", "no_solution", "error"]
-MIN_HIGHSPY = (1, 15, 1)
-BAD_HIGHSPY = {(1, 14, 0)}
-DEFAULT_MIP_GAP = 1e-6
+from offtake.solvers.linear import compile_linear
+from offtake.solvers.options import (  # noqa: F401  (re-exported: callers import them here)
+    BAD_HIGHSPY,
+    DEFAULT_MIP_GAP,
+    MIN_HIGHSPY,
+    ModelSize,
+    SolveOptions,
+    SolveOutcome,
+    Status,
+)
 
 
 class SolverVersionError(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class SolveOptions:
-    time_limit: float | None = None
-    """Seconds; None = no limit."""
-    mip_gap: float = DEFAULT_MIP_GAP
-    """Relative MIP gap at which HiGHS stops (HiGHS's own default is 1e-4)."""
-    threads: int | None = None
-    write_model: Path | None = None
-    """Write the model exactly as handed to HiGHS, as MPS (names from Pyomo)."""
-    cvar_weight: float = 0.0
-    """lambda >= 0: minimise expected cost + lambda x CVaR_alpha of the scenario cost."""
-    cvar_alpha: float = 0.95
-    objective_scale: int | None = None
-    """HiGHS `user_objective_scale`: the objective is multiplied by 2**objective_scale inside
-    HiGHS (results come back unscaled). None lets the pipeline choose from the data."""
-
-
-@dataclass(frozen=True)
-class ModelSize:
-    rows: int
-    columns: int
-    nonzeros: int
-    binaries: int
-    integers: int
-
-
-@dataclass(frozen=True)
-class SolveOutcome:
-    status: Status
-    objective: float | None
-    bound: float | None
-    mip_gap: float | None
-    solver: str
-    solver_version: str
-    solve_seconds: float
-    highs_seconds: float | None
-    termination: str
-    size: ModelSize | None
-    message: str = ""
-
-    @property
-    def has_solution(self) -> bool:
-        return self.status in ("optimal", "feasible")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def highspy_version() -> tuple[int, ...]:
@@ -97,60 +54,130 @@ def check_solver_version() -> str:
 
 def solve(m: pyo.ConcreteModel, options: SolveOptions | None = None) -> SolveOutcome:
     """Solve `m` with HiGHS; load the solution into `m` only when one exists."""
-    options = options or SolveOptions()
-    version = check_solver_version()
-    solver = SolverFactory("highs")
-    solver_options = {"mip_rel_gap": options.mip_gap}
-    if options.objective_scale:
-        solver_options["user_objective_scale"] = options.objective_scale
-    if options.threads:
-        solver_options["threads"] = options.threads
-    kwargs = {"load_solutions": False, "raise_exception_on_nonoptimal_result": False,
-              "solver_options": solver_options}
-    if options.time_limit is not None:
-        kwargs["time_limit"] = options.time_limit
-    start = time.perf_counter()
-    try:
-        res = solver.solve(m, **kwargs)
-    except Exception as exc:  # solver crashed: report, never pretend
-        return SolveOutcome("error", None, None, None, "highs", version,
-                            time.perf_counter() - start, None, "error", None, str(exc))
-    seconds = time.perf_counter() - start
-    highs = solver._solver_model  # the highspy.Highs object Pyomo filled
-    size = _size(highs)
-    if options.write_model is not None:
-        _write_mps(solver, highs, Path(options.write_model))
-    status, message = _status(res.termination_condition, res.solution_status)
-    objective = bound = gap = None
-    if status in ("optimal", "feasible"):
-        res.solution_loader.load_vars()
-        objective = float(res.incumbent_objective)
-        bound = _finite(res.objective_bound)
-        gap = _gap(objective, bound, size)
-    highs_seconds = getattr(res.timing_info, "highs_time", None)
-    return SolveOutcome(status, objective, bound, gap, "highs", version, seconds,
-                        highs_seconds, res.termination_condition.name, size, message)
+    return HighsModel(m, options).solve()
 
 
-def _status(tc: TerminationCondition, ss: SolutionStatus) -> tuple[Status, str]:
-    if ss == SolutionStatus.optimal:
+class HighsModel:
+    """A Pyomo model handed to HiGHS once: compiled to arrays (`linear.compile_linear`) and
+    passed to a highspy instance, which then serves the MIP, the shadow-price LP (integrality
+    off, integer columns fixed by their bounds, in the same instance) and in-place changes
+    for warm re-solves. Row i of HiGHS is `arrays.rows[i]`, column j `arrays.columns[j]`:
+    the names that map back to families, rules and variables."""
+
+    def __init__(self, m: pyo.ConcreteModel, options: SolveOptions | None = None) -> None:
+        self.m = m
+        self.options = options or SolveOptions()
+        self.version = check_solver_version()
+        start = time.perf_counter()
+        self.arrays = a = compile_linear(m, [])
+        self.lp = ArrayLp(a.cost.base, a.col_lb.base, a.col_ub.base, a.row_lb.base,
+                          a.row_ub.base, a.csc(), a.integer)
+        self.offset = float(a.offset.base[0])
+        self.size = _size(a)
+        self._apply_options(self.options)
+        self.handover_seconds = time.perf_counter() - start
+        self.solution: np.ndarray | None = None
+
+    def _apply_options(self, options: SolveOptions) -> None:
+        lp = self.lp
+        lp.set_option("mip_rel_gap", options.mip_gap)
+        lp.set_option("time_limit", float("inf") if options.time_limit is None
+                      else float(options.time_limit))
+        if options.objective_scale:
+            lp.set_option("user_objective_scale", int(options.objective_scale))
+        if options.threads:
+            lp.set_option("threads", int(options.threads))
+
+    def solve(self) -> SolveOutcome:
+        """Run HiGHS; load the solution into the Pyomo variables when there is one."""
+        if self.options.write_model is not None:
+            self.write_mps(Path(self.options.write_model))
+        h = self.lp.h
+        start = time.perf_counter()
+        try:
+            h.run()
+        except Exception as exc:  # solver crashed: report, never pretend
+            return SolveOutcome("error", None, None, None, "highs", self.version,
+                                time.perf_counter() - start, None, "error", self.size, str(exc))
+        seconds = time.perf_counter() - start + self.handover_seconds
+        model_status = h.getModelStatus()
+        info = h.getInfo()
+        has_point = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        status, message = _status(h.modelStatusToString(model_status), has_point,
+                                  self.size.binaries + self.size.integers > 0)
+        objective = bound = gap = None
+        if status in ("optimal", "feasible"):
+            self.solution = self.lp.primal()
+            self._load(self.solution)
+            objective = float(info.objective_function_value) + self.offset
+            if self.size.binaries + self.size.integers:
+                bound = _finite(info.mip_dual_bound)
+                bound = None if bound is None else bound + self.offset
+            else:
+                bound = objective
+            gap = _gap(objective, bound, self.size)
+        return SolveOutcome(status, objective, bound, gap, "highs", self.version, seconds,
+                            float(h.getRunTime()), h.modelStatusToString(model_status),
+                            self.size, message)
+
+    def _load(self, x: np.ndarray) -> None:
+        for v, value in zip(self.arrays.columns, x, strict=True):
+            if not v.fixed:  # a fixed variable is a constant of the arrays, not a column
+                v.set_value(float(value), skip_validation=True)
+
+    def shadow_prices(self) -> dict | None:
+        """Duals of every row of the LP left when the integer columns are fixed at the
+        solution (the LP itself when there are none), re-solved in this HiGHS instance; None
+        without a solution or when that LP does not solve to optimality. Keyed by the Pyomo
+        constraint; sign as HiGHS gives it (d objective / d row bound, minimisation)."""
+        if self.solution is None:
+            return None
+        ints = np.flatnonzero(self.arrays.integer)
+        if len(ints):
+            fixed = np.round(self.solution[ints])
+            self.lp.set_integrality(ints, False)
+            self.lp.set_col_bounds(ints, fixed, fixed)
+            self.lp.set_option("time_limit", float("inf") if self.options.time_limit is None
+                               else float(self.options.time_limit))
+            self.lp.set_start(self.solution)
+        h = self.lp.h
+        h.run()
+        if h.modelStatusToString(h.getModelStatus()) != "Optimal":
+            return None
+        duals = h.getSolution().row_dual
+        return dict(zip(self.arrays.rows, (float(y) for y in duals), strict=True))
+
+    def write_mps(self, path: Path) -> None:
+        """Name HiGHS's columns and rows after the Pyomo components and write MPS."""
+        h = self.lp.h
+        for j, v in enumerate(self.arrays.columns):
+            h.passColName(j, _mps_name(v.name))
+        for i, con in enumerate(self.arrays.rows):
+            h.passRowName(i, _mps_name(con.name))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        h.writeModel(str(path))
+
+
+def _status(model_status: str, has_point: bool, mip: bool) -> tuple[Status, str]:
+    """Our status from HiGHS's model status (as its string) and whether it holds a
+    feasible point."""
+    if model_status == "Optimal":
         return "optimal", ""
-    if ss == SolutionStatus.feasible:
-        if tc == TerminationCondition.convergenceCriteriaSatisfied:
-            return "optimal", ""
-        return "feasible", f"stopped by {tc.name} with an incumbent"
-    if tc in (TerminationCondition.provenInfeasible, TerminationCondition.locallyInfeasible):
+    if model_status == "Infeasible":
         return "infeasible", "HiGHS proved the model infeasible"
-    if tc == TerminationCondition.infeasibleOrUnbounded:
+    if model_status == "Primal infeasible or unbounded":
         # every cost coefficient is >= 0 and every variable >= 0, so the objective is bounded
         # below by 0: "infeasible or unbounded" can only be infeasible here
         return "infeasible", "HiGHS reported infeasible-or-unbounded; costs are non-negative"
-    if tc == TerminationCondition.unbounded:
+    if model_status == "Unbounded":
         return "unbounded", "HiGHS reported the model unbounded"
-    if tc in (TerminationCondition.maxTimeLimit, TerminationCondition.iterationLimit,
-              TerminationCondition.interrupted, TerminationCondition.objectiveLimit):
-        return "no_solution", f"stopped by {tc.name} before finding any feasible plan"
-    return "error", f"HiGHS ended with {tc.name} and no solution"
+    stopped = model_status in ("Time limit reached", "Iteration limit reached", "Interrupted",
+                               "Objective bound", "Objective target", "Solution limit reached")
+    if stopped and has_point and mip:
+        return "feasible", f"stopped ({model_status}) with an incumbent"
+    if stopped:
+        return "no_solution", f"stopped ({model_status}) before finding any feasible plan"
+    return "error", f"HiGHS ended with '{model_status}' and no solution"
 
 
 def _finite(x: float | None) -> float | None:
@@ -167,48 +194,15 @@ def _gap(objective: float, bound: float | None, size: ModelSize | None) -> float
     return abs(objective - bound) / max(abs(objective), 1e-10)
 
 
-def _size(highs) -> ModelSize | None:
-    try:
-        lp = highs.getLp()
-    except Exception:  # pragma: no cover - only if Pyomo changes its internals
-        return None
-    integrality = list(lp.integrality_)
-    lower, upper = list(lp.col_lower_), list(lp.col_upper_)
-    ints = [i for i, t in enumerate(integrality) if int(t) == 1]
-    binaries = sum(1 for i in ints if lower[i] >= 0 and upper[i] <= 1)
-    return ModelSize(rows=lp.num_row_, columns=lp.num_col_, nonzeros=len(lp.a_matrix_.value_),
-                     binaries=binaries, integers=len(ints) - binaries)
-
-
-def _write_mps(solver, highs, path: Path) -> None:
-    """Name HiGHS's columns and rows after the Pyomo components, then let HiGHS write MPS."""
-    for var_id, col in solver._pyomo_var_to_solver_var_map.items():
-        highs.passColName(col, _mps_name(solver._vars[var_id][0].name))
-    for con, row in solver._pyomo_con_to_solver_con_map.items():
-        highs.passRowName(row, _mps_name(con.name))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    highs.writeModel(str(path))
+def _size(a) -> ModelSize:
+    ints = np.flatnonzero(a.integer)
+    binary = (a.col_lb.base[ints] >= 0) & (a.col_ub.base[ints] <= 1)
+    return ModelSize(rows=a.shape[0], columns=a.shape[1], nonzeros=len(a.a_rows),
+                     binaries=int(binary.sum()), integers=int(len(ints) - binary.sum()))
 
 
 def _mps_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "_[],.-" else "_" for ch in name)
-
-
-def solve_duals(m: pyo.ConcreteModel, options: SolveOptions | None = None) -> dict | None:
-    """Re-solve `m` as an LP (the caller has fixed every integer variable) and return the dual
-    of every constraint, or None when the LP does not solve to optimality."""
-    options = options or SolveOptions()
-    solver = SolverFactory("highs")
-    kwargs: dict[str, object] = {"load_solutions": False,
-                                 "raise_exception_on_nonoptimal_result": False}
-    if options.time_limit is not None:
-        kwargs["time_limit"] = options.time_limit
-    if options.objective_scale:
-        kwargs["solver_options"] = {"user_objective_scale": options.objective_scale}
-    res = solver.solve(m, **kwargs)
-    if res.solution_status != SolutionStatus.optimal:
-        return None
-    return res.solution_loader.get_duals()
 
 
 def objective_scale_for(max_coefficient: float, target: float = 1.0e6) -> int | None:
@@ -217,6 +211,41 @@ def objective_scale_for(max_coefficient: float, target: float = 1.0e6) -> int | 
     if max_coefficient <= target:
         return None
     return -math.ceil(math.log2(max_coefficient / target))
+
+
+_BANNER_SHOWN = False
+
+
+def _new_highs():
+    """A silent highspy.Highs. HiGHS prints its banner to the C-level stdout when the first
+    instance of a process is made, before any option can be set: that one is made with file
+    descriptor 1 pointed at /dev/null (what Pyomo's interface did by capturing output)."""
+    import highspy
+
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN:
+        h = highspy.Highs()
+    else:
+        import contextlib
+        import ctypes
+        import os
+        import sys
+
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+            with contextlib.suppress(OSError, AttributeError, TypeError):  # no C runtime
+                ctypes.CDLL(None).fflush(None)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _BANNER_SHOWN = True
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 class ArrayLp:
@@ -228,15 +257,14 @@ class ArrayLp:
         import highspy
 
         check_solver_version()
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
+        self.h = _new_highs()
         self.h.setOptionValue("mip_rel_gap", DEFAULT_MIP_GAP)
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = len(cost), len(row_lb)
         lp.col_cost_ = cost
         lp.col_lower_, lp.col_upper_ = col_lb, col_ub
         lp.row_lower_, lp.row_upper_ = row_lb, row_ub
-        a = a_matrix.tocsc()
+        a = a_matrix.tocsc() if hasattr(a_matrix, "tocsc") else a_matrix  # scipy or linear.Csc
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_, lp.a_matrix_.index_ = a.indptr, a.indices
         lp.a_matrix_.value_ = a.data

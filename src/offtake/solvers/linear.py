@@ -6,20 +6,22 @@ its value at theta = 0 plus a sparse Jacobian, so that the model of any scenario
 sparse products away instead of a Pyomo build. That a number really is affine in theta is
 checked when the arrays are made (`NotAffineError` otherwise).
 
-Reads a model; never builds one and never solves.
+Reads a model; never builds one and never solves. Arrays without parameters (one solve of a
+model) need no scipy: importing it after Pyomo costs about a second, because Pyomo's
+dependency hook then imports `scipy.stats`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.expr.numvalue import native_numeric_types
 from pyomo.core.expr.visitor import identify_mutable_parameters
 from pyomo.repn.standard_repn import generate_standard_repn
-from scipy import sparse
 
 INF = float("inf")
 
@@ -33,15 +35,27 @@ class Affine:
     """Values of an array at theta: base + jac @ theta."""
 
     base: np.ndarray
-    jac: sparse.csr_array
+    jac: Any | None
+    """scipy.sparse.csr_array (len(base) x len(theta)); None when nothing depends on theta."""
 
     def at(self, theta: np.ndarray) -> np.ndarray:
-        return self.base + self.jac @ theta
+        return self.base if self.jac is None else self.base + self.jac @ theta
 
     @property
     def dynamic(self) -> np.ndarray:
         """Positions that depend on theta."""
+        if self.jac is None:
+            return np.zeros(0, dtype=np.int64)
         return np.flatnonzero(np.diff(self.jac.indptr))
+
+
+@dataclass(frozen=True)
+class Csc:
+    """A sparse matrix in compressed-column form, as HiGHS takes it."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
 
 
 @dataclass
@@ -63,9 +77,22 @@ class LinearArrays:
     def shape(self) -> tuple[int, int]:
         return len(self.rows), len(self.columns)
 
-    def matrix(self, theta: np.ndarray) -> sparse.csc_array:
+    def matrix(self, theta: np.ndarray) -> Any:
+        """A at theta as a scipy.sparse.csc_array."""
+        from scipy import sparse
+
         return sparse.csc_array((self.a_val.at(theta), (self.a_rows, self.a_cols)),
                                 shape=self.shape)
+
+    def csc(self, theta: np.ndarray | None = None) -> Csc:
+        """A at theta (0 by default) in compressed-column form, without scipy (entries are
+        unique per row and column: a linear representation merges repeated variables)."""
+        values = self.a_val.at(np.zeros(0) if theta is None else theta)
+        order = np.lexsort((self.a_rows, self.a_cols))
+        cols = self.a_cols[order]
+        indptr = np.searchsorted(cols, np.arange(self.shape[1] + 1), side="left")
+        return Csc(indptr.astype(np.int32), self.a_rows[order].astype(np.int32),
+                   np.asarray(values, dtype=float)[order])
 
 
 class _Collector:
@@ -157,6 +184,12 @@ def _affine(c: _Collector, slot: dict[int, int], params: list, nan: float = 0.0)
     at each unit vector of the parameters it reads; then checked at a random theta."""
     base = np.asarray(c.base, dtype=float)
     base[np.isnan(base)] = nan
+    if not params:  # nothing can depend on theta: evaluate what is left (fixed variables)
+        for pos, expr in c.dynamic:
+            base[pos] = float(pyo.value(expr))
+        return Affine(base, None)
+    from scipy import sparse
+
     data, ri, ci = [], [], []
     saved = [p.value for p in params]
     try:
@@ -184,7 +217,7 @@ def _affine(c: _Collector, slot: dict[int, int], params: list, nan: float = 0.0)
     return Affine(base, jac)
 
 
-def _check_affine(used: Iterable, base: np.ndarray, jac: sparse.csr_array,
+def _check_affine(used: Iterable, base: np.ndarray, jac: Any,
                   params: list) -> None:
     rng = np.random.default_rng(0)
     theta = rng.uniform(0.5, 2.0, len(params))
