@@ -3,6 +3,7 @@
 
     python3 dev.py demo   # create .venv, install offtake, solve the shipped small instance
     python3 dev.py test   # create .venv, install offtake with test extras, run the whole suite
+    python3 dev.py lint   # the static gates: ruff on src, tests and benchmarks; mypy on src
 
 Needs only Python 3.11+. Reinstalls when pyproject.toml changes. Extra arguments go to the
 command (`python3 dev.py test -k schema`, `python3 dev.py demo --time-limit 30`).
@@ -47,12 +48,15 @@ def run(cmd: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in ("demo", "test"):
+    if not argv or argv[0] not in ("demo", "test", "lint"):
         sys.exit(__doc__)
     ensure_env()
     task, rest = argv[0], argv[1:]
     if task == "demo":
         run([str(BIN / "offtake"), "solve", *DEMO, *rest])
+    elif task == "lint":
+        run([str(PY), "-m", "ruff", "check", "src", "tests", "benchmarks", "dev.py", *rest])
+        run([str(PY), "-m", "mypy", "src/offtake"])
     else:
         run([str(PY), "-m", "pytest", "-q", *rest])
 

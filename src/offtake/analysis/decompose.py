@@ -486,7 +486,10 @@ class _Master:
         p = [self.prob[s] for s in self.scenarios]
         self.xi = self.lp.add_cols([lam * q / (1 - alpha) for q in p], [0.0] * len(p),
                                    [np.inf] * len(p))
-        starts, idx, val, lower = [], [], [], []
+        starts: list[int] = []
+        idx: list[int] = []
+        val: list[float] = []
+        lower: list[float] = []
         theta = {c[0]: self.theta + k for k, c in enumerate(self.clusters) if len(c) == 1}
         for k, s in enumerate(self.scenarios):
             starts.append(len(idx))
@@ -518,6 +521,7 @@ class _Master:
         if status != "optimal":
             raise DecompositionError(f"the master problem ({'MIP' if integer else 'LP'}, "
                                      f"{self.lp.num_rows()} rows) ended {status}")
+        assert value is not None  # an optimal run has an objective value
         primal = self.lp.primal()
         self.last = primal
         x = np.clip(primal[:self.n], self.x_lb, self.x_ub)
@@ -537,7 +541,10 @@ class _Master:
 
     def add_cuts(self, x: np.ndarray, out: dict) -> None:
         """theta_k >= v_k + g_k (x - x^), as g_k x - theta_k <= g_k x^ - v_k."""
-        starts, idx, val, upper = [], [], [], []
+        starts: list[int] = []
+        idx: list[int] = []
+        val: list[float] = []
+        upper: list[float] = []
         for k, (v, g) in enumerate(self._aggregate(out)):
             nz = np.flatnonzero(np.abs(g) > 1e-12 * max(1.0, float(np.abs(g).max())))
             starts.append(len(idx))
