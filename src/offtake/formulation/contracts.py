@@ -13,18 +13,22 @@ from offtake.formulation.expressions import active, delivered, family_builder, g
 @family_builder("offer_decision")
 def add_offer_decision(m: pyo.ConcreteModel, d: ModelData) -> None:
     """An offer decided before the optimisation: a forced offer is signed, a forbidden one is
-    not (its volumes, start and tier stay the optimizer's choice).
+    not (its volumes, start and tier stay the optimizer's choice). Every offer has the row; a
+    decision changes its bounds only.
 
-    .. math:: z_o = 1 \\quad \\forall o \\in O^{\\mathrm{forced}}, \\qquad z_o = 0 \\quad
-        \\forall o \\in O^{\\mathrm{forbidden}}
+    .. math:: \\ell_o \\le z_o \\le u_o \\qquad (\\ell_o, u_o) = (1, 1)\\ \\text{forced},\\ (0,
+        0)\\ \\text{forbidden},\\ (0, 1)\\ \\text{free}
 
     Reads offers' decision. Dual: none of use (the value of a decision is the difference to a
     solve where the offer is free: `offtake compare`).
     """
-    decided = [o for o in d.OFFERS if o in d.offer_decision]
-    m.offer_decision = pyo.Constraint(
-        pyo.Set(initialize=decided, ordered=True),
-        rule=lambda _, o: m.v_signed[o] == (1 if d.offer_decision[o] == "forced" else 0))
+    bounds = {"forced": (1, 1), "forbidden": (0, 0), "free": (0, 1)}
+
+    def row(_, o):
+        low, high = bounds[d.offer_decision.get(o, "free")]
+        return (low, m.v_signed[o], high)
+
+    m.offer_decision = pyo.Constraint(m.OFFERS, rule=row)
 
 
 @family_builder("contract_start")

@@ -20,8 +20,8 @@ from offtake.formulation.model import (
     solution_values,
 )
 from offtake.results.tables import Results, assemble
-from offtake.runtime import highs_threads
-from offtake.solvers.highs import HighsModel, SolveOptions, Status, objective_scale_for, solve
+from offtake.runtime import highs_threads, worker_cache
+from offtake.solvers.highs import HighsModel, SolveOptions, Status, objective_scale_for
 
 
 def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
@@ -82,6 +82,10 @@ class LeanOutcome:
     gap: float | None
     plan: dict[str, dict] = field(default_factory=dict)
     """First-stage values by variable and index (empty without a solution)."""
+    warm: bool = False
+    """Solved by changing the previous HiGHS model in place (`WarmSolver`)."""
+    seconds: float = 0.0
+    """Wall seconds of this solve: data, build, hand-over (or update) and HiGHS."""
 
     @property
     def has_solution(self) -> bool:
@@ -93,22 +97,54 @@ def solve_lean(inst: Instance, options: SolveOptions | None = None) -> LeanOutco
     so the same objective), keeping only status, objective, bound, gap and the plan: no
     result tables, no shadow prices, no checker. In a worker process HiGHS gets one thread
     unless `options.threads` says otherwise."""
-    options = options or SolveOptions()
-    data = build_data(inst, cvar_weight=options.cvar_weight, cvar_alpha=options.cvar_alpha)
-    if options.objective_scale is None:
-        options = replace(options,
-                          objective_scale=objective_scale_for(data.max_cost_coefficient()))
-    if options.threads is None and (threads := highs_threads()) is not None:
-        options = replace(options, threads=threads)
-    model = build_model(data)
-    outcome = solve(model, options)
-    plan = first_stage_values(model) if outcome.has_solution else {}
-    return LeanOutcome(outcome.status, outcome.objective, outcome.bound, outcome.mip_gap, plan)
+    return WarmSolver(options).solve(inst)
+
+
+class WarmSolver:
+    """Solves instances one after another like `solve_lean`, keeping one HiGHS model: when an
+    instance has the structure of the previous one and differs only in numbers (a rule's
+    share, a price, a capacity, a demand, a forced or forbidden offer), that model is changed
+    in place and re-solved from the previous solution (`HighsModel.update`); otherwise a new
+    one is built. Same optimum either way (tests/test_warm.py)."""
+
+    def __init__(self, options: SolveOptions | None = None) -> None:
+        self.options = options or SolveOptions()
+        self.highs: HighsModel | None = None
+        self.fresh = 0
+        self.warm = 0
+
+    def solve(self, inst: Instance) -> LeanOutcome:
+        start = time.perf_counter()
+        options = self.options
+        data = build_data(inst, cvar_weight=options.cvar_weight, cvar_alpha=options.cvar_alpha)
+        if options.objective_scale is None:
+            options = replace(options,
+                              objective_scale=objective_scale_for(data.max_cost_coefficient()))
+        if options.threads is None and (threads := highs_threads()) is not None:
+            options = replace(options, threads=threads)
+        model = build_model(data)
+        warm = self.highs is not None and self.highs.update(model, options)
+        if warm:
+            self.warm += 1
+        else:
+            self.highs = HighsModel(model, options)
+            self.fresh += 1
+        assert self.highs is not None
+        outcome = self.highs.solve()
+        plan = first_stage_values(model) if outcome.has_solution else {}
+        return LeanOutcome(outcome.status, outcome.objective, outcome.bound, outcome.mip_gap,
+                           plan, warm=warm, seconds=time.perf_counter() - start)
 
 
 def solve_lean_task(options: SolveOptions | None, inst: Instance) -> LeanOutcome:
-    """`solve_lean` as an executor task: `ex.map(solve_lean_task, instances, shared=options)`."""
-    return solve_lean(inst, options)
+    """`solve_lean` as an executor task: `ex.map(solve_lean_task, instances, shared=options)`.
+    Each worker keeps one `WarmSolver` for the executor's life (`runtime.worker_cache`), so
+    consecutive tasks of one structure in a worker are warm re-solves."""
+    cache = worker_cache()
+    solver = cache.get(("warm-solver", options))
+    if solver is None:
+        solver = cache[("warm-solver", options)] = WarmSolver(options)
+    return solver.solve(inst)
 
 
 def _options_dict(options: SolveOptions) -> dict:

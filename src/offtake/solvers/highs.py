@@ -74,9 +74,53 @@ class HighsModel:
                           a.row_ub.base, a.csc(), a.integer)
         self.offset = float(a.offset.base[0])
         self.size = _size(a)
+        self.structure = _structure(a)
+        self.col_lb, self.col_ub = a.col_lb.base.copy(), a.col_ub.base.copy()
+        """The column bounds HiGHS holds now (the shadow-price LP fixes the integer ones)."""
+        self.relaxed = False
+        """True while the integer columns are continuous (after `shadow_prices`)."""
         self._apply_options(self.options)
         self.handover_seconds = time.perf_counter() - start
         self.solution: np.ndarray | None = None
+        self.warm_starts = 0
+        """How many solves started from a previous model of the same structure."""
+
+    def update(self, m: pyo.ConcreteModel, options: SolveOptions | None = None) -> bool:
+        """Make this HiGHS model the model `m`, when `m` has exactly the structure of the one
+        it holds (the same rows and columns, by component and index, the same sparsity and
+        integrality) and differs only in numbers: costs, bounds, right-hand sides and matrix
+        entries are changed in place, the previous solution is offered as a MIP start (an LP
+        keeps its basis), and True is returned. Otherwise nothing changes and it returns False
+        (the caller builds a new HighsModel)."""
+        start = time.perf_counter()
+        a = compile_linear(m, [])
+        if _structure(a) != self.structure:
+            return False
+        old, lp = self.arrays, self.lp
+        if self.relaxed:
+            ints = np.flatnonzero(a.integer)
+            lp.set_integrality(ints, True)
+            self.relaxed = False
+        changed = np.flatnonzero(a.cost.base != old.cost.base)
+        lp.set_costs(changed, a.cost.base[changed])
+        changed = np.flatnonzero((a.col_lb.base != self.col_lb) | (a.col_ub.base != self.col_ub))
+        lp.set_col_bounds(changed, a.col_lb.base[changed], a.col_ub.base[changed])
+        changed = np.flatnonzero((a.row_lb.base != old.row_lb.base)
+                                 | (a.row_ub.base != old.row_ub.base))
+        lp.set_row_bounds(changed, a.row_lb.base[changed], a.row_ub.base[changed])
+        changed = np.flatnonzero(a.a_val.base != old.a_val.base)
+        lp.set_coefficients(a.a_rows[changed], a.a_cols[changed], a.a_val.base[changed])
+        self.m, self.arrays = m, a
+        self.col_lb, self.col_ub = a.col_lb.base.copy(), a.col_ub.base.copy()
+        self.offset = float(a.offset.base[0])
+        self.options = options or self.options
+        self._apply_options(self.options)
+        if self.solution is not None and a.integer.any():
+            lp.set_start(self.solution)
+        self.solution = None
+        self.warm_starts += 1
+        self.handover_seconds = time.perf_counter() - start
+        return True
 
     def _apply_options(self, options: SolveOptions) -> None:
         lp = self.lp
@@ -137,6 +181,8 @@ class HighsModel:
             fixed = np.round(self.solution[ints])
             self.lp.set_integrality(ints, False)
             self.lp.set_col_bounds(ints, fixed, fixed)
+            self.col_lb[ints], self.col_ub[ints] = fixed, fixed
+            self.relaxed = True
             self.lp.set_option("time_limit", float("inf") if self.options.time_limit is None
                                else float(self.options.time_limit))
             self.lp.set_start(self.solution)
@@ -192,6 +238,16 @@ def _gap(objective: float, bound: float | None, size: ModelSize | None) -> float
     if bound is None:
         return None
     return abs(objective - bound) / max(abs(objective), 1e-10)
+
+
+def _structure(a) -> tuple:
+    """What must match for an in-place update: every row and column by component and index,
+    the sparsity pattern and the integrality."""
+    def ident(item) -> tuple:
+        return (item.parent_component().local_name, item.index())
+
+    return (a.shape, tuple(map(ident, a.columns)), tuple(map(ident, a.rows)),
+            a.integer.tobytes(), a.a_rows.tobytes(), a.a_cols.tobytes())
 
 
 def _size(a) -> ModelSize:
