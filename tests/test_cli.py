@@ -26,7 +26,7 @@ def test_validate_valid_and_invalid(tmp_path):
     bad.write_text(dump(raw))
     out = runner.invoke(app, ["validate", str(bad)])
     assert out.exit_code == 1
-    assert "offers[0].supplier" in out.output and "S7" in out.output
+    assert "offers[O1].supplier" in out.output and "S7" in out.output
 
 
 def test_solve_writes_summary_and_tables(tmp_path):

@@ -265,7 +265,7 @@ def test_origin_gaps_warn_about_chains_a_rule_cannot_see():
     raw["facilities"].append(_fac("F-KR", "KR", {}, 100))
     raw["offers"].append(_offer("O-KR", "F-KR", 60))
     (w,) = origin_gaps(instance(raw), build_data(instance(raw)))
-    assert w.severity == "warning" and "'MAGNET:KR'" in w.message and w.location == "rules[0]"
+    assert w.severity == "warning" and "'MAGNET:KR'" in w.message and w.location == "rules[EX]"
 
 
 def test_recycled_content_can_qualify():

@@ -28,9 +28,9 @@ def test_01_negative_demand_capacity_price_rejected():
     res = check(raw)
     assert not res.ok
     locs = {f.location for f in res.findings if f.severity == "error"}
-    assert "buyers[0].demand_t.MAG[2027]" in locs
-    assert "facilities[0].capacity_t" in locs
-    assert "offers[1].price_per_kg[2026]" in locs
+    assert "buyers[B1].demand_t.MAG[2027]" in locs
+    assert "facilities[S1].capacity_t" in locs
+    assert "offers[O2].price_per_kg[2026]" in locs
     assert "-5" in only(res, "schema.greater_than_equal").message or any(
         "-5" in f.message for f in res.findings)
 
@@ -39,11 +39,11 @@ def test_02_nan_and_blank_rejected(tmp_path):
     raw = base()
     raw["facilities"][0]["capacity_t"] = float("nan")
     res = check(raw)
-    assert only(res, "schema.finite_number").location == "facilities[0].capacity_t"
+    assert only(res, "schema.finite_number").location == "facilities[S1].capacity_t"
     text = dump(base()).replace("max_t_per_year: 100", "max_t_per_year:")
     res = load_text(tmp_path, text)
     assert not res.ok
-    f = next(f for f in res.findings if f.location == "offers[0].max_t_per_year")
+    f = next(f for f in res.findings if f.location == "offers[O1].max_t_per_year")
     assert "blank" in f.message or "None" in f.message
     assert f.file.endswith("inst.yaml")
 
@@ -53,7 +53,7 @@ def test_03_absurd_magnitude_rejected_with_hint():
     raw["facilities"][1]["capacity_t"] = 1e21
     res = check(raw)
     f = only(res, "schema.less_than_equal")
-    assert f.location == "facilities[1].capacity_t"
+    assert f.location == "facilities[S2].capacity_t"
     assert "unlimited" in f.hint
 
 
@@ -63,7 +63,7 @@ def test_04_implausible_price_warns():
     res = check(raw)
     assert res.ok
     f = only(res, "implausible_price")
-    assert f.severity == "warning" and f.location == "offers[0].price_per_kg"
+    assert f.severity == "warning" and f.location == "offers[O1].price_per_kg"
 
 
 def test_05_duplicate_ids_name_both_rows():
@@ -71,6 +71,7 @@ def test_05_duplicate_ids_name_both_rows():
     raw["offers"][1]["id"] = "O1"
     res = check(raw)
     f = only(res, "duplicate_id")
+    # a shared ID names neither item: both are located by position
     assert f.location == "offers[1].id" and "offers[0].id" in f.message
 
 
@@ -86,9 +87,9 @@ def test_06_unknown_reference_suggests_nearest():
     raw["offers"][0]["supplier"] = "S3"
     raw["offers"][1]["material"] = "MAGG"
     res = check(raw)
-    sup = next(f for f in res.findings if f.location == "offers[0].supplier")
+    sup = next(f for f in res.findings if f.location == "offers[O1].supplier")
     assert sup.code == "unknown_reference" and "'S1'" in sup.hint or "'S2'" in sup.hint
-    mat = next(f for f in res.findings if f.location == "offers[1].material")
+    mat = next(f for f in res.findings if f.location == "offers[O2].material")
     assert "did you mean 'MAG'" in mat.hint
 
 
@@ -98,7 +99,7 @@ def test_07_unknown_country_rejected():
     raw["buyers"][0]["country"] = "usa"
     res = check(raw)
     locs = {f.location for f in res.findings if f.severity == "error"}
-    assert {"facilities[0].country", "buyers[0].country"} <= locs
+    assert {"facilities[S1].country", "buyers[B1].country"} <= locs
 
 
 def test_07_namibia_and_norway_survive_yaml(tmp_path):
@@ -118,9 +119,9 @@ def test_08_misspelled_field_suggests_nearest():
     raw["facilities"][0]["capacty_t"] = raw["facilities"][0].pop("capacity_t")
     res = check(raw)
     f = next(f for f in res.findings if f.code == "schema.extra_forbidden")
-    assert f.location == "facilities[0].capacty_t"
+    assert f.location == "facilities[S1].capacty_t"
     assert "capacity_t" in f.hint
-    assert any(f.code == "schema.missing" and f.location == "facilities[0].capacity_t"
+    assert any(f.code == "schema.missing" and f.location == "facilities[S1].capacity_t"
                for f in res.findings)
 
 
@@ -137,7 +138,7 @@ def test_09_unknown_section_and_field_rejected():
 def test_10_unquoted_numeric_id_rejected_quoted_warned(tmp_path):
     text = dump(base()).replace("id: O2", "id: 007")
     res = load_text(tmp_path, text)
-    f = next(f for f in res.findings if f.location == "offers[1].id")
+    f = next(f for f in res.findings if f.location == "offers[1].id")  # no text ID to name it
     assert f.severity == "error" and "quote" in f.hint
     res = load_text(tmp_path, dump(base()).replace("id: O2", "id: '1E5'"))
     assert res.ok
@@ -149,7 +150,7 @@ def test_11_whitespace_trimmed_with_warning_case_collision_error():
     raw["offers"][0]["supplier"] = "S1 "
     res = check(raw)
     assert res.ok
-    assert only(res, "whitespace_id").location == "offers[0].supplier"
+    assert only(res, "whitespace_id").location == "offers[O1].supplier"
     assert res.instance.offers[0].supplier == "S1"
     raw = base()
     raw["facilities"][1]["id"] = "s1"
@@ -163,7 +164,7 @@ def test_12_inverted_window_rejected_outside_clipped():
     raw = base()
     raw["offers"][0].update(first_year=2027, last_year=2026)
     res = check(raw)
-    assert only(res, "inverted_window").location == "offers[0].last_year"
+    assert only(res, "inverted_window").location == "offers[O1].last_year"
     raw = base()
     raw["offers"][0].update(first_year=2025, last_year=2029)
     res = check(raw)
@@ -175,11 +176,11 @@ def test_forced_offer_outside_the_horizon_rejected_free_one_warned():
     raw = base()
     raw["offers"][0].update(first_year=2030, last_year=2032, price_per_kg=80)
     res = check(raw)
-    assert res.ok and only(res, "window_outside_horizon").location == "offers[0]"
+    assert res.ok and only(res, "window_outside_horizon").location == "offers[O1]"
     raw["offers"][0]["decision"] = "forced"
     res = check(raw)
     f = only(res, "forced_offer_outside_horizon")
-    assert not res.ok and f.location == "offers[0].decision" and "O1" in f.message
+    assert not res.ok and f.location == "offers[O1].decision" and "O1" in f.message
     assert "window_outside_horizon" not in codes(res)
 
 
@@ -188,7 +189,7 @@ def test_13_min_above_max_rejected():
     raw["offers"][1]["min_t_per_year"] = 90
     res = check(raw)
     f = only(res, "min_above_max")
-    assert f.location == "offers[1].min_t_per_year" and "90" in f.message
+    assert f.location == "offers[O2].min_t_per_year" and "90" in f.message
 
 
 def test_14_percent_instead_of_fraction_rejected():
@@ -208,9 +209,9 @@ def test_15_missing_or_extra_years_rejected():
     raw["offers"][1]["price_per_kg"] = {2026: 70}
     res = check(raw)
     msgs = {f.location: f.message for f in res.findings if f.code == "misaligned_years"}
-    assert "missing years [2027]" in msgs["facilities[1].capacity_t"]
-    assert "extra years [2028]" in msgs["facilities[1].capacity_t"]
-    assert "missing years [2027]" in msgs["offers[1].price_per_kg"]
+    assert "missing years [2027]" in msgs["facilities[S2].capacity_t"]
+    assert "extra years [2028]" in msgs["facilities[S2].capacity_t"]
+    assert "missing years [2027]" in msgs["offers[O2].price_per_kg"]
 
 
 def test_16_unservable_demand_rejected_orphan_warned():
@@ -221,12 +222,12 @@ def test_16_unservable_demand_rejected_orphan_warned():
                               "stage": "SEP_L", "product": "OXIDE", "capacity_t": 10})
     res = check(raw)
     f = only(res, "unservable_demand")
-    assert f.location == "buyers[0].demand_t.OXIDE" and "[2026, 2027]" in f.message
+    assert f.location == "buyers[B1].demand_t.OXIDE" and "[2026, 2027]" in f.message
     raw["offers"][0]["buyers"] = ["B1"]
     raw["buyers"][0]["demand_t"].pop("OXIDE")
     res = check(raw)
     assert res.ok
-    assert only(res, "orphan_facility").location == "facilities[2]"
+    assert only(res, "orphan_facility").location == "facilities[S3]"
 
 
 def test_16_offer_only_for_other_buyer_does_not_serve():
@@ -235,7 +236,7 @@ def test_16_offer_only_for_other_buyer_does_not_serve():
     for o in raw["offers"]:
         o["buyers"] = ["B1"]
     res = check(raw)
-    assert only(res, "unservable_demand").location == "buyers[1].demand_t.MAG"
+    assert only(res, "unservable_demand").location == "buyers[B2].demand_t.MAG"
 
 
 def test_17_cycle_rejected_and_printed():
@@ -269,7 +270,7 @@ def test_22_currency_and_price_year_required_mixed_rejected():
     assert {"meta.currency", "meta.price_year"} <= locs
     raw = base()
     raw["offers"][0]["currency"] = "EUR"
-    assert only(check(raw), "mixed_currency").location == "offers[0].currency"
+    assert only(check(raw), "mixed_currency").location == "offers[O1].currency"
 
 
 def test_all_problems_of_a_file_reported_at_once():
@@ -294,7 +295,7 @@ def test_soft_rule_needs_penalty():
     raw = base()
     raw["rules"] = [{"id": "R1", "kind": "max_suppliers", "max_count": 1, "hard": False}]
     res = check(raw)
-    assert any(f.location.startswith("rules[0]") for f in res.findings)
+    assert any(f.location.startswith("rules[R1]") for f in res.findings)
 
 
 def test_unknown_rule_kind_rejected():
@@ -302,7 +303,7 @@ def test_unknown_rule_kind_rejected():
     raw["rules"] = [{"id": "R1", "kind": "max_supplier", "max_count": 1}]
     res = check(raw)
     assert not res.ok
-    assert any(f.location.startswith("rules[0]") for f in res.findings)
+    assert any(f.location.startswith("rules[R1]") for f in res.findings)
 
 
 def test_direct_construction_runs_the_same_checks():
@@ -362,7 +363,7 @@ def test_pack_findings_name_the_pack_file_and_its_row(tmp_path):
     raw, pack = _pack_setup(tmp_path, rule, ["policies/p.yaml"])
     res = load_text(tmp_path, dump(raw))
     f = only(res, "unknown_reference")
-    assert f.file == str(pack) and f.location == "rules[0].groups[0]"
+    assert f.file == str(pack) and f.location == "rules[X].groups[0]"
     assert "did you mean 'COV'" in f.hint
 
 

@@ -146,7 +146,7 @@ def test_unknown_name_in_a_scenario_change_is_rejected():
     res = validate_mapping(raw)
     assert not res.ok
     f = next(f for f in res.findings if f.code == "unknown_reference")
-    assert f.location == "scenarios[0].demand[0].buyers" and "'B'" in f.hint
+    assert f.location == "scenarios[low].demand[0].buyers" and "'B'" in f.hint
 
 
 def test_cli_value_and_frontier_write_their_files(tmp_path):

@@ -1,8 +1,10 @@
 """Findings: what validation and checking say about an input or a result.
 
-Owns the `Finding` record (stable code, severity, file, location, message, hint) and the
-`InvalidInstance` error that carries a list of them. Used by io, validation, check and cli;
-imports nothing from the rest of the package.
+Owns the `Finding` record (stable code, severity, file, location, message, hint, and for a
+spreadsheet the sheet and cell) and the `InvalidInstance` error that carries a list of them.
+Locations name list items by ID (`offers[OFF-MP-IND].max_t_per_year`); by position
+(`offers[3]`) only where an item has no usable ID (none, or one shared with another item).
+Used by io, validation, check and cli; imports nothing from the rest of the package.
 """
 
 from __future__ import annotations
@@ -25,12 +27,19 @@ class Finding:
     message: str
     hint: str = ""
     file: str = ""
+    cell: str = ""
+    """In a spreadsheet (a workbook or a folder of CSV files): the sheet and cell, `offers!D7`."""
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
 
+    @property
+    def where(self) -> str:
+        """The cell (if any) and the location: `offers!D7 offers[OFF-A].max_t_per_year`."""
+        return f"{self.cell} {self.location}" if self.cell else self.location
+
     def __str__(self) -> str:
-        where = f"{self.file}: {self.location}" if self.file else self.location
+        where = f"{self.file}: {self.where}" if self.file else self.where
         text = f"[{self.severity} {self.code}] {where}: {self.message}"
         return f"{text} ({self.hint})" if self.hint else text
 

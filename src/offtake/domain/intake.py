@@ -4,7 +4,8 @@ with every problem reported at once as a located `Finding`.
 Owns the project's YAML dialect (`YamlLoader`: only true/false are booleans, so NO stays
 Norway), field-level validation section by section and item by item (one bad row does not hide
 the others), the translation of pydantic errors into findings (`offers[3].supplier`, the bad
-value, a did-you-mean hint), and the whole-instance checks on what parsed. Used by the file
+value, a did-you-mean hint), the whole-instance checks on what parsed, and the naming of items
+by ID in every location (`offers[OFF-MP-IND].max_t_per_year`, see `name_items`). Used by the file
 loader (`offtake.io.loader`, which adds files, includes and hashes) and by the instance
 transforms (`offtake.domain.transforms`), so that an edited instance goes through exactly the
 same checks as a loaded one.
@@ -15,7 +16,8 @@ Pure Python over the schema: no files, no Pyomo.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import IO, Any, get_args
 
@@ -66,20 +68,41 @@ class LoadResult:
         return self.instance is not None
 
 
-def validate_mapping(raw: Any) -> LoadResult:
-    """Validate an already-parsed document (dict) section by section."""
+Place = Callable[[Finding], Finding]
+"""What a file format adds to a finding located by position (`offers[3].supplier`): its file,
+and for a spreadsheet its sheet and cell."""
+
+
+def validate_mapping(raw: Any, place: Place | None = None) -> LoadResult:
+    """Validate an already-parsed document (dict) section by section. Each finding is first
+    given to `place` (located by position in `raw`), then the list items of its location are
+    named by ID, unless `place` gave it a location of its own."""
+    result, doc = _validate_mapping(raw)
+    names = item_names(doc if isinstance(doc, dict) else {})
+    out = []
+    for f in result.findings:
+        g = place(f) if place is not None else f
+        out.append(replace(g, location=name_location(g.location, names))
+                   if g.location == f.location else g)
+    result.findings = out
+    return result
+
+
+def _validate_mapping(raw: Any) -> tuple[LoadResult, Any]:
+    """The result with findings located by position, and the document they refer to (IDs
+    trimmed, scenario_spec expanded)."""
     if not isinstance(raw, dict) or not raw:
         return LoadResult(None, [Finding("empty_instance", "error", "(top level)",
-                                         "the file holds no instance: nothing to optimise")])
+                                         "the file holds no instance: nothing to optimise")]), raw
     findings: list[Finding] = []
     raw = _strip_ids(raw, [], findings)
     try:
         raw = expand_raw(raw)
     except ValidationError as exc:
-        return LoadResult(None, findings + _pydantic_findings(exc, ["scenario_spec"]))
+        return LoadResult(None, findings + _pydantic_findings(exc, ["scenario_spec"])), raw
     except (ValueError, KeyError, TypeError) as exc:
         return LoadResult(None, findings + [Finding("bad_scenario_spec", "error",
-                                                    "scenario_spec", str(exc))])
+                                                    "scenario_spec", str(exc))]), raw
     known = set(Instance.model_fields)
     for key in raw:
         if key not in known:
@@ -98,16 +121,56 @@ def validate_mapping(raw: Any) -> LoadResult:
             continue
         parts[name] = _validate_section(name, raw[name], findings, parts["unparsed_ids"])
     if parts.get("meta") is None or parts.get("horizon") is None:
-        return LoadResult(None, findings)
+        return LoadResult(None, findings), raw
     findings += check_instance(SimpleNamespace(**parts), partial=bool(errors(findings)))
     if errors(findings):
-        return LoadResult(None, findings)
+        return LoadResult(None, findings), raw
     try:
         inst = Instance.model_validate(raw)
     except ValidationError as exc:  # should not happen: same checks as above
         findings += _pydantic_findings(exc, [])
-        return LoadResult(None, findings)
-    return LoadResult(inst, findings)
+        return LoadResult(None, findings), raw
+    return LoadResult(inst, findings), raw
+
+
+_POSITIONAL = re.compile(r"^([a-z_]+)\[(\d+)\](.*)$", re.S)
+_NAMEABLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def item_names(doc: dict[str, Any]) -> dict[str, list[str | None]]:
+    """For each list section of a document, the name of each item in locations: its ID
+    (trimmed), or None where the item has no valid ID or shares it (case aside) with another
+    item of the section (then only its position identifies it)."""
+    out: dict[str, list[str | None]] = {}
+    for section in LIST_SECTIONS:
+        items = doc.get(section)
+        if not isinstance(items, list):
+            continue
+        ids = [x["id"].strip() if isinstance(x, dict) and isinstance(x.get("id"), str)
+               and _NAMEABLE.match(x["id"].strip()) else None for x in items]
+        seen: dict[str, int] = {}
+        for x in ids:
+            if x is not None:
+                seen[x.lower()] = seen.get(x.lower(), 0) + 1
+        out[section] = [x if x is not None and seen[x.lower()] == 1 else None for x in ids]
+    return out
+
+
+def name_location(location: str, names: dict[str, list[str | None]]) -> str:
+    """`offers[3].max_t_per_year` -> `offers[OFF-MP-IND].max_t_per_year` (see `item_names`)."""
+    m = _POSITIONAL.match(location)
+    if not m or m.group(1) not in names:
+        return location
+    ids, i = names[m.group(1)], int(m.group(2))
+    if i >= len(ids) or ids[i] is None:
+        return location
+    return f"{m.group(1)}[{ids[i]}]{m.group(3)}"
+
+
+def name_items(findings: Iterable[Finding], doc: dict[str, Any]) -> list[Finding]:
+    """The findings with the list items of their locations named by ID (`name_location`)."""
+    names = item_names(doc)
+    return [replace(f, location=name_location(f.location, names)) for f in findings]
 
 
 def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: set) -> Any:

@@ -8,9 +8,9 @@ whole-instance checks (references, years, probabilities, unservable demand) all 
 a change that breaks the instance is reported instead of slipping through the way
 `model_copy(update=...)` lets it.
 
-Problems raise `InvalidInstance` with located `Finding`s. Locations name list items by ID
-rather than position (`offers.OFF-MP-IND.max_t_per_year`, not `offers[3].max_t_per_year`),
-and path errors carry a did-you-mean hint.
+Problems raise `InvalidInstance` with located `Finding`s. Locations name list items by ID, as
+every finding does (`offers[OFF-MP-IND].max_t_per_year`); a path error is located at the path
+as written (`offers.OFF-MP-INDD`) and carries a did-you-mean hint.
 
 Paths (`set_value`, `apply_sets`) are dot-separated: a top-level section
 (`meta`, `horizon`, `offers`, ...), then, in a list, an item's ID (list items without IDs, such
@@ -80,34 +80,15 @@ def from_data(raw: dict[str, Any]) -> Instance:
 def _validate(raw: dict[str, Any]) -> tuple[Instance, list[Finding]]:
     """The validated instance and its warnings, located by item ID."""
     result = validate_mapping(raw)
-    found = [_by_id(f, raw) for f in result.findings]
     if result.instance is None:
-        raise InvalidInstance(found)
-    return result.instance, found
+        raise InvalidInstance(result.findings)
+    return result.instance, result.findings
 
 
 def revalidate(inst: Instance) -> Instance:
     """The instance validated again from its data: catches an instance built by
     `model_copy(update=...)` or `model_construct`, which skip validation."""
     return from_data(to_data(inst))
-
-
-_INDEXED = re.compile(r"^([a-z_]+)\[(\d+)\](.*)$")
-
-
-def _by_id(f: Finding, raw: dict[str, Any]) -> Finding:
-    """`offers[3].max_t_per_year` -> `offers.OFF-X.max_t_per_year` (the position means little
-    once the instance no longer comes from a file)."""
-    m = _INDEXED.match(f.location)
-    if not m or m.group(1) not in LIST_SECTIONS:
-        return f
-    items = raw.get(m.group(1))
-    i = int(m.group(2))
-    if not isinstance(items, list) or i >= len(items) or not isinstance(items[i], dict) \
-            or not isinstance(items[i].get("id"), str):
-        return f
-    loc = f"{m.group(1)}.{items[i]['id']}{m.group(3)}"
-    return Finding(f.code, f.severity, loc, f.message, f.hint, f.file)
 
 
 # --- setting values by path ------------------------------------------------------------------
@@ -376,7 +357,7 @@ def _year_keyed(ann: Any) -> bool:
 # --- sub-instances and decisions -------------------------------------------------------------
 def _unknown(section: str, wanted: Iterable[str], known: list[str], action: str
              ) -> list[Finding]:
-    return [Finding("unknown_id", "error", f"{section}.{x}",
+    return [Finding("unknown_id", "error", f"{section}[{x}]",
                     f"unknown {ITEM_NAMES[section]} '{x}' to {action}", nearest(x, known))
             for x in wanted if x not in known]
 
@@ -460,12 +441,12 @@ def keep_buyers_noted(inst: Instance, buyer_ids: Sequence[str]
                 named = sorted(set(o["buyers"]))
                 if o["decision"] == "forced":
                     problems.append(Finding(
-                        "forced_offer_without_buyer", "error", f"offers.{o['id']}",
+                        "forced_offer_without_buyer", "error", f"offers[{o['id']}]",
                         f"forced offer '{o['id']}' is open only to removed buyer(s) {named}",
                         "keep one of its buyers, or set its decision to free"))
                 else:
                     notes.append(Finding(
-                        "offer_dropped", "warning", f"offers.{o['id']}",
+                        "offer_dropped", "warning", f"offers[{o['id']}]",
                         f"offer '{o['id']}' was open only to removed buyer(s) {named}: dropped"))
                 continue
             o["buyers"] = left
@@ -477,7 +458,7 @@ def keep_buyers_noted(inst: Instance, buyer_ids: Sequence[str]
             left = [b for b in scoped if b in keep]
             if not left:
                 problems.append(Finding(
-                    "rule_scope_removed", "error", f"rules.{r['id']}.scope.buyers",
+                    "rule_scope_removed", "error", f"rules[{r['id']}].scope.buyers",
                     f"rule '{r['id']}' applies only to removed buyer(s) {sorted(set(scoped))}: "
                     "it would bind nothing",
                     f"relax it as well (relax_rules, --relax {r['id']}), or keep one of its "

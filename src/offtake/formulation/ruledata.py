@@ -283,7 +283,7 @@ def origin_gaps(inst: Instance, d: Any) -> list[Finding]:
     not count such chains."""
     ctx = RowContext(inst, d)
     out = []
-    for i, r in enumerate(inst.rules):
+    for r in inst.rules:
         read = {s.value for s in getattr(r, "stages", [])}
         if not read:
             continue
@@ -293,7 +293,7 @@ def origin_gaps(inst: Instance, d: Any) -> list[Finding]:
                                and read - {s for s, _ in steps(t)})
                 if blind:
                     out.append(Finding(
-                        "origin_unknown", "warning", f"rules[{i}]",
+                        "origin_unknown", "warning", f"rules[{r.id}]",
                         f"rule '{r.id}' reads stages {sorted(read)}, but {len(blind)} chain(s) "
                         f"that can deliver {m} to '{b}' record no step at some of them, e.g. "
                         f"'{blind[0] or '(no steps)'}'",

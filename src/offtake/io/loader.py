@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from offtake.domain.findings import Finding, InvalidInstance, errors, nearest
-from offtake.domain.intake import LoadResult, parse_yaml, validate_mapping
+from offtake.domain.intake import LoadResult, item_names, parse_yaml, validate_mapping
 from offtake.domain.schema import Instance
 
 __all__ = ["LoadResult", "load_instance", "load_or_raise", "read_yaml", "validate_mapping"]
@@ -48,9 +49,8 @@ def load_instance(path: str | Path) -> LoadResult:
     include_findings: list[Finding] = []
     if isinstance(raw, dict) and "include" in raw:
         raw, provenance, include_findings = _merge_includes(path, raw, digest)
-    result = validate_mapping(raw)
-    result.findings = include_findings + [_locate(f, fname, provenance)
-                                          for f in result.findings]
+    result = validate_mapping(raw, place=lambda f: _locate(f, fname, provenance, raw))
+    result.findings = include_findings + result.findings
     if errors(include_findings):
         result.instance = None
     result.sha256 = digest.hexdigest()
@@ -139,15 +139,19 @@ def _scoped(rule: Any, scope: dict) -> Any:
 _LOC = re.compile(r"^(country_groups|rules)\[(\d+)\](.*)$")
 
 
-def _locate(f: Finding, fname: str, provenance: dict[tuple[str, int], tuple[str, int]]
-            ) -> Finding:
-    """Attach the file, translating locations of items that came from a policy pack."""
+def _locate(f: Finding, fname: str, provenance: dict[tuple[str, int], tuple[str, int]],
+            raw: Any) -> Finding:
+    """Attach the file: for an item that came from a policy pack, the pack's own file (and,
+    where the item has no ID to name it by, its row in the pack)."""
     m = _LOC.match(f.location)
     if m and (m.group(1), int(m.group(2))) in provenance:
         pack, j = provenance[(m.group(1), int(m.group(2)))]
-        return Finding(f.code, f.severity, f"{m.group(1)}[{j}]{m.group(3)}", f.message,
-                       f.hint, pack)
-    return _with_file(f, fname)
+        names = item_names(raw if isinstance(raw, dict) else {}).get(m.group(1), [])
+        i = int(m.group(2))
+        if i < len(names) and names[i] is not None:  # named by ID later
+            return replace(f, file=pack)
+        return replace(f, location=f"{m.group(1)}[{j}]{m.group(3)}", file=pack)
+    return replace(f, file=fname)
 
 
 def load_or_raise(path: str | Path) -> Instance:
@@ -157,5 +161,3 @@ def load_or_raise(path: str | Path) -> Instance:
     return res.instance
 
 
-def _with_file(f: Finding, fname: str) -> Finding:
-    return Finding(f.code, f.severity, f.location, f.message, f.hint, fname)
