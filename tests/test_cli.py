@@ -98,3 +98,16 @@ def test_results_round_trip_through_the_output_folder(tmp_path):
         assert list(got.columns) == list(frame.columns), name
         assert len(got) == len(frame), name
     assert back.cost_terms() == res.cost_terms()
+
+
+def test_unbounded_is_its_own_exit_code_and_names_the_ray(tmp_path):
+    from test_structure import _unbounded
+
+    src = tmp_path / "unbounded.yaml"
+    src.write_text(dump(_unbounded()))
+    res = runner.invoke(app, ["solve", str(src), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 5, res.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["status"] == "unbounded" and summary["objective"] is None
+    assert "v_resale_t[B1,DEAR" in summary["message"]
+    assert not (tmp_path / "o" / "infeasibility.json").exists()

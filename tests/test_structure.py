@@ -125,3 +125,38 @@ def test_objective_scale_brings_the_largest_cost_under_a_million():
     assert solve.objective_scale_for(1e7) == -4  # 1e7 / 16 = 625,000
     d = build_data(instance(base()))
     assert d.max_cost_coefficient() == 1e7  # default unmet penalty 10,000 USD/kg
+
+
+def _unbounded() -> dict:
+    """base() plus an unlimited spot market at 50 USD/kg and a market buying surplus back at
+    100 USD/kg (resale without haircut): every tonne bought and resold earns 50,000 USD."""
+    raw = base()
+    raw["spot_markets"] = [
+        {"id": "CHEAP", "material": "MAG", "origin": "CN", "price_per_kg": 50,
+         "unlimited": True},
+        {"id": "DEAR", "material": "MAG", "origin": "JP", "price_per_kg": 100,
+         "availability_t": 0, "resale_haircut": 0.0}]
+    return raw
+
+
+def test_an_unbounded_model_is_unbounded_and_names_its_ray():
+    from offtake.pipeline.solve import solve_instance
+
+    res = solve_instance(instance(_unbounded()))
+    assert res.status == "unbounded" and not res.has_solution and res.objective is None
+    assert "v_resale_t[B1,DEAR" in res.message and "v_flow_t[B1,CHEAP" in res.message
+
+
+def test_an_infeasible_model_with_credits_is_still_infeasible():
+    """With resale credits the costs are not all >= 0, so 'infeasible or unbounded' is told
+    apart by a feasibility solve: here demand cannot be met and unmet demand is impossible
+    (a hard minimum content rule no supplier meets)."""
+    from offtake.pipeline.solve import solve_instance
+
+    raw = _unbounded()
+    raw["spot_markets"][0]["unlimited"] = False
+    raw["spot_markets"][0]["availability_t"] = 10
+    raw["rules"] = [{"id": "ALL-JP", "kind": "min_content_share", "min_share": 1.0,
+                     "stages": ["MAGNET"], "countries": ["JP"]}]
+    res = solve_instance(instance(raw))
+    assert res.status == "infeasible"

@@ -7,7 +7,7 @@ it runs; `offtake --help` and `offtake validate` load none of them.
 
 Exit codes: 0 solution found (or input valid / plan clean), 1 invalid input, 2 infeasible,
 3 no solution within limits, 4 solver or internal error (including a plan the independent
-checker rejects).
+checker rejects), 5 unbounded.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Choose rare-earth magnet offtake contracts at least cost.")
 console = Console(width=140)
 
-EXIT = {"optimal": 0, "feasible": 0, "invalid": 1, "infeasible": 2, "unbounded": 4,
+EXIT = {"optimal": 0, "feasible": 0, "invalid": 1, "infeasible": 2, "unbounded": 5,
         "no_solution": 3, "error": 4}
 
 

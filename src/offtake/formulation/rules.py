@@ -135,9 +135,12 @@ def build_rule_rows(m: pyo.ConcreteModel, d: ModelData, kind: str) -> None:
         row = rows[r]
         expr = row_form(m, d, row, s)
         slack = m.v_rule_violation_t[r, s] if (r, s) in m.RELAXABLE_ROWS else 0
-        if row.sense == "le":
-            return expr - slack <= _row_rhs(d, row, s)
-        return expr + slack >= _row_rhs(d, row, s)
+        lhs = expr - slack if row.sense == "le" else expr + slack
+        rhs = _row_rhs(d, row, s)
+        if isinstance(lhs, (int, float)):  # a hard row with nothing that can move it
+            holds = lhs <= rhs + 1e-9 if row.sense == "le" else lhs >= rhs - 1e-9
+            return pyo.Constraint.Skip if holds else pyo.Constraint.Infeasible
+        return lhs <= rhs if row.sense == "le" else lhs >= rhs
 
     setattr(m, component, pyo.Constraint(index, rule=rule))
 

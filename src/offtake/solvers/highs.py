@@ -15,6 +15,7 @@ import importlib.metadata
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
@@ -149,6 +150,8 @@ class HighsModel:
         has_point = info.primal_solution_status == 2  # kSolutionStatusFeasible
         status, message = _status(h.modelStatusToString(model_status), has_point,
                                   self.size.binaries + self.size.integers > 0)
+        if status in ("infeasible_or_unbounded", "unbounded"):
+            status, message = self._infeasible_or_unbounded()
         objective = bound = gap = None
         if status in ("optimal", "feasible"):
             self.solution = self.lp.primal()
@@ -163,6 +166,45 @@ class HighsModel:
         return SolveOutcome(status, objective, bound, gap, "highs", self.version, seconds,
                             float(h.getRunTime()), h.modelStatusToString(model_status),
                             self.size, message)
+
+    def _infeasible_or_unbounded(self) -> tuple[Status, str]:
+        """Tell an infeasible model from an unbounded one (HiGHS's presolve may only say
+        "infeasible or unbounded"): the model with a zero objective is feasible exactly when
+        the original is unbounded. For an unbounded model, name the columns of an improving
+        ray of its LP relaxation (which purchases and sales grow without limit)."""
+        lp, a, h = self.lp, self.arrays, self.lp.h
+        n = a.shape[1]
+        everything = np.arange(n, dtype=np.int32)
+        ints = np.flatnonzero(a.integer)
+        try:
+            lp.set_costs(everything, np.zeros(n))
+            h.clearSolver()
+            h.run()
+            feasible = h.modelStatusToString(h.getModelStatus()) == "Optimal"
+            if not feasible:
+                return "infeasible", "HiGHS proved the model infeasible"
+            lp.set_costs(everything, a.cost.base)
+            lp.set_integrality(ints, False)
+            lp.set_option("presolve", "off")
+            h.clearSolver()
+            h.run()
+            _, has_ray, ray = h.getPrimalRay()
+            names = []
+            if has_ray:
+                ray = np.asarray(ray)
+                big = np.flatnonzero(np.abs(ray) > 1e-9 * max(1.0, float(np.abs(ray).max())))
+                order = big[np.argsort(-np.abs(ray[big]))][:6]
+                names = [a.columns[j].name for j in order]
+            where = (f": the cost falls without limit as these grow together: "
+                     f"{', '.join(names)}" if names else "")
+            return "unbounded", ("the model is unbounded (feasible, and the cost has no lower "
+                                 f"limit){where}; a resale or credit pays more than the "
+                                 "purchase that feeds it, with no volume limit")
+        finally:
+            lp.set_costs(everything, a.cost.base)
+            lp.set_integrality(ints, True)
+            lp.set_option("presolve", "choose")
+            h.clearSolver()
 
     def _load(self, x: np.ndarray) -> None:
         for v, value in zip(self.arrays.columns, x, strict=True):
@@ -204,7 +246,7 @@ class HighsModel:
         h.writeModel(str(path))
 
 
-def _status(model_status: str, has_point: bool, mip: bool) -> tuple[Status, str]:
+def _status(model_status: str, has_point: bool, mip: bool) -> tuple[Any, str]:
     """Our status from HiGHS's model status (as its string) and whether it holds a
     feasible point."""
     if model_status == "Optimal":
@@ -212,9 +254,9 @@ def _status(model_status: str, has_point: bool, mip: bool) -> tuple[Status, str]
     if model_status == "Infeasible":
         return "infeasible", "HiGHS proved the model infeasible"
     if model_status == "Primal infeasible or unbounded":
-        # every cost coefficient is >= 0 and every variable >= 0, so the objective is bounded
-        # below by 0: "infeasible or unbounded" can only be infeasible here
-        return "infeasible", "HiGHS reported infeasible-or-unbounded; costs are non-negative"
+        # credits (resale, rebates, prepayment credits) are negative costs: told apart by
+        # HighsModel._infeasible_or_unbounded
+        return "infeasible_or_unbounded", ""
     if model_status == "Unbounded":
         return "unbounded", "HiGHS reported the model unbounded"
     stopped = model_status in ("Time limit reached", "Iteration limit reached", "Interrupted",
