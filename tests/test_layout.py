@@ -4,6 +4,7 @@ back through others, and the checker loads nothing of the formulation or of Pyom
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 
@@ -150,3 +151,12 @@ def test_a_plain_solve_loads_no_scipy():
             "r = solve_instance(load_or_raise('instances/tiny_two_offers.yaml'))\n"
             "assert r.status == 'optimal'")
     assert "scipy" not in _loaded_heavy(code)
+
+
+def test_shipped_files_name_no_path_of_a_machine():
+    """Instances cite their sources, never where a fact sheet lies on someone's disk."""
+    pattern = re.compile(r"(?<![\w.])(/work/|/home/|/Users/|/tmp/|[A-Z]:\\\\)")
+    offenders = [f"{p.relative_to(ROOT)}:{n}" for p in sorted((ROOT / "instances").rglob("*"))
+                 if p.is_file() for n, line in enumerate(p.read_text().splitlines(), 1)
+                 if pattern.search(line)]
+    assert offenders == []

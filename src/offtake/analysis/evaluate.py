@@ -304,7 +304,7 @@ def _check_plan(d: ModelData, plan: dict[str, dict]) -> None:
         raise EvaluationError(f"the plan has unknown decisions {unknown_vars}; "
                               f"expected some of {list(PLAN)}")
     known: dict[str, set] = {"v_signed": set(d.OFFERS), "v_start": set(d.OFFER_STARTS),
-             "v_volume_t": set(d.OFFER_BUYER_YEARS)}
+             "v_volume_t": set(d.OFFER_BUYER_YEARS), "v_built": set(d.BUILDS)}
     for name, keys in known.items():
         extra = [k for k, v in plan.get(name, {}).items() if k not in keys and v]
         if extra:

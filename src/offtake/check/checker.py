@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from offtake.check.builds import check_facility_build
 from offtake.check.context import CheckReport, Ctx, Violation
 from offtake.check.contracts import (
     check_contract_rows,
@@ -68,13 +69,14 @@ def check_tables(
     t = {name: normalize_table(c, name, tables.get(name)) for name in TABLE_COLUMNS}
     plan = read_plan(c, t)
     arcs = allowed_arcs(inst)
-    # first stage: offers, starts, volumes, tiers; then deliveries, payments, credits
+    # first stage: offers, starts, volumes, tiers, builds; then deliveries, payments, credits
     check_offer_decision(c, plan)
     check_contract_start(c, t, plan)
     check_contract_volume(c, plan)
     check_take_or_pay(c, plan)
     check_volume_tiers(c, t, plan)
     check_prepayment_credit(c, plan)
+    check_facility_build(c, t, plan)
     check_contract_rows(c, t, plan)
     check_credit_rows(c, t)
     # the network

@@ -101,6 +101,8 @@ class Ctx:
         self.indices = {x.id: x for x in inst.price_indices}
         self.probability = {s.id: s.probability for s in inst.scenarios}
         self.rules = {r.id: r for r in inst.rules}
+        self.build_options = {j.id: (j, f) for f in inst.facilities for j in f.builds}
+        """Build option id -> (the option, its facility)."""
         self.sender_material = {f.id: f.product for f in inst.facilities}
         self.sender_material.update({k.id: k.material for k in inst.spot_markets})
         self.base_year = inst.horizon.base_year or inst.horizon.first_year
@@ -195,9 +197,14 @@ class Ctx:
 
     def capacity(self, f: str, year: int, s: str) -> float:
         """K_ft in scenario s: the base capacity times every matching capacity change (the
-        facility's country among `countries` and the members of `groups`, when any)."""
+        facility's country among `countries` and the members of `groups`, when any). Built
+        capacity is added by `offtake.check.builds.built_capacity`."""
+        return at(self.facilities[f].capacity_t, year) * self.capacity_factor(f, year, s)
+
+    def capacity_factor(self, f: str, year: int, s: str) -> float:
+        """kappa_fts: the product of the scenario's capacity changes that match f in year."""
         fac = self.facilities[f]
-        value = at(fac.capacity_t, year)
+        value = 1.0
         for ch in self.scenarios[s].capacity:
             where = self.countries(ch.groups, ch.countries)
             if (_from(ch, year) and (ch.facilities is None or f in ch.facilities)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from offtake.check.builds import REPORTED_PAYERS, cost_year, modelled
 from offtake.check.context import KG_PER_T, CheckReport, Ctx, index_of, numbered
 from offtake.check.objective import (
     PerScenario,
@@ -28,8 +29,14 @@ RISK_TERM = "risk_cvar"
 """costs.csv term lambda CVaR_alpha (payer 'risk', in the objective; formulation.md, cvar)."""
 
 FISCAL_TERM = "fiscal_floor_support"
-"""costs.csv term of a third party's expected fiscal cost (payer = the third party, not in the
-objective)."""
+"""costs.csv term of a third party's expected fiscal cost of price floors (payer = the third
+party, not in the objective)."""
+
+BUILD_FISCAL_TERM = "fiscal_build_support"
+"""costs.csv term of a government's expected fiscal cost of the build options it pays for
+(formulation.md, facility_build; not in the objective)."""
+
+FISCAL_TERMS = (FISCAL_TERM, BUILD_FISCAL_TERM)
 
 
 def check_costs(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan, extra: TermInputs,
@@ -53,7 +60,10 @@ def check_costs(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan, extra: TermInput
     if reported_objective is not None:
         check_objective(c, objective, reported_objective)
     totals = {s: sum(per[s] for per in per_term.values()) for s in c.probability}
-    return CheckReport(c.violations, objective, terms, fiscal, totals)
+    by_payer: dict[str, float] = {}
+    for (_term, payer), value in fiscal.items():
+        by_payer[payer] = by_payer.get(payer, 0.0) + value
+    return CheckReport(c.violations, objective, terms, by_payer, totals)
 
 
 def _check_risk_term(c: Ctx, per_term: dict[str, PerScenario], reported: float | None,
@@ -73,15 +83,22 @@ def _check_risk_term(c: Ctx, per_term: dict[str, PerScenario], reported: float |
     return None
 
 
-def fiscal_costs(c: Ctx, plan: Plan) -> dict[str, float]:
-    """Each third party's sum pi_s delta_t 1000 (top-up - upside returned) d (not in the
-    objective)."""
-    out: dict[str, float] = {o.floor_paid_by: 0.0 for o in c.inst.offers
-                             if o.floor_paid_by != "buyer"}
+def fiscal_costs(c: Ctx, plan: Plan) -> dict[tuple[str, str], float]:
+    """(term, third party) -> its cost, not in the objective: fiscal_floor_support = sum
+    pi_s delta_t 1000 (top-up - upside returned) d over the offers whose floor it pays;
+    fiscal_build_support = sum delta_{t^c_j} C_j b_j over the built options it pays for."""
+    out: dict[tuple[str, str], float] = {(FISCAL_TERM, o.floor_paid_by): 0.0
+                                         for o in c.inst.offers if o.floor_paid_by != "buyer"}
     for (o, _b, year, s), d in plan.delivered.items():
         up = offer_price(c, o, year, s)
         if up.payer:
-            out[up.payer] += c.probability[s] * c.delta[year] * KG_PER_T * up.fiscal_per_kg * d
+            out[(FISCAL_TERM, up.payer)] += (c.probability[s] * c.delta[year] * KG_PER_T
+                                             * up.fiscal_per_kg * d)
+    for j, (opt, _f) in modelled(c).items():
+        if opt.paid_by not in REPORTED_PAYERS and opt.paid_by != "supplier":
+            key = (BUILD_FISCAL_TERM, opt.paid_by)
+            out[key] = out.get(key, 0.0) + (c.discount(cost_year(c, opt)) * opt.cost
+                                            * plan.built.get(j, 0))
     return out
 
 
@@ -101,13 +118,14 @@ class _Reported:
 
     buyer: dict[str, float] = field(default_factory=dict)
     risk: float | None = None
-    fiscal: dict[str, float] = field(default_factory=dict)
+    fiscal: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(term, third party) -> value."""
 
 
 def reported_costs_of(c: Ctx, t: dict[str, pd.DataFrame]) -> _Reported:
     """costs.csv: buyer rows have payer 'buyer' and in_objective true, `risk_cvar` has payer
-    'risk' and is in the objective; the others must be fiscal_floor_support rows named after
-    their payer."""
+    'risk' and is in the objective; the others must be fiscal_floor_support or
+    fiscal_build_support rows named after their payer."""
     out = _Reported()
     for pos, r in numbered(t["costs"]):
         where = f"costs.csv row {pos}"
@@ -124,16 +142,19 @@ def reported_costs_of(c: Ctx, t: dict[str, pd.DataFrame]) -> _Reported:
             if r["payer"] not in ("buyer", ""):
                 c.flag("table", where, 1.0, f"term '{r['term']}' in the objective is paid by "
                        f"'{r['payer']}', not the buyer")
-            target, name = out.buyer, r["term"]
-        else:
-            if r["term"] != FISCAL_TERM or r["payer"] in ("buyer", "", "risk"):
-                c.flag("table", where, 1.0, f"only '{FISCAL_TERM}' rows of a third party are "
-                       f"outside the objective, not '{r['term']}' paid by '{r['payer']}'")
-                continue
-            target, name = out.fiscal, r["payer"]
-        if name in target:
+            if r["term"] in out.buyer:
+                c.flag("table", where, 1.0, f"cost row '{r['term']}' ({r['payer']}) repeated")
+            out.buyer[r["term"]] = out.buyer.get(r["term"], 0.0) + r["value"]
+            continue
+        if r["term"] not in FISCAL_TERMS or r["payer"] in ("buyer", "", "risk"):
+            c.flag("table", where, 1.0, f"only {' or '.join(FISCAL_TERMS)} rows of a third "
+                   f"party are outside the objective, not '{r['term']}' paid by "
+                   f"'{r['payer']}'")
+            continue
+        key = (r["term"], r["payer"])
+        if key in out.fiscal:
             c.flag("table", where, 1.0, f"cost row '{r['term']}' ({r['payer']}) repeated")
-        target[name] = target.get(name, 0.0) + r["value"]
+        out.fiscal[key] = out.fiscal.get(key, 0.0) + r["value"]
     return out
 
 
@@ -173,15 +194,23 @@ def check_scenario_costs(c: Ctx, t: dict[str, pd.DataFrame],
                            f"no row for {value:.10g}")
 
 
-def check_fiscal_costs(c: Ctx, fiscal: dict[str, float], reported: dict[str, float]) -> None:
-    """fiscal_cost: each third party's reported fiscal_floor_support equals its
-    recomputation; no payer that pays no floor."""
-    for payer, value in reported.items():
-        if payer not in fiscal and abs(value) > c.tol:
-            c.flag("fiscal_cost", payer, abs(value), f"'{payer}' pays no floor in the instance")
-    for payer, value in fiscal.items():
-        c.equal("fiscal_cost", payer, reported.get(payer, 0.0), value,
-                f"{FISCAL_TERM} of '{payer}': reported vs recomputed")
+def check_fiscal_costs(c: Ctx, fiscal: dict[tuple[str, str], float],
+                       reported: dict[tuple[str, str], float]) -> None:
+    """fiscal_cost: each third party's reported fiscal_floor_support and
+    fiscal_build_support equal their recomputation; no payer that pays nothing of the kind.
+    Indexed by the payer (floors) or by `fiscal_build_support,payer`."""
+
+    def index(term: str, payer: str) -> str:
+        return payer if term == FISCAL_TERM else index_of(term, payer)
+
+    for (term, payer), value in reported.items():
+        if (term, payer) not in fiscal and abs(value) > c.tol:
+            what = "no floor" if term == FISCAL_TERM else "no build cost"
+            c.flag("fiscal_cost", index(term, payer), abs(value),
+                   f"'{payer}' pays {what} in the instance")
+    for (term, payer), value in fiscal.items():
+        c.equal("fiscal_cost", index(term, payer), reported.get((term, payer), 0.0), value,
+                f"{term} of '{payer}': reported vs recomputed")
 
 
 def check_objective(c: Ctx, objective: float, reported: float) -> None:

@@ -12,6 +12,7 @@ from collections import defaultdict
 
 import pandas as pd
 
+from offtake.check.builds import built_capacity
 from offtake.check.context import KG_PER_T, Ctx, family_check, index_of, numbered
 from offtake.check.tables import Plan
 from offtake.check.tags import parse_combination
@@ -120,8 +121,8 @@ def check_facility_input_balance(c: Ctx, plan: Plan) -> None:
 
 @family_check("facility_capacity")
 def check_facility_capacity(c: Ctx, plan: Plan) -> None:
-    """facility_capacity_max: contract volume delivered + production <= capacity, per
-    (f,t,s)."""
+    """facility_capacity_max: contract volume delivered + production <= capacity (its own,
+    plus what its built options add: facility_build), per (f,t,s)."""
     used: dict[tuple[str, int, str], float] = defaultdict(float)
     for (f, _b, year, s), d in contract_from(c, plan).items():
         used[(f, year, s)] += d
@@ -129,7 +130,8 @@ def check_facility_capacity(c: Ctx, plan: Plan) -> None:
         used[(f, year, s)] += p
     for (f, year, s), x in sorted(used.items()):
         c.at_most("facility_capacity_max", index_of(f, year, s), x,
-                  c.capacity(f, year, s), "contract deliveries + production")
+                  c.capacity(f, year, s) + built_capacity(c, plan, f, year, s),
+                  "contract deliveries + production")
 
 
 def check_production_rows(c: Ctx, t: dict[str, pd.DataFrame]) -> None:

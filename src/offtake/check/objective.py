@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from offtake.check.builds import REPORTED_PAYERS, cost_year, modelled
 from offtake.check.context import KG_PER_T, Ctx, family_check
 from offtake.check.network import Arcs
 from offtake.check.prices import contract_tariff_rate, offer_price, resale_price, spot_tariff_rate
@@ -125,6 +126,15 @@ def prepayment_credits(c: Ctx, plan: Plan, extra: TermInputs) -> PerScenario:
     for (_o, year, s), x in plan.credits.items():
         out[s] -= c.delta[year] * x
     return out
+
+
+@cost_check("build_costs")
+def build_costs(c: Ctx, plan: Plan, extra: TermInputs) -> PerScenario:
+    """delta_{t^c_j} C_j b_j over the built options the buyers pay for (first stage)."""
+    value = sum(c.discount(cost_year(c, opt)) * opt.cost
+                for j, (opt, _f) in modelled(c).items()
+                if plan.built.get(j) and opt.paid_by in REPORTED_PAYERS)
+    return dict.fromkeys(c.probability, value)
 
 
 @cost_check("spot_purchases")

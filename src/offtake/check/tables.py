@@ -46,6 +46,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "unmet": ("buyer", "material", "year", "scenario", "demand_t", "delivered_t", "unmet_t",
               "penalty_per_kg", "penalty"),
     "origin": ("buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"),
+    "builds": ("build_id", "facility", "built", "start_year", "nameplate_t", "cost",
+               "cost_year", "paid_by", "in_objective"),
     "costs": ("term", "value", "payer", "in_objective"),
     "scenario_costs": ("scenario", "probability", "term", "value"),
     "rules": ("rule_id", "kind", "row", "year", "scenario", "sense", "lhs", "bound", "slack",
@@ -61,6 +63,7 @@ NEW_TABLES: dict[str, Callable[[Instance], bool]] = {
     "resale": lambda inst: any(k.resale_haircut is not None for k in inst.spot_markets),
     "stock": lambda inst: any(m.holding_cost_per_kg_year is not None for m in inst.materials),
     "scenario_costs": lambda inst: False,
+    "builds": lambda inst: any(f.builds for f in inst.facilities),
 }
 """Tables older folders do not have: a missing one is empty unless the instance has the
 feature that fills it (then it is reported missing)."""
@@ -85,7 +88,7 @@ TEXT_COLUMNS = frozenset({
     "facility", "market", "origin", "scenario", "term", "rule_id", "kind", "binding", "hard",
     "tag", "inputs", "row", "sense", "unit", "stage", "country", "dual_basis",
     "shadow_price", "shadow_price_per_pp", "price_term", "tier", "fiscal_payer", "payer",
-    "in_objective",
+    "in_objective", "build_id", "paid_by",
 })
 """Columns read as text (IDs keep their spelling: 'NA', '007'; the empty tag stays ''); all
 others are numbers. Shadow prices are text here: they must be a number or empty. `tier` is
@@ -103,6 +106,7 @@ REQUIRED_NUMBERS: dict[str, tuple[str, ...]] = {
     "stock": ("year", "stock_t"),
     "unmet": ("year", "demand_t", "delivered_t", "unmet_t"),
     "origin": ("year", "tonnes", "share"),
+    "builds": ("built",),
     "costs": ("value",),
     "scenario_costs": ("value",),
     "rules": (),
@@ -210,7 +214,7 @@ def _ids_ok(c: Ctx, name: str, where: str, row: dict) -> bool:
     """Every ID in the row names something of the instance."""
     known: dict[str, Mapping[str, Any]] = {
         "offer_id": c.offers, "buyer": c.buyers, "facility": c.facilities,
-        "market": c.markets, "rule_id": c.rules,
+        "market": c.markets, "rule_id": c.rules, "build_id": c.build_options,
     }
     for col, ids in known.items():
         if col in row and row[col] not in ids:
@@ -264,6 +268,8 @@ class Plan:
     stock: dict[tuple[str, str, int, str], float] = field(
         default_factory=lambda: defaultdict(float))
     """h_bkts: (buyer, material, year, scenario) -> t held from year t to t + 1."""
+    built: dict[str, int] = field(default_factory=dict)
+    """b_j: build option -> 1 if built (builds.csv; options without a row are not built)."""
 
     def committed(self, o_id: str, year: int) -> float:
         """sum_b q_obt (over every buyer with a row)."""
@@ -290,7 +296,7 @@ def read_plan(c: Ctx, t: dict[str, pd.DataFrame]) -> Plan:
         where = f"offers.csv row {pos}"
         if r["offer_id"] in plan.signed:
             c.flag("table", where, 1.0, f"offer '{r['offer_id']}' repeated")
-        plan.signed[r["offer_id"]] = _binary(c, where, r["signed"])
+        plan.signed[r["offer_id"]] = _binary(c, where, r["signed"], "signed")
         start = r["start_year"]
         plan.start[r["offer_id"]] = int(start) if np.isfinite(start) else None
     _read_contracts(c, t, plan)
@@ -320,6 +326,11 @@ def read_plan(c: Ctx, t: dict[str, pd.DataFrame]) -> Plan:
         plan.resale[(r["buyer"], r["market"], int(r["year"]), r["scenario"])] += r["volume_t"]
     for _, r in numbered(t["stock"]):
         plan.stock[(r["buyer"], r["material"], int(r["year"]), r["scenario"])] += r["stock_t"]
+    for pos, r in numbered(t["builds"]):
+        where = f"builds.csv row {pos}"
+        if r["build_id"] in plan.built:
+            c.flag("table", where, 1.0, f"build option '{r['build_id']}' repeated")
+        plan.built[r["build_id"]] = _binary(c, where, r["built"], "built")
     return plan
 
 
@@ -341,10 +352,10 @@ def _read_contracts(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan) -> None:
         plan.volume[vkey] = by_s[first]
 
 
-def _binary(c: Ctx, where: str, value: float) -> int:
-    """z_o of a `signed` cell: reported unless it is 0 or 1 (within tolerance); signed when
-    it rounds to 1 or more."""
+def _binary(c: Ctx, where: str, value: float, col: str) -> int:
+    """A binary decision of a `signed` or `built` cell: reported unless it is 0 or 1 (within
+    tolerance); 1 when it rounds to 1 or more."""
     z = int(round(value))
     if z not in (0, 1) or abs(value - z) > c.tol:
-        c.flag("table", where, abs(value - z) or 1.0, f"signed must be 0 or 1, got {value:g}")
+        c.flag("table", where, abs(value - z) or 1.0, f"{col} must be 0 or 1, got {value:g}")
     return 1 if z >= 1 else 0

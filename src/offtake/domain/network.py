@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from offtake.domain.builds import added_capacity
+
 if TYPE_CHECKING:  # types only: the schema validates with functions of this module
     from offtake.domain.schema import PriceSeries, TonnesSeries
 
@@ -22,6 +24,13 @@ def at(series: TonnesSeries | PriceSeries | None, year: int) -> float:
     if isinstance(series, Mapping):
         return float(series.get(year, 0.0))
     return float(series)
+
+
+def potential_capacity(facility: Any, year: int, first_year: int) -> float:
+    """The facility's capacity in `year` with every one of its build options built (nominal,
+    before scenario changes): what it could supply at most."""
+    return at(facility.capacity_t, year) + sum(
+        added_capacity(j, year, first_year) for j in getattr(facility, "builds", ()))
 
 
 @dataclass(frozen=True)
@@ -106,18 +115,18 @@ def offer_eligible(offer: Any, buyer_id: str) -> bool:
 
 
 def source_nodes(inst: Any, buyer_id: str, year: int | None) -> set[str]:
-    """Nodes where material can enter the buyer's network: suppliers of eligible offers and
-    spot markets with volume (in `year`, or in any year when `year` is None)."""
+    """Nodes where material can enter the buyer's network: suppliers of eligible offers (with
+    capacity, or build options that add some, in a year of the offer) and spot markets
+    with volume (in `year`, or in any year when `year` is None)."""
     years = inst.horizon.years if year is None else [year]
     fac = {f.id: f for f in inst.facilities}
     out: set[str] = set()
     for o in inst.offers:
         if o.supplier not in fac or not offer_eligible(o, buyer_id) or o.max_t_per_year <= 0:
             continue
-        if any(
-            o.first_year <= y <= o.last_year and at(fac[o.supplier].capacity_t, y) > 0
-            for y in years
-        ):
+        first = inst.horizon.first_year
+        if any(o.first_year <= y <= o.last_year
+               and potential_capacity(fac[o.supplier], y, first) > 0 for y in years):
             out.add(o.supplier)
     for k in inst.spot_markets:
         if k.unlimited or any(at(k.availability_t, y) > 0 for y in years):
@@ -127,7 +136,8 @@ def source_nodes(inst: Any, buyer_id: str, year: int | None) -> set[str]:
 
 def active_nodes(inst: Any, arcs: list[ArcSpec], buyer_id: str, year: int | None) -> set[str]:
     """Supply nodes that can hand material to the buyer's network: sources, plus facilities
-    with capacity whose every recipe input arrives from an active node (fixed point)."""
+    with capacity (or build options that add some) whose every recipe input
+    arrives from an active node (fixed point)."""
     fac = {f.id: f for f in inst.facilities}
     active = source_nodes(inst, buyer_id, year)
     years = inst.horizon.years if year is None else [year]
@@ -140,7 +150,7 @@ def active_nodes(inst: Any, arcs: list[ArcSpec], buyer_id: str, year: int | None
         for f in fac.values():
             if f.id in active or not f.recipe:
                 continue
-            if not any(at(f.capacity_t, y) > 0 for y in years):
+            if not any(potential_capacity(f, y, inst.horizon.first_year) > 0 for y in years):
                 continue
             fed = {a.material for a in incoming.get(f.id, []) if a.from_node in active}
             if set(f.recipe) <= fed:

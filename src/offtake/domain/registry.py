@@ -100,7 +100,7 @@ def count_kinds() -> frozenset[str]:
 
 FAMILIES: tuple[str, ...] = (
     "offer_decision", "contract_start", "contract_volume", "take_or_pay", "volume_tiers",
-    "prepayment_credit",
+    "prepayment_credit", "facility_build",
     "facility_capacity", "facility_output", "facility_input", "spot_availability",
     "demand_balance",
 )
@@ -112,7 +112,8 @@ RISK_FAMILIES: tuple[str, ...] = ("cvar",)
 
 COST_TERMS: tuple[str, ...] = (
     "contract_payments", "volume_rebates", "take_or_pay_shortfall", "tariffs",
-    "signing_costs", "prepayments", "prepayment_credits", "spot_purchases", "freight",
+    "signing_costs", "prepayments", "prepayment_credits", "build_costs", "spot_purchases",
+    "freight",
     "operating_costs", "resale_credit", "holding_costs", "unmet_demand_penalty",
     "rule_violation_penalties",
 )

@@ -146,6 +146,42 @@ class Material(_Strict):
     """Plausible price range; prices outside it are flagged (a kg/t or oxide/metal mix-up)."""
 
 
+class BuildOption(_Strict):
+    """An option to build capacity at its facility: a new plant (the facility is a
+    `candidate`) or an expansion of an existing one. Decided now (first stage, binary); once
+    built it operates from its start year, `max(earliest_year, first_year + lead_time_years)`,
+    with `ramp[k] x nameplate_t` tonnes a year in its (k+1)-th year of operation (the last
+    ramp value from then on)."""
+
+    id: Id
+    """Unique among offers and build options (`--force` / `--forbid` name either)."""
+    nameplate_t: Annotated[float, Field(gt=0, le=MAX_TONNES)]
+    """Capacity added at full ramp, tonnes of the facility's product per year."""
+    earliest_year: Year | None = None
+    """Earliest operating year (None: the first year the lead time allows)."""
+    lead_time_years: Annotated[int, Field(ge=0, le=30)] = 0
+    """Years from the decision (the horizon's first year) to the first year of operation."""
+    ramp: Annotated[list[Fraction], Field(min_length=1, max_length=30)] = Field(
+        default_factory=lambda: [1.0])
+    """Share of nameplate available in the 1st, 2nd, ... year of operation (e.g. 0.25, 0.5,
+    0.75, 1.0); the last value holds afterwards."""
+    cost: Money = 0.0
+    """One-off build cost, paid in the year construction starts (start year minus lead time,
+    not before the horizon's first year)."""
+    paid_by: Annotated[str, StringConstraints(min_length=1)] = "supplier"
+    """Who pays the build cost: 'supplier' (recovered in its prices: no cost term), 'buyers'
+    or 'consortium' (the instance's buyers, in the objective), or the name of a government
+    (a third party: reported as fiscal cost, not in the objective)."""
+    requires: Id | None = None
+    """Another build option of the same facility that must be built for this one to be
+    (e.g. phase 2 requires phase 1)."""
+    decision: Literal["free", "forced", "forbidden"] = "free"
+    """Whether the optimizer chooses ("free"), must build ("forced": already decided, or a
+    what-if) or must not ("forbidden")."""
+    source: str = ""
+    notes: str = ""
+
+
 class Facility(_Strict):
     id: Id
     name: str = ""
@@ -161,6 +197,11 @@ class Facility(_Strict):
     """Processing (toll) cost per kg of product made from buyer-owned inputs."""
     feed_origin: dict[StageField, CountryCode] = Field(default_factory=dict)
     """For own-feed sales: country of each upstream stage not modelled as a facility."""
+    candidate: bool = False
+    """A plant not built yet: it exists (has capacity, and its offers can be signed) only if
+    one of its `builds` is built; its own `capacity_t` must be 0."""
+    builds: list[BuildOption] = Field(default_factory=list)
+    """Options to build capacity here (a candidate's plant, or expansions)."""
     source: str = ""
     notes: str = ""
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pycountry
 
+from offtake.domain.builds import start_year
 from offtake.domain.findings import Finding, nearest
 from offtake.domain.network import (
     active_nodes,
@@ -65,6 +66,7 @@ def check_instance(inst: Any, partial: bool = False) -> list[Finding]:
     _check_references(inst, c)
     _check_years(inst, c)
     _check_offers(inst, c)
+    _check_builds(inst, c)
     _check_scenarios(inst, c)
     _check_prices(inst, c)
     if not partial and not any(f.severity == "error" for f in c.items):
@@ -77,7 +79,10 @@ def _check_ids(inst: Any, c: _Collector) -> None:
     namespaces = {
         "materials": inst.materials,
         "country_groups": inst.country_groups,
-        "offers": inst.offers,
+        # offers and build options: one namespace (--force / --forbid name either)
+        "offers and build options": [("offers", i, x) for i, x in enumerate(inst.offers)]
+        + [(f"facilities[{i}].builds", k, j) for i, f in enumerate(inst.facilities)
+           for k, j in enumerate(getattr(f, "builds", ()))],
         "rules": inst.rules,
         "scenarios": inst.scenarios,
         "price_indices": inst.price_indices,
@@ -88,7 +93,8 @@ def _check_ids(inst: Any, c: _Collector) -> None:
         + [("spot_markets", i, x) for i, x in enumerate(inst.spot_markets)],
     }
     for space, items in namespaces.items():
-        rows = items if space == "nodes" else [(space, i, x) for i, x in enumerate(items)]
+        rows = items if space in ("nodes", "offers and build options") else [
+            (space, i, x) for i, x in enumerate(items)]
         seen: dict[str, str] = {}
         for section, i, x in rows:
             loc = f"{section}[{i}].id"
@@ -366,6 +372,80 @@ def _check_offers(inst: Any, c: _Collector) -> None:
             c.error("mixed_currency", f"{loc}.currency",
                     f"offer '{o.id}' is in {o.currency}, the instance in {currency}",
                     f"convert to {currency} at the instance's price year")
+
+
+PAYER_WORDS = {"buyer": "buyers", "buyers": "buyers", "consortium": "consortium",
+               "supplier": "supplier", "suppliers": "supplier"}
+"""Spellings of the reserved payers of a build cost, to the reserved word."""
+
+
+def _check_builds(inst: Any, c: _Collector) -> None:
+    """Candidates and build options: a candidate has build options and no capacity of its
+    own; each option starts within the horizon, requires another option of its facility (no
+    cycle), and names its payer without a near-miss of a reserved word."""
+    years = inst.horizon.years
+    for i, f in enumerate(inst.facilities):
+        builds = list(getattr(f, "builds", ()))
+        loc = f"facilities[{i}]"
+        if getattr(f, "candidate", False):
+            if not builds:
+                c.error("candidate_without_build", f"{loc}.candidate",
+                        f"candidate plant '{f.id}' has no build option: it can never exist",
+                        "add builds: [{id, nameplate_t, ...}], or set candidate: false")
+            if any(at(f.capacity_t, y) > 0 for y in years):
+                c.error("candidate_with_capacity", f"{loc}.capacity_t",
+                        f"candidate plant '{f.id}' has capacity before it is built",
+                        "set capacity_t: 0 and give the plant's capacity as "
+                        "builds[].nameplate_t")
+        ids = [j.id for j in builds]
+        for k, j in enumerate(builds):
+            where = f"{loc}.builds[{k}]"
+            start = start_year(j, years[0])
+            if start > years[-1]:
+                field = "lead_time_years" if j.earliest_year is None or (
+                    j.earliest_year < start) else "earliest_year"
+                c.error("build_after_horizon", f"{where}.{field}",
+                        f"build option '{j.id}' of '{f.id}' could operate from {start} at the "
+                        f"earliest, after the horizon's last year {years[-1]}",
+                        "bring earliest_year forward, shorten lead_time_years or extend "
+                        "the horizon")
+            elif j.earliest_year is not None and j.earliest_year < start:
+                c.warn("build_start_delayed", f"{where}.earliest_year",
+                       f"build option '{j.id}' cannot operate in {j.earliest_year}: with a "
+                       f"lead time of {j.lead_time_years} year(s) from {years[0]} it starts "
+                       f"in {start}")
+            if j.requires is not None:
+                if j.requires == j.id:
+                    c.error("build_requires_itself", f"{where}.requires",
+                            f"build option '{j.id}' requires itself")
+                else:
+                    _ref(c, j.requires, ids, f"{where}.requires",
+                         f"build option of facility '{f.id}'")
+            word = PAYER_WORDS.get(j.paid_by.strip().lower())
+            if word is not None and j.paid_by != word:
+                c.error("ambiguous_payer", f"{where}.paid_by",
+                        f"paid_by '{j.paid_by}' is neither a reserved payer nor clearly a "
+                        "government's name", f"write '{word}'")
+        _check_build_chain(c, loc, builds)
+
+
+def _check_build_chain(c: _Collector, loc: str, builds: list[Any]) -> None:
+    """`requires` links among one facility's options form no cycle; a forced option does not
+    require a forbidden one."""
+    by_id = {j.id: j for j in builds}
+    for k, j in enumerate(builds):
+        seen, at_ = {j.id}, j
+        while at_.requires in by_id and at_.requires != at_.id:
+            at_ = by_id[at_.requires]
+            if at_.id in seen:
+                c.error("build_requires_cycle", f"{loc}.builds[{k}].requires",
+                        f"build option '{j.id}' requires a chain that leads back to itself")
+                break
+            seen.add(at_.id)
+            if j.decision == "forced" and at_.decision == "forbidden":
+                c.error("forced_build_requires_forbidden", f"{loc}.builds[{k}].decision",
+                        f"build option '{j.id}' is forced but requires '{at_.id}', which is "
+                        "forbidden", "free one of the two decisions")
 
 
 def _check_scenarios(inst: Any, c: _Collector) -> None:

@@ -17,6 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
+from offtake.domain.builds import (
+    added_capacity,
+    build_options,
+    cost_year,
+    government_payer,
+    in_objective,
+    start_year,
+)
 from offtake.domain.economics import (
     active_years,
     floor_payer,
@@ -30,6 +38,7 @@ from offtake.domain.network import (
     at,
     effective_arcs,
     offer_eligible,
+    potential_capacity,
     upstream_of,
 )
 from offtake.domain.origin import combos, own_feed_tag, spot_tag
@@ -154,6 +163,36 @@ class MarketData:
 
 
 @dataclass(frozen=True)
+class BuildData:
+    """Build options (first stage): when each starts, what it adds by year, what it costs
+    and who pays, and the offers of candidate plants that exist only once one is built."""
+
+    BUILDS: tuple[str, ...] = ()
+    """Build options that can operate in the horizon."""
+    build_facility: dict[str, str] = field(default_factory=dict)
+    build_start: dict[str, int] = field(default_factory=dict)
+    """y_j: first year of operation."""
+    build_capacity_t: dict[tuple[str, int, str], float] = field(default_factory=dict)
+    """(option, year, scenario) -> kappa_fts rho_jt N_j: capacity added once built, after the
+    scenario's capacity changes (years with nothing added are left out)."""
+    build_nameplate_t: dict[tuple[str, int], float] = field(default_factory=dict)
+    """(option, year) -> rho_jt N_j: nominal ramped nameplate (what lenders look at)."""
+    build_cost: dict[str, float] = field(default_factory=dict)
+    build_cost_year: dict[str, int] = field(default_factory=dict)
+    build_paid_by_buyers: dict[str, bool] = field(default_factory=dict)
+    """True: the build cost is a term of the objective (paid by the buyers)."""
+    build_government: dict[str, str] = field(default_factory=dict)
+    """Option -> the government that pays its cost (fiscal cost), for those a government
+    pays."""
+    build_requires: dict[str, str] = field(default_factory=dict)
+    build_decision: dict[str, str] = field(default_factory=dict)
+    """Options decided before the optimisation: "forced" (built) or "forbidden" (not)."""
+    CANDIDATE_OFFERS: tuple[tuple[str, str], ...] = ()
+    """(offer, build option of its candidate supplier): the offer exists only if one of its
+    supplier's options is built."""
+
+
+@dataclass(frozen=True)
 class RuleData:
     """Procurement rules: their settings by rule id and their rows (`formulation.ruledata`)."""
 
@@ -182,7 +221,7 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class ModelData(Settings, RuleData, MarketData, ChainData, OfferData, Dimensions):
+class ModelData(Settings, RuleData, BuildData, MarketData, ChainData, OfferData, Dimensions):
     """Everything `model.build_model` reads, in named parts (each built by its own function
     below; the fields are read flat: `d.offer_price_per_t`). Money coefficients are per tonne.
     """
@@ -190,11 +229,21 @@ class ModelData(Settings, RuleData, MarketData, ChainData, OfferData, Dimensions
     def max_cost_coefficient(self) -> float:
         """Largest objective coefficient (currency per t, or per signing / rule unit)."""
         pools = (self.offer_price_per_t.values(), self.offer_signing_cost.values(),
+                 self.build_cost.values(),
                  self.spot_price_per_t.values(), self.freight_per_t.values(),
                  self.opex_per_t.values(), self.unmet_penalty_per_t.values(),
                  self.rule_penalty.values())
         biggest = max((abs(x) for pool in pools for x in pool), default=0.0)
         return biggest * max(self.discount.values(), default=1.0)
+
+    def capacity_bounds(self) -> dict[tuple[str, int, str], float]:
+        """(facility, year, scenario) -> K_fts with every build option built: the most a
+        facility can make (bounds of processing)."""
+        out = dict(self.capacity_t)
+        for (j, y, s), x in self.build_capacity_t.items():
+            key = (self.build_facility[j], y, s)
+            out[key] = out.get(key, 0.0) + x
+        return out
 
 
 def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.0,
@@ -206,7 +255,8 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
     src = _Sources.of(inst)
     offers = _offer_data(src)
     parts = (_dimensions(src), offers, _chain_data(src, offers), _market_data(src),
-             _rule_settings(inst), Settings(elastic, cvar_weight, cvar_alpha))
+             _build_data(src, offers), _rule_settings(inst),
+             Settings(elastic, cvar_weight, cvar_alpha))
     d = ModelData(**{f.name: getattr(part, f.name) for part in parts for f in fields(part)})
     return replace(d, RULE_SUPPLIER_OFFERS=tuple(sorted(count_rule_offers(inst, src.years))),
                    rule_rows=rule_rows(inst, d))
@@ -288,7 +338,7 @@ def _offer_data(src: _Sources) -> OfferData:
         OFFER_YEARS=tuple(sorted(offer_years)),
         OFFER_BUYER_YEARS=tuple(sorted(obys)),
         offer_cap_t={(o, y): min(offer_by[o].max_t_per_year,
-                                 max(at(fac[offer_by[o].supplier].capacity_t, y)
+                                 max(potential_capacity(fac[offer_by[o].supplier], y, years[0])
                                      * capacity_factor(sc, fac[offer_by[o].supplier], y,
                                                        src.groups)
                                      for sc in inst.scenarios))
@@ -361,6 +411,41 @@ def _market_data(src: _Sources) -> MarketData:
         DEMANDS=tuple(sorted(k for k, v in demands.items() if v > 0)),
         demand_t={k: v for k, v in demands.items() if v > 0},
         unmet_penalty_per_t={m.id: m.unmet_penalty_per_kg * KG_PER_T for m in inst.materials})
+
+
+def _build_data(src: _Sources, offers: OfferData) -> BuildData:
+    """Build options that can operate in the horizon (validation rejects the others), their
+    ramped capacity in every scenario, cost, payer and decision."""
+    inst, years = src.inst, src.years
+    first = years[0]
+    options = {j: jf for j, jf in build_options(inst).items()
+               if start_year(jf[0], first) <= years[-1]}
+    cap, nameplate = {}, {}
+    for j, (opt, f) in options.items():
+        for y in years:
+            added = added_capacity(opt, y, first)
+            if added > 0:
+                nameplate[(j, y)] = added
+                for sc in inst.scenarios:
+                    cap[(j, y, sc.id)] = added * capacity_factor(sc, f, y, src.groups)
+    candidates = {f.id: [j.id for j in f.builds if j.id in options]
+                  for f in inst.facilities if f.candidate}
+    return BuildData(
+        BUILDS=tuple(sorted(options)),
+        build_facility={j: f.id for j, (_, f) in options.items()},
+        build_start={j: start_year(opt, first) for j, (opt, _) in options.items()},
+        build_capacity_t=cap, build_nameplate_t=nameplate,
+        build_cost={j: opt.cost for j, (opt, _) in options.items()},
+        build_cost_year={j: cost_year(opt, first) for j, (opt, _) in options.items()},
+        build_paid_by_buyers={j: in_objective(opt) for j, (opt, _) in options.items()},
+        build_government={j: government_payer(opt) for j, (opt, _) in options.items()
+                          if government_payer(opt)},
+        build_requires={j: opt.requires for j, (opt, _) in options.items()
+                        if opt.requires in options},
+        build_decision={j: opt.decision for j, (opt, _) in options.items()
+                        if opt.decision != "free"},
+        CANDIDATE_OFFERS=tuple(sorted((o, j) for o in offers.OFFERS
+                                      for j in candidates.get(offers.offer_supplier[o], ()))))
 
 
 def _rule_settings(inst: Instance) -> RuleData:

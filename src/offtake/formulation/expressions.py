@@ -39,6 +39,19 @@ def delivered(m: pyo.ConcreteModel, o: str, b: str, y: int, s: str):
     return m.v_volume_t[o, b, y]
 
 
+def capacity(m: pyo.ConcreteModel, d: ModelData, builds: dict, f: str, y: int, s: str):
+    """K_fts: the facility's capacity in (y, s), plus what each of its built options adds
+    (`builds`: (facility, year, scenario) -> the options adding capacity then)."""
+    return d.capacity_t[f, y, s] + sum(d.build_capacity_t[j, y, s] * m.v_built[j]
+                                       for j in builds.get((f, y, s), ()))
+
+
+def adding_builds(d: ModelData) -> dict:
+    """(facility, year, scenario) -> the build options that add capacity there."""
+    return group_by(d.build_capacity_t, lambda k: (d.build_facility[k[0]], k[1], k[2]),
+                    lambda k: k[0])
+
+
 def tier_choices(d: ModelData) -> list[tuple[str, int, int]]:
     """(offer, period, tier): period = year for annual tiers, 0 for tiers on the total."""
     years = group_by(d.OFFER_YEARS, lambda k: k[0], lambda k: k[1])

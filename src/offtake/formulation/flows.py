@@ -6,7 +6,13 @@ from __future__ import annotations
 import pyomo.environ as pyo
 
 from offtake.formulation.data import ModelData
-from offtake.formulation.expressions import delivered, family_builder, group_by
+from offtake.formulation.expressions import (
+    adding_builds,
+    capacity,
+    delivered,
+    family_builder,
+    group_by,
+)
 
 
 @family_builder("facility_capacity")
@@ -17,17 +23,20 @@ def add_facility_capacity(m: pyo.ConcreteModel, d: ModelData) -> None:
     .. math:: \\sum_{o:\\,\\mathrm{supplier}(o)=f}\\ \\sum_b d_{obts} + \\sum_{b,c} p_{fbcts}
         \\;\\le\\; K_{fts} \\qquad \\forall (f,t,s)
 
-    Reads facilities' capacity_t. Dual: value of one more tonne of capacity (currency per t).
+    Reads facilities' capacity_t (and what built options add: facility_build). Dual: value of
+    one more tonne of capacity (currency per t).
     """
     sales = group_by(d.OFFER_BUYER_YEARS, lambda k: (d.offer_supplier[k[0]], k[2]), lambda k: k)
     made = group_by(m.PRODUCTIONS, lambda k: (k[0], k[3], k[4]), lambda k: k)
+    builds = adding_builds(d)
     index = sorted({(f, y, s) for f, y in sales for s in d.SCENARIOS} | set(made))
     m.FACILITY_YEARS = pyo.Set(initialize=index, dimen=3, ordered=True)
     m.facility_capacity_max = pyo.Constraint(
         m.FACILITY_YEARS,
         rule=lambda _, f, y, s:
         sum(delivered(m, o, b, yy, s) for o, b, yy in sales.get((f, y), []))
-        + sum(m.v_production_t[k] for k in made.get((f, y, s), [])) <= d.capacity_t[f, y, s])
+        + sum(m.v_production_t[k] for k in made.get((f, y, s), []))
+        <= capacity(m, d, builds, f, y, s))
 
 
 @family_builder("facility_output")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
+import offtake.formulation.builds  # noqa: F401  (registers the build options' family)
 import offtake.formulation.contracts  # noqa: F401  (registers the contract families)
 import offtake.formulation.flows  # noqa: F401  (registers the physical-chain families)
 from offtake.domain.registry import COST_TERMS as TERM_ORDER
@@ -74,6 +75,7 @@ def add_sets(m: pyo.ConcreteModel, d: ModelData) -> None:
                                         for y in d.YEARS for s in S], dimen=5, ordered=True)
     m.UNMET = pyo.Set(initialize=d.DEMANDS, dimen=4, ordered=True)
     m.OFFER_STARTS = pyo.Set(initialize=d.OFFER_STARTS, dimen=2, ordered=True)
+    m.BUILDS = pyo.Set(initialize=d.BUILDS, ordered=True)
     top = set(d.TAKE_OR_PAY)
     m.DELIVERIES = pyo.Set(initialize=[(o, b, y, s) for o, b, y in d.OFFER_BUYER_YEARS
                                        if o in top for s in S], dimen=4, ordered=True)
@@ -104,8 +106,10 @@ def add_variables(m: pyo.ConcreteModel, d: ModelData) -> None:
     m.v_volume_t = pyo.Var(m.OFFER_BUYER_YEARS, domain=pyo.NonNegativeReals,
                            bounds=lambda _, o, b, y: (0, d.offer_cap_t[o, y]))
     m.v_flow_t = pyo.Var(m.FLOWS, domain=pyo.NonNegativeReals)
+    m.v_built = pyo.Var(m.BUILDS, domain=pyo.Binary)
+    most = d.capacity_bounds()
     m.v_production_t = pyo.Var(m.PRODUCTIONS, domain=pyo.NonNegativeReals,
-                               bounds=lambda _, f, b, c, y, s: (0, d.capacity_t[f, y, s]))
+                               bounds=lambda _, f, b, c, y, s: (0, most[f, y, s]))
     m.v_unmet_t = pyo.Var(m.UNMET, domain=pyo.NonNegativeReals,
                           bounds=lambda _, b, mat, y, s: (0, d.demand_t[b, mat, y, s]))
     m.v_start = pyo.Var(m.OFFER_STARTS, domain=pyo.Binary)

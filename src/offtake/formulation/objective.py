@@ -100,6 +100,13 @@ def _prepayment_credits(m, d):
                              for o, y, s in m.CREDITS))
 
 
+@cost_term("build_costs")
+def _build_costs(m, d):
+    return _every_scenario(d, sum(d.discount[d.build_cost_year[j]] * d.build_cost[j]
+                                  * m.v_built[j] for j in m.BUILDS
+                                  if d.build_paid_by_buyers[j] and d.build_cost[j] > 0))
+
+
 def _at_signing(m, d, amount: dict[str, float]):
     """A one-off amount paid when the contract starts (discounted to that year)."""
     windowed = {o for o, _ in d.OFFER_STARTS}

@@ -84,6 +84,7 @@ def solution_values(m: pyo.ConcreteModel, d: ModelData) -> dict[str, pd.DataFram
         "credit": frame(m.v_credit, ["offer_id", "year", "scenario"], "credit"),
         "resale": frame(m.v_resale_t, ["buyer", "market", "year", "scenario"], "volume_t"),
         "stock": frame(m.v_stock_t, ["buyer", "material", "year", "scenario"], "stock_t"),
+        "built": frame(m.v_built, ["build_id"], "built"),
     }
 
 
@@ -110,7 +111,7 @@ def _rule_row_values(m: pyo.ConcreteModel, d: ModelData) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["row_id", "scenario", "num", "den"])
 
 
-FIRST_STAGE = ("v_signed", "v_start", "v_volume_t", "v_tier", "v_tier_t")
+FIRST_STAGE = ("v_signed", "v_start", "v_volume_t", "v_tier", "v_tier_t", "v_built")
 """Decisions taken now, the same in every scenario (the portfolio)."""
 
 

@@ -104,8 +104,9 @@ def _last_nodes(d: ModelData, row: RuleRow) -> set[str]:
 
 def _deliverable_upper_bounds(d: ModelData) -> dict[tuple[str, int, str], float]:
     """An upper bound on what each node can deliver in a year and scenario: capacity for
-    facilities, spot availability (or infinity) for markets."""
-    out: dict[tuple[str, int, str], float] = dict(d.capacity_t)
+    facilities (with every build option built), spot availability (or infinity) for
+    markets."""
+    out: dict[tuple[str, int, str], float] = d.capacity_bounds()
     for k in d.SPOTS:
         for y in d.YEARS:
             for s in d.SCENARIOS:

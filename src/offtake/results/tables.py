@@ -47,6 +47,8 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "unmet": ["buyer", "material", "year", "scenario", "demand_t", "delivered_t", "unmet_t",
               "penalty_per_kg", "penalty"],
     "origin": ["buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"],
+    "builds": ["build_id", "facility", "built", "start_year", "nameplate_t", "cost",
+               "cost_year", "paid_by", "in_objective"],
     "costs": ["term", "value", "payer", "in_objective"],
     "scenario_costs": ["scenario", "probability", "term", "value"],
     "rules": ["rule_id", "kind", "row", "year", "scenario", "sense", "lhs", "bound", "slack",
@@ -56,7 +58,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
 ID_COLUMNS = {"offer_id", "supplier", "company", "material", "buyer", "from_node", "to_node",
               "scenario", "facility", "market", "origin", "term", "rule_id", "kind", "tag",
               "inputs", "row", "stage", "country", "sense", "unit", "dual_basis", "price_term",
-              "fiscal_payer", "payer"}
+              "fiscal_payer", "payer", "build_id", "paid_by"}
 
 
 @dataclass
@@ -105,7 +107,10 @@ class Results:
         if costs is None or costs.empty or "in_objective" not in costs:
             return {}
         third = costs[costs["in_objective"].astype(str) != "True"]
-        return dict(zip(third["payer"], third["value"].astype(float), strict=True))
+        out: dict[str, float] = {}
+        for payer, value in zip(third["payer"], third["value"].astype(float), strict=True):
+            out[payer] = out.get(payer, 0.0) + value
+        return out
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -304,6 +309,7 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
         "spot": s[TABLE_COLUMNS["spot"]].reset_index(drop=True),
         "unmet": u[TABLE_COLUMNS["unmet"]],
         "origin": origin_table(arrived),
+        "builds": _build_rows(inst, d, v),
         "costs": _cost_rows(d, v, c),
         "scenario_costs": v["scenario_costs"].assign(
             probability=v["scenario_costs"]["scenario"].map(d.probability))[
@@ -479,4 +485,22 @@ def _cost_rows(d: ModelData, v: dict[str, pd.DataFrame], c: pd.DataFrame) -> pd.
         if payer:
             fiscal[payer] = fiscal.get(payer, 0.0) + d.probability[s] * d.discount[y] * cost
     rows += [("fiscal_floor_support", x, payer, False) for payer, x in sorted(fiscal.items())]
+    built = dict(zip(v["built"]["build_id"], v["built"]["built"], strict=True))
+    support: dict[str, float] = {}
+    for j, payer in d.build_government.items():
+        support[payer] = support.get(payer, 0.0) + (
+            d.discount[d.build_cost_year[j]] * d.build_cost[j] * round(built.get(j, 0.0)))
+    rows += [("fiscal_build_support", x, payer, False) for payer, x in sorted(support.items())]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["costs"])
+
+
+def _build_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per build option modelled: built or not, first year of operation, nameplate,
+    cost, the year it is paid, who pays it and whether that is in the objective."""
+    built = dict(zip(v["built"]["build_id"], v["built"]["built"], strict=True))
+    paid_by = {j.id: j.paid_by for f in inst.facilities for j in f.builds}
+    nameplate = {j.id: j.nameplate_t for f in inst.facilities for j in f.builds}
+    rows = [(j, d.build_facility[j], int(round(built.get(j, 0.0))), d.build_start[j],
+             nameplate[j], d.build_cost[j], d.build_cost_year[j], paid_by[j],
+             d.build_paid_by_buyers[j]) for j in d.BUILDS]
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS["builds"])
