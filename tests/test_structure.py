@@ -7,7 +7,6 @@ import pyomo.environ as pyo
 import pytest
 from conftest import base, instance
 
-from offtake.domain.registry import COST_TERMS
 from offtake.formulation import model
 from offtake.formulation.data import build_data
 from offtake.solvers import highs as solve
@@ -55,14 +54,6 @@ def test_capacity_and_balance_residuals_at_fixed_values():
     m.v_unmet_t["B1", "MAG", 2026, "base"].fix(0)
     dem = m.demand_balance["B1", "MAG", 2026, "base"]
     assert pyo.value(dem.lower) - pyo.value(dem.body) == pytest.approx(60)
-
-
-def test_objective_is_the_sum_of_registered_terms():
-    m = model.build_model(build_data(instance(base())))
-    for v in m.component_data_objects(pyo.Var):
-        v.set_value(1.0 if v.is_binary() else 0.5)
-    total = sum(pyo.value(getattr(m, f"cost_{n}")) for n in COST_TERMS)
-    assert pyo.value(m.total_cost) == pytest.approx(total)
 
 
 def _knapsack(n: int = 60) -> pyo.ConcreteModel:
