@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from conftest import INSTANCES, base, dump
 from typer.testing import CliRunner
 
@@ -111,3 +112,15 @@ def test_unbounded_is_its_own_exit_code_and_names_the_ray(tmp_path):
     assert summary["status"] == "unbounded" and summary["objective"] is None
     assert "v_resale_t[B1,DEAR" in summary["message"]
     assert not (tmp_path / "o" / "infeasibility.json").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["solve", TINY], ["compare", TINY, "--rule", "X"], ["value", TINY], ["frontier", TINY],
+    ["decompose", TINY], ["evaluate", TINY, "--plan", "plan.json"]])
+def test_a_refused_highspy_is_exit_4_on_every_solving_command(command, monkeypatch, tmp_path):
+    import offtake.solvers.highs as highs
+
+    monkeypatch.setattr(highs, "highspy_version", lambda: (1, 14, 0))
+    res = runner.invoke(app, [*command, "--out", str(tmp_path / "o")])
+    assert res.exit_code == 4, res.output
+    assert "1.14.0" in res.output and "Traceback" not in res.output

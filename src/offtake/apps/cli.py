@@ -105,6 +105,17 @@ def _executor_or_exit(kind: str, workers: int | None,
         yield ex
 
 
+def _solver_or_exit() -> None:
+    """Refuse a highspy that gives wrong answers, cleanly (exit 4), before any solve."""
+    from offtake.solvers.highs import SolverVersionError, check_solver_version
+
+    try:
+        check_solver_version()
+    except SolverVersionError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["error"]) from exc
+
+
 def _findings_table(findings, title: str):
     """The findings as a Rich table (pandas and the report module load on first use)."""
     from offtake.report.console import findings_table
@@ -175,12 +186,8 @@ def solve(
     """Solve an instance, write DIR/summary.json and tables, and check the plan."""
     from offtake.pipeline.run import run
     from offtake.report.console import diagnosis_table, print_run
-    from offtake.solvers.highs import SolveOptions, SolverVersionError, check_solver_version
-    try:
-        check_solver_version()
-    except SolverVersionError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(4) from exc
+    from offtake.solvers.highs import SolveOptions
+    _solver_or_exit()
     if cvar_weight < 0 or not 0 < cvar_alpha < 1:
         console.print("[red]need --cvar-weight >= 0 and 0 < --cvar-alpha < 1[/]")
         raise typer.Exit(EXIT["invalid"])
@@ -238,6 +245,7 @@ def value(
     from offtake.report import plots
     from offtake.report.console import value_table
     from offtake.solvers.options import SolveOptions
+    _solver_or_exit()
     loaded = _load_or_exit(instance, sets)
     v = stochastic_value(loaded.instance, SolveOptions(time_limit=time_limit))
     currency = loaded.instance.meta.currency
@@ -274,6 +282,7 @@ def evaluate(
     from offtake.analysis.evaluate import EvaluationError, evaluate_portfolio
     from offtake.report import plots
     from offtake.report.console import evaluation_table
+    _solver_or_exit()
     kind, workers, scheduler = _executor_options(executor, workers, scheduler, 1)
     loaded = _load_or_exit(instance, sets)
     if not 0 < cvar_alpha < 1:
@@ -331,6 +340,7 @@ def decompose(
         decompose_instance,
     )
     from offtake.report.console import decomposition_table
+    _solver_or_exit()
     kind, workers, scheduler = _executor_options(executor, workers, scheduler, 2)
     loaded = _load_or_exit(instance)
     if gap <= 0 or cvar_weight < 0 or not 0 < cvar_alpha < 1 or cost_clusters < 0:
@@ -363,6 +373,7 @@ def frontier(
     """Efficient frontier: expected cost against CVaR over a range of lambda."""
     from offtake.analysis.frontier import efficient_frontier
     from offtake.report import plots
+    _solver_or_exit()
     loaded = _load_or_exit(instance)
     try:
         lams = [float(x) for x in lambdas.split(",") if x.strip()]
@@ -393,6 +404,7 @@ def compare(
     from offtake.analysis.compliance import compare as compare_rules
     from offtake.report.console import compare_table
     from offtake.solvers.options import SolveOptions
+    _solver_or_exit()
     loaded = _load_or_exit(instance, sets)
     try:
         table = compare_rules(loaded.instance, rule, SolveOptions(time_limit=time_limit))
