@@ -155,7 +155,7 @@ def test_findings_diagnosis_violations_and_compare_frames():
                 "did you mean 'CAP'?", "x.yaml")
     frame = tables.findings_frame([f], "Findings in x.yaml")
     assert frame.values.tolist() == [["error", "unknown_id", "rules.CAP5", "unknown rule 'CAP5'",
-                                      "did you mean 'CAP'?", "x.yaml"]]
+                                      "did you mean 'CAP'?", "x.yaml", ""]]
     assert frame.attrs["title"] == "Findings in x.yaml"
 
     diag = Diagnosis("elastic", [

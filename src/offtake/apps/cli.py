@@ -145,7 +145,7 @@ def _invalid_set(exc: InvalidInstance, options: str = "--set") -> NoReturn:
 
 
 @app.command()
-def validate(instance: Annotated[Path, typer.Argument(help="instance YAML file")],
+def validate(instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
              sets: SetOption = None) -> None:
     """Validate an instance; print every finding. Exit 0 if valid, 1 if not."""
     from offtake.domain.transforms import apply_sets
@@ -169,8 +169,43 @@ def validate(instance: Annotated[Path, typer.Argument(help="instance YAML file")
 
 
 @app.command()
+def template(
+    out: Annotated[Path, typer.Argument(
+        help="workbook to write (.xlsx), a folder for one CSV file per sheet, or (with "
+        "--from) a YAML file")],
+    from_: Annotated[Path | None, typer.Option(
+        "--from", help="fill it from this instance (YAML, workbook or CSV folder)")] = None,
+) -> None:
+    """Write an instance as a spreadsheet (blank, or filled from an instance): one sheet per
+    table, units in the headers, drop-downs for IDs and enumerations, a notes sheet.
+    `validate`, `solve` and every other command read it back. With --from and OUT.yaml:
+    the instance (e.g. a filled-in workbook) as YAML."""
+    from offtake.io.loader import instance_yaml, load_instance
+    from offtake.io.spreadsheet import write_csv_folder, write_workbook
+    inst = None
+    if from_ is not None:
+        loaded = load_instance(from_)
+        if loaded.instance is None:
+            console.print(_findings_table(loaded.findings, f"Findings in {from_}"))
+            raise typer.Exit(EXIT["invalid"])
+        inst = loaded.instance
+    if out.suffix.lower() == ".xlsx":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_workbook(out, inst)
+    elif out.suffix.lower() in (".yaml", ".yml") and inst is not None:
+        out.write_text(instance_yaml(inst), encoding="utf-8")
+    elif out.suffix:
+        console.print(f"[red]{out}: write a workbook (.xlsx), a folder (no suffix) or, with "
+                      "--from, a YAML file[/]")
+        raise typer.Exit(EXIT["invalid"])
+    else:
+        write_csv_folder(out, inst)
+    console.print(f"written {out}" + (f" from {from_}" if from_ else " (blank template)"))
+
+
+@app.command()
 def solve(
-    instance: Annotated[Path, typer.Argument(help="instance YAML file")],
+    instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("out"),
     time_limit: Annotated[float | None, typer.Option(help="seconds")] = None,
     mip_gap: Annotated[float, typer.Option(help="relative MIP gap")] = DEFAULT_MIP_GAP,
@@ -219,7 +254,7 @@ def solve(
 
 @app.command()
 def check(
-    instance: Annotated[Path, typer.Argument(help="instance YAML file")],
+    instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
     out: Annotated[Path, typer.Argument(help="folder written by `offtake solve`")],
 ) -> None:
     """Recompute every constraint and the objective from the instance and DIR's tables."""
@@ -235,7 +270,7 @@ def check(
 
 @app.command()
 def value(
-    instance: Annotated[Path, typer.Argument(help="instance YAML file with scenarios")],
+    instance: Annotated[Path, typer.Argument(help="instance with scenarios (YAML, .xlsx, CSVs)")],
     out: Annotated[Path | None, typer.Option(help="write value.json here")] = None,
     time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
     sets: SetOption = None,
@@ -264,7 +299,7 @@ def value(
 
 @app.command()
 def evaluate(
-    instance: Annotated[Path, typer.Argument(help="instance YAML file with scenarios")],
+    instance: Annotated[Path, typer.Argument(help="instance with scenarios (YAML, .xlsx, CSVs)")],
     plan: Annotated[Path, typer.Option(help="plan.json written by `offtake solve`")],
     out: Annotated[Path, typer.Option(help="folder for evaluation.csv/.json/.png")] =
     Path("out"),
@@ -312,7 +347,7 @@ def evaluate(
 
 @app.command()
 def decompose(
-    instance: Annotated[Path, typer.Argument(help="instance YAML file with scenarios")],
+    instance: Annotated[Path, typer.Argument(help="instance with scenarios (YAML, .xlsx, CSVs)")],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out"),
     executor: ExecutorOption = None,
     workers: Annotated[int | None, typer.Option(
@@ -364,7 +399,7 @@ def decompose(
 
 @app.command()
 def frontier(
-    instance: Annotated[Path, typer.Argument(help="instance YAML file with scenarios")],
+    instance: Annotated[Path, typer.Argument(help="instance with scenarios (YAML, .xlsx, CSVs)")],
     lambdas: Annotated[str, typer.Option(help="comma-separated risk weights")] =
     "0,0.1,0.25,0.5,1,2",
     cvar_alpha: Annotated[float, typer.Option(help="CVaR level alpha in (0, 1)")] = 0.95,
@@ -394,7 +429,7 @@ def frontier(
 
 @app.command()
 def compare(
-    instance: Annotated[Path, typer.Argument(help="instance YAML file")],
+    instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
     rule: Annotated[list[str], typer.Option("--rule", help="rule to relax (repeatable)")],
     out: Annotated[Path | None, typer.Option(help="write compare.csv here")] = None,
     time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,

@@ -1,7 +1,9 @@
 """Reading instance files into the schema, with every problem of a file reported at once.
 
 Owns files: reading YAML, merging included policy packs (findings about a pack's rules name
-the pack's own file and row), the instance hash, and the file name on each finding. Turning
+the pack's own file and row), dispatching workbooks (.xlsx) and folders of CSV files to
+`offtake.io.spreadsheet` (findings name sheet and cell), the instance hash, and the file name
+on each finding. Turning
 the parsed document into a validated instance, with located findings, is
 `offtake.domain.intake.validate_mapping` (shared with the instance transforms).
 
@@ -13,13 +15,20 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from offtake.domain.findings import Finding, InvalidInstance, errors, nearest
-from offtake.domain.intake import LoadResult, item_names, parse_yaml, validate_mapping
+from offtake.domain.intake import (
+    LoadResult,
+    item_names,
+    name_items,
+    parse_yaml,
+    validate_mapping,
+)
 from offtake.domain.schema import Instance
 
 __all__ = ["LoadResult", "load_instance", "load_or_raise", "read_yaml", "validate_mapping"]
@@ -30,13 +39,30 @@ def read_yaml(path: Path) -> Any:
         return parse_yaml(fh)
 
 
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm")
+OTHER_FORMATS = {
+    ".csv": "a CSV file holds one table; an instance is a folder of CSV files, one per sheet "
+            "(`offtake template DIR` writes one), or a workbook (.xlsx)",
+    ".xls": "save the workbook as .xlsx (Excel 2007 or later)",
+    ".ods": "save the spreadsheet as .xlsx",
+    ".json": "write the instance as YAML (JSON is YAML: rename it .yaml)",
+}
+
+
 def load_instance(path: str | Path) -> LoadResult:
-    """Read and validate an instance file; never raises for bad content."""
+    """Read and validate an instance: a YAML file, a workbook (.xlsx) or a folder of CSV
+    files; never raises for bad content."""
     path = Path(path)
     fname = str(path)
     if not path.exists():
         return LoadResult(None, [Finding("file_not_found", "error", "", "file not found",
                                          file=fname)])
+    if path.is_dir() or path.suffix.lower() in SPREADSHEET_SUFFIXES:
+        return load_spreadsheet(path)
+    if path.suffix.lower() in OTHER_FORMATS:
+        return LoadResult(None, [Finding("unsupported_format", "error", "",
+                                         f"'{path.suffix}' files are not instances",
+                                         OTHER_FORMATS[path.suffix.lower()], file=fname)])
     try:
         raw = read_yaml(path)
     except yaml.YAMLError as exc:
@@ -53,6 +79,42 @@ def load_instance(path: str | Path) -> LoadResult:
     result.findings = include_findings + result.findings
     if errors(include_findings):
         result.instance = None
+    result.sha256 = digest.hexdigest()
+    return result
+
+
+def load_spreadsheet(path: Path) -> LoadResult:
+    """Read and validate a workbook or a folder of CSV files (`offtake.io.spreadsheet`):
+    every finding names the item by ID and the sheet and cell it came from."""
+    from offtake.io import spreadsheet
+
+    if path.is_dir():
+        tables = spreadsheet.read_csv_folder(path)
+        files = sorted(path.glob("*.csv"))
+        if not tables:
+            return LoadResult(None, [Finding("empty_instance", "error", "",
+                                             "the folder holds no CSV files",
+                                             "`offtake template DIR` writes one CSV per sheet",
+                                             file=str(path))])
+    else:
+        try:
+            tables = spreadsheet.read_workbook(path)
+        except Exception as exc:  # openpyxl raises many kinds of error on a bad file
+            return LoadResult(None, [Finding("bad_workbook", "error", "",
+                                             f"cannot read the workbook: {exc}",
+                                             "save it again as .xlsx", file=str(path))])
+        files = [path]
+    parsed = spreadsheet.parse_tables(tables)
+    result = validate_mapping(parsed.raw, place=parsed.place)
+    own = name_items(parsed.findings, parsed.raw)
+    bad_cells = {f.cell for f in errors(own)}
+    result.findings = own + [f for f in result.findings
+                             if not (f.cell and f.cell in bad_cells)]
+    if errors(own):
+        result.instance = None
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
     result.sha256 = digest.hexdigest()
     return result
 
@@ -152,6 +214,26 @@ def _locate(f: Finding, fname: str, provenance: dict[tuple[str, int], tuple[str,
             return replace(f, file=pack)
         return replace(f, location=f"{m.group(1)}[{j}]{m.group(3)}", file=pack)
     return replace(f, file=fname)
+
+
+def _plain(x: Any) -> Any:
+    """Enums as their values, in keys too (what YAML can write)."""
+    if isinstance(x, dict):
+        return {_plain(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
+    if isinstance(x, Enum):
+        return x.value
+    return x
+
+
+def instance_yaml(inst: Instance) -> str:
+    """The instance as YAML text (every field written, included packs inlined), read back by
+    `load_instance` as the same instance."""
+    from offtake.domain.transforms import to_data
+
+    return yaml.safe_dump(_plain(to_data(inst)), sort_keys=False, allow_unicode=True,
+                          width=100)
 
 
 def load_or_raise(path: str | Path) -> Instance:

@@ -134,9 +134,12 @@ def findings_table(findings: Sequence[Finding], title: str = "Findings") -> Tabl
     def severity(s: str) -> str:
         return f"[{'red' if s == 'error' else 'yellow'}]{s}[/]"
 
-    return render(tables.findings_frame(findings, title),
-                  columns={c: c for c in ("severity", "code", "location", "message", "hint")},
-                  formats={"severity": severity}, overflow="fold")
+    frame = tables.findings_frame(findings, title)
+    columns: dict[str, Any] = {c: c for c in ("severity", "code", "location", "message", "hint")}
+    if (frame["cell"] != "").any():  # a spreadsheet: the cell first
+        columns = {"severity": "severity", "code": "code", "cell": "cell",
+                   "location": "location", "message": "message", "hint": "hint"}
+    return render(frame, columns=columns, formats={"severity": severity}, overflow="fold")
 
 
 def summary_table(r: Results) -> Table:

@@ -52,9 +52,10 @@ def record(rows: Sequence[tuple[str, Any, str]], title: str, caption: str = ""
 
 # --- inputs ----------------------------------------------------------------------------------
 def findings_frame(findings: Sequence[Finding], title: str = "Findings") -> pd.DataFrame:
-    """One row per finding: severity, code, location, message, hint, file."""
-    cols = ["severity", "code", "location", "message", "hint", "file"]
-    frame = pd.DataFrame([[f.severity, f.code, f.location, f.message, f.hint, f.file]
+    """One row per finding: severity, code, location, message, hint, file, and the sheet
+    and cell of a spreadsheet ('' for other files)."""
+    cols = ["severity", "code", "location", "message", "hint", "file", "cell"]
+    frame = pd.DataFrame([[f.severity, f.code, f.location, f.message, f.hint, f.file, f.cell]
                           for f in findings], columns=cols)
     return _titled(frame, title)
 
