@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from offtake.check.builds import REPORTED_PAYERS, cost_year, modelled
 from offtake.check.context import KG_PER_T, Ctx, family_check
 from offtake.check.network import Arcs
-from offtake.check.prices import contract_tariff_rate, offer_price, resale_price, spot_tariff_rate
+from offtake.check.prices import (
+    contract_tariff_rate,
+    offer_price,
+    resale_price,
+    spot_tariff_rate,
+)
 from offtake.check.rulerows import EXPECTED, RuleRow
 from offtake.check.spot import spot_flows
 from offtake.check.tables import Plan
@@ -204,7 +209,7 @@ def rule_violation_penalties(c: Ctx, plan: Plan, extra: TermInputs) -> PerScenar
         if row.year is None:
             for s in out:
                 out[s] += cost
-        elif row.scenario == EXPECTED:  # violated once, whatever happens
+        elif row.scenario in (EXPECTED, ""):  # violated once, whatever happens
             for s in out:
                 out[s] += c.delta[row.year] * cost
         else:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from offtake.check.builds import modelled, nameplate, start_year
 from offtake.check.context import Ctx
 from offtake.check.demand import Deliveries
 from offtake.check.network import contract_from
@@ -28,12 +29,24 @@ from offtake.check.rulerows import (
     scoped_materials,
     scoped_years,
 )
-from offtake.check.ruletable import check_rule_rows_hold, check_rules_table, in_expectation
+from offtake.check.ruletable import (
+    check_rule_rows_hold,
+    check_rules_table,
+    in_expectation,
+)
 from offtake.check.tables import Plan
-from offtake.check.tags import Step, all_steps_in, feed_steps, has_step_in, is_recycled, step_at
+from offtake.check.tags import (
+    Step,
+    all_steps_in,
+    feed_steps,
+    has_step_in,
+    is_recycled,
+    step_at,
+)
 from offtake.domain.network import at
 from offtake.domain.registry import RULE_KINDS, implementation_table
 from offtake.domain.schema import (
+    BankabilityRule,
     ExclusionRule,
     MaxCountryShareRule,
     MaxOfftakeShareRule,
@@ -248,6 +261,40 @@ def rows_max_offtake_share(c: Ctx, rule: MaxOfftakeShareRule, d: Facts) -> list[
                 rows.append(RuleRow(rule, f, year, s, "le", sum(taken[b] for b in cls),
                                     rule.max_share * den, den, rule.max_share))
     return rows
+
+
+# --- bankability ----------------------------------------------------------------------------
+@rule_check("bankability")
+def rows_bankability(c: Ctx, rule: BankabilityRule, d: Facts) -> list[RuleRow]:
+    """bankability_min, label facility, scenario '' (first stage): for each year in the
+    rule's years within the first `first_years` years of operation of one of the facility's
+    modelled build options, sum over its offers and the scoped buyers of theta_o q_obt (theta
+    = take_or_pay_share, 1 without take-or-pay) >= s x sum of rho_jt N_j b_j over the options
+    in their window."""
+    buyers = set(scoped_buyers(c, rule))
+    years = set(scoped_years(c, rule))
+    options = modelled(c)
+    rows = []
+    for f in rule.facilities:
+        window: dict[int, float] = defaultdict(float)
+        for j in c.facilities[f].builds:
+            if j.id not in options:
+                continue
+            y0 = start_year(c, j)
+            for year in range(y0, y0 + rule.first_years):
+                if year in years and nameplate(c, j, year) > 0:
+                    window[year] += nameplate(c, j, year) * d.plan.built.get(j.id, 0)
+        for year, den in sorted(window.items()):
+            lhs = sum(_commitment(c.offers[o]) * q for (o, b, t), q in d.plan.volume.items()
+                      if t == year and b in buyers and c.offers[o].supplier == f)
+            rows.append(RuleRow(rule, f, year, "", "ge", lhs, rule.min_share * den, den,
+                                rule.min_share))
+    return rows
+
+
+def _commitment(o: Offer) -> float:
+    """theta_o: the share of contracted volume the buyer pays for whatever it takes."""
+    return 1.0 if o.take_or_pay_share is None else o.take_or_pay_share
 
 
 # --- every rule ------------------------------------------------------------------------------

@@ -89,6 +89,8 @@ for _entry in (
              "recycled_share_min", "rows", "ge", "t"),
     RuleKind("max_offtake_share", schema.MaxOfftakeShareRule, "max_offtake_share",
              "offtake_share_max", "rows", "le", "t"),
+    RuleKind("bankability", schema.BankabilityRule, "bankability", "bankability_min", "rows",
+             "ge", "t"),
 ):
     RULE_KINDS[_entry.kind] = _entry
 

@@ -393,7 +393,8 @@ class RuleBase(_Strict):
     """Hold on the probability-weighted average over scenarios instead of in every scenario
     (rules on deliveries; supplier counts are decided once and hold in every scenario)."""
     first_stage: ClassVar[bool] = False
-    """True for kinds decided on the signed portfolio alone (supplier counts)."""
+    """True for kinds decided on the portfolio alone (supplier counts, bankability): one row
+    for every scenario (rows kinds: scenario label '' in rules.csv)."""
 
     @model_validator(mode="after")
     def _soft_needs_penalty(self) -> RuleBase:
@@ -402,7 +403,8 @@ class RuleBase(_Strict):
         if self.hard and self.penalty_per_unit is not None:
             raise ValueError("penalty_per_unit is only for soft rules (hard: false)")
         if self.in_expectation and self.first_stage:
-            raise ValueError("supplier counts are first-stage: in_expectation does not apply")
+            raise ValueError(f"{getattr(self, 'kind', '')} rules are first-stage (decided on the "
+                             "portfolio alone): in_expectation does not apply")
         return self
 
 
@@ -508,9 +510,29 @@ class MaxOfftakeShareRule(RuleBase):
     max_share: Fraction
 
 
+class BankabilityRule(RuleBase):
+    """Bankability (a lender's condition): a build option of a listed facility is built only
+    if the offtake committed to the facility under signed contracts, pooled over the scoped
+    buyers, covers at least `min_share` of its ramped nameplate in each of its first
+    `first_years` years of operation. Committed offtake: take_or_pay_share x contracted volume
+    for take-or-pay offers, the contracted volume for the others. Decided on the portfolio
+    alone (first stage). Violation unit: tonnes of committed offtake short."""
+
+    kind: Literal["bankability"]
+    first_stage: ClassVar[bool] = True
+    facilities: Annotated[list[Id], Field(min_length=1)]
+    """Facilities with build options (candidate plants or expansions)."""
+    min_share: Fraction
+    """Share of the ramped nameplate that committed offtake must cover (lenders: ~0.8)."""
+    first_years: Annotated[int, Field(ge=1, le=30)] = 5
+    """Years of operation, from the start year, that must be covered (the loan's first
+    years)."""
+
+
 Rule = Annotated[
     MaxSuppliersRule | MinSuppliersRule | MaxSupplierShareRule | MaxCountryShareRule
-    | MinContentShareRule | ExclusionRule | MinRecycledShareRule | MaxOfftakeShareRule,
+    | MinContentShareRule | ExclusionRule | MinRecycledShareRule | MaxOfftakeShareRule
+    | BankabilityRule,
     Field(discriminator="kind"),
 ]
 """The built-in rule kinds (for type hints); which kinds an instance may hold is decided by

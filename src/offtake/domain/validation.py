@@ -268,6 +268,14 @@ def _check_rule_refs(inst: Any, c: _Collector, known: _Known) -> None:
                 _ref(c, g, known.groups, f"rules[{i}].{field}[{j}]", "country group")
         for j, f in enumerate(getattr(r, "facilities", [])):
             _ref(c, f, known.facilities, f"rules[{i}].facilities[{j}]", "facility")
+        if r.kind == "bankability":
+            builds = {f.id for f in inst.facilities if getattr(f, "builds", ())}
+            for j, f in enumerate(r.facilities):
+                if f in known.facilities and f not in builds:
+                    c.error("bankability_without_build", f"rules[{i}].facilities[{j}]",
+                            f"rule '{r.id}': facility '{f}' has no build option, so nothing "
+                            "is financed there", "list facilities with builds (candidate "
+                            "plants or expansions)")
         if getattr(r, "buyer_class", None) is not None and r.buyer_class not in {
                 b.buyer_class for b in inst.buyers}:
             c.warn("unused_buyer_class", f"rules[{i}].buyer_class",

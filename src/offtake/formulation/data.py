@@ -49,6 +49,9 @@ from offtake.formulation.ruledata import RuleRow, count_rule_offers, rule_rows
 KG_PER_T = 1000.0
 EXPECTED = "expected"
 """Scenario label of rule rows that hold in expectation (over all scenarios)."""
+FIRST_STAGE_ROW = ""
+"""Scenario label of the rows of kinds decided on the portfolio alone (one row for all
+scenarios)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pyomo.environ as pyo
 
 from offtake.domain.registry import COST_TERMS as REGISTERED_TERMS
 from offtake.domain.registry import implementation_table
-from offtake.formulation.data import EXPECTED, ModelData
+from offtake.formulation.data import EXPECTED, FIRST_STAGE_ROW, ModelData
 from offtake.formulation.expressions import delivered
 
 COST_TERMS, cost_term = implementation_table("cost term", lambda: REGISTERED_TERMS)
@@ -163,10 +163,12 @@ def _unmet_demand_penalty(m, d):
 def _rule_violation_penalties(m, d):
     rows = {row.row_id: row for kind_rows in d.rule_rows.values() for row in kind_rows}
     counts = sum(d.rule_penalty[r] * m.v_count_violation[r] for r in m.RELAXABLE_COUNT_RULES)
+    once_only = (EXPECTED, FIRST_STAGE_ROW)
     per = _per_scenario(d, ((s, d.discount[rows[r].year] * d.rule_penalty[rows[r].rule]
                                 * m.v_rule_violation_t[r, s])
-                            for r, s in m.RELAXABLE_ROWS if s != EXPECTED))
-    # a row in expectation is violated once, whatever happens: count it in every scenario
+                            for r, s in m.RELAXABLE_ROWS if s not in once_only))
+    # a row in expectation (or of the portfolio alone) is violated once, whatever happens:
+    # count it in every scenario
     once = sum(d.discount[rows[r].year] * d.rule_penalty[rows[r].rule]
-               * m.v_rule_violation_t[r, s] for r, s in m.RELAXABLE_ROWS if s == EXPECTED)
+               * m.v_rule_violation_t[r, s] for r, s in m.RELAXABLE_ROWS if s in once_only)
     return {s: counts + e + once for s, e in per.items()}

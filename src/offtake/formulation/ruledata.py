@@ -30,7 +30,9 @@ class RuleRow:
         sum(num terms) - share * sum(den terms)  (<= or >=)  rhs
 
     Terms are keys of model quantities: arrivals (buyer, material, tag), contract volumes
-    (offer, buyer), spot flows (buyer, market, to, tag), processing (facility, buyer).
+    (offer, buyer), spot flows (buyer, market, to, tag), processing (facility, buyer); for
+    kinds decided on the portfolio alone (`first_stage`), weighted commitments (offer, buyer,
+    weight) and build options (option, coefficient) only.
     """
 
     row_id: str
@@ -50,6 +52,11 @@ class RuleRow:
     den_spot: tuple[tuple[str, str, str, str], ...] = ()
     num_production: tuple[tuple[str, str], ...] = ()
     den_production: tuple[tuple[str, str], ...] = ()
+    num_commitments: tuple[tuple[str, str, float], ...] = ()
+    """(offer, buyer, weight): weight x the contracted volume q_obt (first stage; the weight is
+    the take-or-pay share for take-or-pay offers, 1 for the others)."""
+    den_builds: tuple[tuple[str, float], ...] = ()
+    """(build option, coefficient): coefficient x b_j (first stage)."""
     demand_t: dict[str, float] = field(default_factory=dict)
     """For shares of demand: the demand per scenario the share applies to."""
 
@@ -252,6 +259,30 @@ def exclusion_rows(r: Any, ctx: RowContext) -> list:
                 continue
             for y in ctx.years(r):
                 out.append(make_row(ctx, r, f"{b}|{m}", y, "le", 0.0, None, num_arrivals=num))
+    return out
+
+
+@row_builder("bankability")
+def bankability_rows(r: Any, ctx: RowContext) -> list:
+    """One row per listed facility and year in the first `first_years` years of operation of
+    one of its build options (in the rule's years): committed offtake of the scoped buyers >=
+    min_share x the ramped nameplate of the options in their window."""
+    d, out = ctx.d, []
+    buyers, years = set(ctx.buyers(r)), set(ctx.years(r))
+    for f in r.facilities:
+        window: dict[int, list[tuple[str, float]]] = defaultdict(list)
+        for j in d.BUILDS:
+            if d.build_facility[j] != f:
+                continue
+            for y in range(d.build_start[j], d.build_start[j] + r.first_years):
+                if y in years and d.build_nameplate_t.get((j, y), 0.0) > 0:
+                    window[y].append((j, d.build_nameplate_t[j, y]))
+        for y, dens in sorted(window.items()):
+            commits = tuple((o, b, d.offer_top_share.get(o, 1.0))
+                            for o, b, yy in d.OFFER_BUYER_YEARS
+                            if yy == y and b in buyers and d.offer_supplier[o] == f)
+            out.append(make_row(ctx, r, f, y, "ge", r.min_share, None,
+                                num_commitments=commits, den_builds=tuple(dens)))
     return out
 
 

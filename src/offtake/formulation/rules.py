@@ -8,7 +8,7 @@ from __future__ import annotations
 import pyomo.environ as pyo
 
 from offtake.domain.registry import RULE_KINDS, implementation_table
-from offtake.formulation.data import EXPECTED, ModelData
+from offtake.formulation.data import EXPECTED, FIRST_STAGE_ROW, ModelData
 from offtake.formulation.expressions import delivered, group_by
 from offtake.formulation.ruledata import RuleRow
 
@@ -90,22 +90,27 @@ def _row_expr(m: pyo.ConcreteModel, row: RuleRow, s: str, arrivals: dict, part: 
         return sum(m.v_production_t[f, b, c, y, s] for f, b in keys
                    for c in m.combos_of[f, b])
 
-    num = flows(row.num_arrivals) + volumes(row.num_volumes) + made(row.num_production)
+    num = (flows(row.num_arrivals) + volumes(row.num_volumes) + made(row.num_production)
+           + sum(w * m.v_volume_t[o, b, y] for o, b, w in row.num_commitments))
     den = (flows(row.den_arrivals) + volumes(row.den_volumes) + made(row.den_production)
-           + sum(m.v_flow_t[b, k, j, t, y, s] for b, k, j, t in row.den_spot))
+           + sum(m.v_flow_t[b, k, j, t, y, s] for b, k, j, t in row.den_spot)
+           + sum(x * m.v_built[j] for j, x in row.den_builds))
     if part:
         return num if part == "num" else den
     return num - row.share * den
 
 
 def row_scenarios(d: ModelData, row: RuleRow) -> tuple[str, ...]:
-    """Scenarios a rule row is written for: each one, or one row in expectation."""
+    """Scenarios a rule row is written for: each one, one row in expectation, or one row for
+    all scenarios for kinds decided on the portfolio alone."""
+    if RULE_KINDS[row.kind].model.first_stage:
+        return (FIRST_STAGE_ROW,)
     return (EXPECTED,) if d.rule_in_expectation.get(row.rule) else d.SCENARIOS
 
 
 def row_form(m: pyo.ConcreteModel, d: ModelData, row: RuleRow, s: str, part: str = ""):
     """A row's linear form (or its num / den part) in scenario s, or probability-weighted
-    over the scenarios when s is EXPECTED."""
+    over the scenarios when s is EXPECTED (a first-stage row's terms have no scenario)."""
     if s != EXPECTED:
         return _row_expr(m, row, s, m.arrival_terms, part)
     return sum(d.probability[x] * _row_expr(m, row, x, m.arrival_terms, part)
@@ -113,7 +118,7 @@ def row_form(m: pyo.ConcreteModel, d: ModelData, row: RuleRow, s: str, part: str
 
 
 def _row_rhs(d: ModelData, row: RuleRow, s: str) -> float:
-    if s != EXPECTED:
+    if s not in (EXPECTED, FIRST_STAGE_ROW):
         return row.rhs[s]
     return sum(d.probability[x] * row.rhs[x] for x in d.SCENARIOS)
 
@@ -226,6 +231,22 @@ def add_max_offtake_share(m: pyo.ConcreteModel, d: ModelData) -> None:
     Reads facilities, buyer_class, max_share. Dual: currency per tonne of extra allowance.
     """
     build_rule_rows(m, d, "max_offtake_share")
+
+
+@rule_builder("bankability")
+def add_bankability(m: pyo.ConcreteModel, d: ModelData) -> None:
+    """Rule `bankability`: a build option is built only if the offtake committed to its
+    facility by the scoped buyers covers a share of its ramped nameplate in each of its first
+    years of operation (first stage: one row for all scenarios).
+
+    .. math:: \\sum_{o:\\,\\mathrm{supplier}(o)=f}\\ \\sum_{b \\in B_r} \\theta_o\\, q_{obt} \\ge
+        s_r \\sum_{j \\in J(f):\\ y_j \\le t < y_j + n_r} \\rho_{jt} N_j\\, b_j - e
+
+    Reads facilities, min_share, first_years, scope (buyers pooled, years). Dual: currency per
+    tonne of committed offtake the lenders require (LP with the build and signing decisions
+    fixed).
+    """
+    build_rule_rows(m, d, "bankability")
 
 
 def total_violation(m: pyo.ConcreteModel, d: ModelData):

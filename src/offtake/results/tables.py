@@ -20,7 +20,7 @@ from offtake.domain.origin import STAGE_ORDER, steps
 from offtake.domain.registry import RULE_KINDS, count_kinds
 from offtake.domain.risk import summary
 from offtake.domain.schema import Instance
-from offtake.formulation.data import EXPECTED, KG_PER_T, ModelData
+from offtake.formulation.data import EXPECTED, FIRST_STAGE_ROW, KG_PER_T, ModelData
 from offtake.solvers.options import SolveOutcome
 
 ZERO = 1e-9
@@ -389,7 +389,7 @@ def _share_rule_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -
     out = []
     for rid, sc, num, den in v["rule_rows"].itertuples(index=False):
         row = rows[rid]
-        weights = d.probability if sc == EXPECTED else {sc: 1.0}
+        weights = d.probability if sc in (EXPECTED, FIRST_STAGE_ROW) else {sc: 1.0}
         demand = sum(w * row.demand_t.get(x, 0.0) for x, w in weights.items())
         rhs = sum(w * row.rhs[x] for x, w in weights.items())
         of_demand = bool(row.demand_t)
