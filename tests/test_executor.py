@@ -97,12 +97,33 @@ def test_results_in_input_order_and_a_raising_task_reported(kind, shared_executo
     assert out[2].attempts == 1
 
 
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_on_result_sees_each_item_once_as_it_finishes(kind, shared_executors):
+    """A caller can save results as they come (sweeps): every item reported once, with the
+    result map returns; an exception in the callback cancels the rest and propagates."""
+    items = [5, 3, "raise", 8]
+    seen: list[tuple[int, object, str]] = []
+    out = shared_executors(kind).map(_task, items, shared={"k": 10},
+                                     on_result=lambda i, r: seen.append((i, r.value, r.status)))
+    assert sorted(seen, key=lambda x: x[0]) == [(i, r.value, r.status) for i, r in
+                                                 enumerate(out)]
+
+    def stop(i, r):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        shared_executors(kind).map(_task, [1, 2, 3], shared={"k": 1}, on_result=stop)
+
+
 @pytest.mark.parametrize("kind", ["process", "dask"])
 def test_a_task_past_the_timeout_is_stopped_and_the_others_finish(kind, request):
     # 3 s, not less: on a loaded 2-core machine a trivial task must never reach it
     with executor(kind, request, timeout=3.0) as ex:
-        out = ex.map(_task, [1, "sleep", 2, 3], shared={"k": 2})
+        seen: dict[int, str] = {}
+        out = ex.map(_task, [1, "sleep", 2, 3], shared={"k": 2},
+                     on_result=lambda i, r: seen.setdefault(i, r.status))
         assert [r.status for r in out] == ["ok", "timeout", "ok", "ok"]
+        assert seen == dict(enumerate(r.status for r in out))
         assert [r.value for r in out] == [2, None, 4, 6]
         assert "no result within 3 s" in out[1].error
         again = ex.map(_task, [4], shared={"k": 2})  # the executor still works

@@ -19,6 +19,7 @@ from offtake.formulation.model import (
     rule_duals,
     solution_values,
 )
+from offtake.pipeline.figures import KeyFigures, key_figures
 from offtake.results.tables import Results, assemble
 from offtake.runtime import highs_threads, worker_cache
 from offtake.solvers.highs import HighsModel, SolveOptions, Status, objective_scale_for
@@ -85,7 +86,12 @@ class LeanOutcome:
     warm: bool = False
     """Solved by changing the previous HiGHS model in place (`WarmSolver`)."""
     seconds: float = 0.0
-    """Wall seconds of this solve: data, build, hand-over (or update) and HiGHS."""
+    """Wall seconds of this solve: data, build, hand-over (or update) and HiGHS (and the
+    key figures, when asked for)."""
+    figures: KeyFigures | None = None
+    """Cost terms, fiscal cost, cost per buyer, content and rule shares, signed offers and
+    built plants (`pipeline.figures`), when the solver was asked for them and found a
+    solution."""
 
     @property
     def has_solution(self) -> bool:
@@ -107,8 +113,10 @@ class WarmSolver:
     in place and re-solved from the previous solution (`HighsModel.update`); otherwise a new
     one is built. Same optimum either way (tests/test_warm.py)."""
 
-    def __init__(self, options: SolveOptions | None = None) -> None:
+    def __init__(self, options: SolveOptions | None = None, *, figures: bool = False) -> None:
         self.options = options or SolveOptions()
+        self.figures = figures
+        """Also read the key figures of each solution (`LeanOutcome.figures`)."""
         self.highs: HighsModel | None = None
         self.fresh = 0
         self.warm = 0
@@ -132,8 +140,11 @@ class WarmSolver:
         assert self.highs is not None
         outcome = self.highs.solve()
         plan = first_stage_values(model) if outcome.has_solution else {}
+        figures = (key_figures(model, data, plan) if self.figures and outcome.has_solution
+                   else None)
         return LeanOutcome(outcome.status, outcome.objective, outcome.bound, outcome.mip_gap,
-                           plan, warm=warm, seconds=time.perf_counter() - start)
+                           plan, warm=warm, seconds=time.perf_counter() - start,
+                           figures=figures)
 
 
 def solve_lean_task(options: SolveOptions | None, inst: Instance) -> LeanOutcome:

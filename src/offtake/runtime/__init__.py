@@ -4,6 +4,7 @@
 
 from offtake.runtime.executor import (
     Executor,
+    OnResult,
     TaskResult,
     highs_threads,
     in_worker,
@@ -12,5 +13,5 @@ from offtake.runtime.executor import (
 )
 from offtake.runtime.factory import KINDS, make_executor
 
-__all__ = ["KINDS", "Executor", "TaskResult", "highs_threads", "in_worker", "make_executor",
-           "worker_cache", "worker_reason"]
+__all__ = ["KINDS", "Executor", "OnResult", "TaskResult", "highs_threads", "in_worker",
+           "make_executor", "worker_cache", "worker_reason"]

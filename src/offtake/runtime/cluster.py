@@ -25,6 +25,7 @@ from typing import Any
 
 from offtake.runtime.executor import (
     Executor,
+    OnResult,
     R,
     TaskResult,
     default_workers,
@@ -119,7 +120,7 @@ class DaskExecutor(Executor):
         return token, future
 
     def map(self, fn: Callable[[Any, R], Any], items: Iterable[R],
-            shared: Any = None) -> list[TaskResult]:
+            shared: Any = None, on_result: OnResult | None = None) -> list[TaskResult]:
         from distributed import as_completed
 
         items = list(items)
@@ -149,22 +150,24 @@ class DaskExecutor(Executor):
                 else:
                     batch = finished.next_batch(block=False)
                     if not batch:
-                        self._stop_late(pending, keys, results)
+                        self._stop_late(pending, keys, results, on_result)
                         time.sleep(POLL)
                         continue
                 for future in batch:
                     if future not in pending:
                         continue  # cancelled here after its timeout
                     i = pending.pop(future)
-                    results[i] = self._outcome(future)
-                    if results[i] is None:
+                    outcome = self._outcome(future)
+                    if outcome is None:
                         resubmits[i] += 1
                         if resubmits[i] <= LOST_RESUBMITS:
                             finished.add(submit(i))
-                        else:
-                            results[i] = TaskResult(None, "failed", "the cluster lost the "
-                                                    "task or its shared data "
-                                                    f"{resubmits[i]} times")
+                            continue
+                        outcome = TaskResult(None, "failed", "the cluster lost the task or "
+                                             f"its shared data {resubmits[i]} times")
+                    results[i] = outcome
+                    if on_result is not None:
+                        on_result(i, outcome)
         except BaseException:
             self._client.cancel(list(pending), force=True)
             raise
@@ -193,15 +196,18 @@ class DaskExecutor(Executor):
             return TaskResult(value)
         return TaskResult(None, "failed", value, 1, trace)
 
-    def _stop_late(self, pending: dict, keys: list[str], results: list) -> None:
+    def _stop_late(self, pending: dict, keys: list[str], results: list,
+                   on_result: OnResult | None = None) -> None:
         """Tasks that started more than `timeout` seconds ago: reported, cancelled, and
         their workers restarted (the only way to stop a running task)."""
         limit = self.timeout if self.timeout is not None else float("inf")
         now, late, workers = time.monotonic(), [], set()
+        late_items: list[int] = []
         for future, i in pending.items():
             started = self._started.get(keys[i])
             if started is not None and now - started[0] > limit:
                 late.append(future)
+                late_items.append(i)
                 workers.add(started[1])
                 results[i] = TaskResult(None, "timeout", f"no result within {self.timeout:g} "
                                         f"s: its worker {started[1]} was restarted")
@@ -211,6 +217,9 @@ class DaskExecutor(Executor):
             del pending[future]
         self._client.cancel(late, force=True)
         self._client.restart_workers(sorted(workers), raise_for_error=False)
+        if on_result is not None:
+            for i in late_items:
+                on_result(i, results[i])
 
     def close(self) -> None:
         try:

@@ -5,6 +5,8 @@ sweeps) hands them to an `Executor` as `ex.map(fn, items, shared)`: `fn(shared, 
 top-level (picklable) function, `shared` a large read-only object that reaches each worker
 once, and every item comes back as a `TaskResult` in input order, with a status ('ok',
 'failed', 'timeout'), the error text and the number of attempts. Nothing is lost silently.
+`on_result(i, result)`, when given, is called in the calling thread as each item finishes
+(in the order they finish), so that a caller can save results as they come.
 
 Owns: the `Executor` interface, `TaskResult`, the serial back-end, the
 per-worker cache (`worker_cache`), the environment of worker processes (one BLAS/OpenMP
@@ -65,6 +67,10 @@ class TaskResult(Generic[R]):
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+OnResult = Callable[[int, TaskResult], None]
+"""Called as each item of `Executor.map` finishes: (its position, its result)."""
 
 
 def worker_environment() -> dict[str, str]:
@@ -196,9 +202,11 @@ class Executor:
         self._tokens: dict[int, tuple[Any, str]] = {}
 
     def map(self, fn: Callable[[Any, R], Any], items: Iterable[R],
-            shared: Any = None) -> list[TaskResult]:
+            shared: Any = None, on_result: OnResult | None = None) -> list[TaskResult]:
         """fn(shared, item) for every item, results in input order. `shared` is read-only:
-        it reaches each worker once per executor and stays there for later calls."""
+        it reaches each worker once per executor and stays there for later calls.
+        `on_result(i, result)` is called here as item i finishes; if it raises, the tasks
+        still running are cancelled and the exception propagates."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
@@ -246,15 +254,17 @@ class SerialExecutor(Executor):
     kind = "serial"
 
     def map(self, fn: Callable[[Any, R], Any], items: Iterable[R],
-            shared: Any = None) -> list[TaskResult]:
+            shared: Any = None, on_result: OnResult | None = None) -> list[TaskResult]:
         token, _ = self._token(shared)
         out: list[TaskResult] = []
-        for item in items:
+        for i, item in enumerate(items):
             status, value, trace = run_task(fn, shared, item, self.session, token)
             if status == "ok":
                 out.append(TaskResult(value))
             else:
                 out.append(TaskResult(None, "failed", value, 1, trace))
+            if on_result is not None:
+                on_result(i, out[-1])
         return out
 
 

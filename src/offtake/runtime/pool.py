@@ -30,7 +30,14 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
-from offtake.runtime.executor import Executor, R, TaskResult, run_task, setup_worker
+from offtake.runtime.executor import (
+    Executor,
+    OnResult,
+    R,
+    TaskResult,
+    run_task,
+    setup_worker,
+)
 
 ATTEMPTS = 2
 """Runs of a task whose worker dies: the first and one retry."""
@@ -109,7 +116,7 @@ class ProcessExecutor(Executor):
         return token, self._paths[token]
 
     def map(self, fn: Callable[[Any, R], Any], items: Iterable[R],
-            shared: Any = None) -> list[TaskResult]:
+            shared: Any = None, on_result: OnResult | None = None) -> list[TaskResult]:
         items = list(items)
         token, path = self._publish(shared)
         results: list[TaskResult | None] = [None] * len(items)
@@ -135,6 +142,8 @@ class ProcessExecutor(Executor):
                         submit(i)
                     else:
                         results[i] = outcome
+                        if on_result is not None:
+                            on_result(i, outcome)
         except BaseException:
             for future in running:
                 future.cancel()

@@ -1,0 +1,380 @@
+"""Sweeps (offtake.analysis.spec, .sweep, .store): a spec's findings are located in its file;
+points combine as product, zip or one at a time; each point equals the same solve run alone
+with `--set`; a run killed at any moment loses only the points in flight and a second run
+finishes with every point once; a refused, failed or timed-out point is recorded as such and
+the rest go on; the process pool and Dask give the same records.
+
+Module-level imports stay light: the pool's and the cluster's workers import this module."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from offtake.analysis.spec import load_spec
+from offtake.domain.findings import InvalidInstance
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ROOT / "instances" / "us_ev_oem_small.yaml"
+MEDIUM = ROOT / "instances" / "medium_multitier.yaml"
+VOLATILE = {"seconds", "warm", "worker", "finished_at", "attempts"}
+"""Record columns that depend on where and when a point ran."""
+
+
+def write_spec(folder: Path, text: str, name: str = "spec.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+SMALL_SPEC = f"""\
+    instance: {SMALL}
+    axes:
+      - {{set: rules.SUPPLIER-CAP-50.max_share, values: [0.4, 0.7]}}
+      - {{set: offers.OFF-MP-IND.decision, values: [free, forbidden]}}
+    combine: product
+    """
+
+
+# --- the spec ------------------------------------------------------------------------------
+def test_a_bad_spec_gives_every_finding_located_in_its_file(tmp_path):
+    path = write_spec(tmp_path, f"""\
+        instance: {SMALL}
+        axes:
+          - {{set: rules.SUPPLIER-CAP-50.max_share, range: {{start: 0.5, stop: 0.4, step: 0.1}}}}
+          - {{set: offers.OFF-EVAC.decision, values: [free], rnage: 3}}
+          - {{set: offers.OFF-EVAC.price_per_kg}}
+        combine: prodcut
+        options: {{time_limt: 300}}
+        """)
+    with pytest.raises(InvalidInstance) as exc:
+        load_spec(path)
+    found = {f.location: f for f in exc.value.findings}
+    assert set(found) == {"axes[0].range", "axes[1].rnage", "axes[2]", "combine",
+                          "options.time_limt"}
+    assert all(f.file == str(path) for f in found.values())
+    assert "stop (0.4) is below start (0.5)" in found["axes[0].range"].message
+    assert found["axes[1].rnage"].hint == "did you mean 'range'?"
+    assert found["options.time_limt"].hint == "did you mean 'time_limit'?"
+    assert "exactly one of values, range or sample" in found["axes[2]"].message
+
+
+def test_a_path_or_value_the_instance_refuses_is_a_finding_at_its_axis(tmp_path):
+    from offtake.analysis.spec import check_paths
+    from offtake.io.loader import load_or_raise
+
+    path = write_spec(tmp_path, f"""\
+        instance: {SMALL}
+        axes:
+          - {{set: rules.SUPPLIER-CAP-50.max_shar, values: [0.4]}}
+          - {{set: rules.SUPPLIER-CAP-50.max_share, values: [1.5]}}
+        """)
+    loaded = load_spec(path)
+    with pytest.raises(InvalidInstance) as exc:
+        check_paths(loaded, load_or_raise(SMALL))
+    where = [(f.location, f.file) for f in exc.value.findings]
+    assert where == [("axes[0].set", str(path)), ("axes[1].set", str(path))]
+    assert "did you mean 'max_share'" in exc.value.findings[0].hint
+
+
+def test_points_combine_as_product_zip_or_one_at_a_time(tmp_path):
+    def spec(combine: str, second: str = "values: [a, b, c]"):
+        return load_spec(write_spec(tmp_path, f"""\
+            instance: {SMALL}
+            axes:
+              - {{set: p.x, name: x, range: {{start: 0.5, stop: 1.0, step: 0.25}}}}
+              - {{set: p.y, name: y, {second}}}
+            combine: {combine}
+            """)).spec
+
+    product = spec("product").points()
+    assert [p.values for p in product[:4]] == [{"x": 0.5, "y": "a"}, {"x": 0.5, "y": "b"},
+                                                {"x": 0.5, "y": "c"}, {"x": 0.75, "y": "a"}]
+    assert len(product) == 9 and product[4].sets == ("p.x=0.75", "p.y=b")
+    assert [p.values for p in spec("zip").points()] == [
+        {"x": 0.5, "y": "a"}, {"x": 0.75, "y": "b"}, {"x": 1.0, "y": "c"}]
+    tornado = spec("one_at_a_time").points()
+    assert tornado[0].sets == () and len(tornado) == 1 + 3 + 3
+    assert tornado[1].values == {"x": 0.5, "y": None} and tornado[1].sets == ("p.x=0.5",)
+    sampled = spec("product", "sample: {n: 4, low: 0.1, high: 0.2, seed: 3}").points()
+    again = spec("product", "sample: {n: 4, low: 0.1, high: 0.2, seed: 3}").points()
+    assert [p.values for p in sampled] == [p.values for p in again]
+    assert all(0.1 <= p.values["y"] <= 0.2 for p in sampled)
+    with pytest.raises(InvalidInstance, match="zip needs axes of one length"):
+        spec("zip", "values: [a]")
+
+
+def test_the_crma_range_has_eleven_points_read_as_written(tmp_path):
+    spec = load_spec(write_spec(tmp_path, f"""\
+        instance: {MEDIUM}
+        axes:
+          - {{set: rules.CRMA-DIV-65.max_share, range: {{start: 0.5, stop: 1.0, step: 0.05}}}}
+        """)).spec
+    sets = [p.sets[0] for p in spec.points()]
+    assert len(sets) == 11
+    assert sets[1] == "rules.CRMA-DIV-65.max_share=0.55"
+    assert sets[-1] == "rules.CRMA-DIV-65.max_share=1.0"
+
+
+# --- a sweep equals the solves run one by one ----------------------------------------------
+def _sweep(spec_path: Path, store_dir: Path, kind: str = "serial", **kwargs):
+    from offtake.analysis.store import SweepStore
+    from offtake.analysis.sweep import run_sweep
+    from offtake.runtime import make_executor
+
+    store = SweepStore(store_dir)
+    with make_executor(kind, **kwargs) as ex:
+        report = run_sweep(load_spec(spec_path), store, ex)
+    return report, store
+
+
+def test_each_point_equals_the_same_solve_run_alone_with_set(tmp_path):
+    """Objective, cost terms, fiscal cost per payer, content shares, the shares rules read
+    and the signed offers of every point are those of `offtake solve --set` (its output
+    folder's summary, costs, origin and rules tables), and the plan stored is its plan.json.
+    """
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+    from offtake.results.tables import read_plan
+
+    report, store = _sweep(write_spec(tmp_path, SMALL_SPEC), tmp_path / "store")
+    assert report.statuses == {"optimal": 4} and report.skipped == 0
+    frame = store.frame()
+    assert list(frame["index"]) == [0, 1, 2, 3]
+    runner = CliRunner()
+    for n, rec in frame.iterrows():
+        out = tmp_path / f"solve{n}"
+        args = ["solve", str(SMALL), "--out", str(out)]
+        for s in json.loads(rec["sets"]):
+            args += ["--set", s]
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        summary = json.loads((out / "summary.json").read_text())
+        assert rec["objective"] == pytest.approx(summary["objective"], rel=1e-9)
+        costs = pd.read_csv(out / "costs.csv")
+        terms = costs[costs["in_objective"]]
+        for term, value in zip(terms["term"], terms["value"], strict=True):
+            assert rec[f"cost:{term}"] == pytest.approx(value, rel=1e-9, abs=1e-3), term
+        third = costs[~costs["in_objective"]]
+        assert rec["fiscal_total"] == pytest.approx(third["value"].sum(), rel=1e-9)
+        for payer, value in third.groupby("payer")["value"].sum().items():
+            assert rec[f"fiscal:{payer}"] == pytest.approx(value, rel=1e-9)
+            assert rec[f"fiscal:{payer}:base"] == pytest.approx(value, rel=1e-9)
+        assert sum(rec[c] for c in frame.columns if c.startswith("buyer_cost:")) == \
+            pytest.approx(rec["objective"], rel=1e-9)
+        origin = pd.read_csv(out / "origin.csv", keep_default_na=False)
+        totals = (origin.assign(total=origin["tonnes"] / origin["share"])
+                  .groupby(["buyer", "material", "year", "scenario"])["total"].first())
+        for (mat, stage, country), grp in origin.groupby(["material", "stage", "country"]):
+            want = grp["tonnes"].sum() / totals.xs(mat, level="material").sum()
+            assert rec[f"content:{mat}:{stage}:{country}"] == pytest.approx(want, rel=1e-9)
+        rules = pd.read_csv(out / "rules.csv", keep_default_na=False)
+        for rule, grp in rules[rules["share"] != ""].groupby("rule_id"):
+            shares = grp["share"].astype(float)
+            assert rec[f"rule_share_low:{rule}"] == pytest.approx(shares.min(), abs=1e-9)
+            assert rec[f"rule_share_high:{rule}"] == pytest.approx(shares.max(), abs=1e-9)
+        offers = pd.read_csv(out / "offers.csv")
+        assert rec["signed"].split(", ") == list(offers[offers["signed"] == 1]["offer_id"])
+        stored = store.plan(rec["key"])
+        alone = read_plan(out / "plan.json")
+        assert stored.keys() == alone.keys()
+        for var, values in alone.items():
+            assert stored[var] == pytest.approx(values, abs=1e-6), var
+
+
+def test_a_second_run_skips_what_is_done(tmp_path):
+    spec = write_spec(tmp_path, SMALL_SPEC)
+    first, store = _sweep(spec, tmp_path / "store")
+    second, _ = _sweep(spec, tmp_path / "store")
+    assert first.ran == 4 and second.ran == 0 and second.skipped == 4
+    assert second.keys == first.keys
+    assert len(store.frame(latest=False)) == 4
+
+
+# --- killed, refused, failed and timed-out points -------------------------------------------
+KILLED_RUN = """\
+import sys
+from offtake.analysis.spec import load_spec
+from offtake.analysis.store import SweepStore
+from offtake.analysis.sweep import run_sweep
+from offtake.runtime import make_executor
+with make_executor("serial") as ex:
+    run_sweep(load_spec(sys.argv[1]), SweepStore(sys.argv[2]), ex)
+"""
+
+
+def test_a_killed_run_loses_only_the_point_in_flight_and_a_rerun_finishes_each_point_once(
+        tmp_path):
+    """SIGKILL (no clean-up of any kind) once two records are saved; the store then holds
+    only whole records, and a second run solves exactly the points that are missing."""
+    from offtake.analysis.store import SweepStore
+    from offtake.analysis.sweep import code_version
+
+    spec = write_spec(tmp_path, f"""\
+        instance: {SMALL}
+        axes:
+          - {{set: rules.SUPPLIER-CAP-50.max_share, range: {{start: 0.4, stop: 0.95, step: 0.05}}}}
+        """)
+    code_version.cache_clear()  # this process's version, read now as the killed run reads it
+    folder = tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(spec), str(folder)],
+                            cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((folder / "points").glob("*.parquet"))) >= 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    store = SweepStore(folder)
+    before = store.frame(latest=False)
+    assert 2 <= len(before) < 12
+    assert set(before["status"]) == {"optimal"}
+    if set(before["code_version"]) != {code_version()}:
+        pytest.skip("the source changed while the test ran (a shared working tree)")
+    report, _ = _sweep(spec, folder)
+    assert report.skipped == len(before) and report.ran == 12 - len(before)
+    after = store.frame(latest=False)
+    assert len(after) == 12 and after["point_id"].is_unique
+    assert sorted(after["index"]) == list(range(12))
+    assert not list(folder.rglob(".tmp-*"))
+
+
+def test_a_refused_point_is_recorded_and_the_others_go_on(tmp_path):
+    spec = write_spec(tmp_path, f"""\
+        instance: {SMALL}
+        axes:
+          - {{set: rules.SUPPLIER-CAP-50.max_share, values: [0.5, 1.5, 0.7]}}
+        """)
+    report, store = _sweep(spec, tmp_path / "store", "process", workers=2)
+    frame = store.frame()
+    assert list(frame["status"]) == ["optimal", "invalid", "optimal"]
+    assert "max_share" in frame["message"][1] and pd_isna(frame["objective"][1])
+    assert report.statuses == {"optimal": 2, "invalid": 1}
+
+
+def pd_isna(x) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(x))
+
+
+def test_points_past_the_wall_clock_limit_are_recorded_as_timeouts_and_retried_later(
+        tmp_path):
+    """A wall-clock limit of 0.5 s per point stops a solve of the medium instance (its
+    model alone takes longer to build); the refused point beside it is recorded; a second
+    run without the limit solves the point that timed out, and only that one."""
+    spec = write_spec(tmp_path, f"""\
+        instance: {MEDIUM}
+        axes:
+          - {{set: rules.CRMA-DIV-65.max_share, values: [0.6, 2]}}
+        """)
+    _, store = _sweep(spec, tmp_path / "store", "process", workers=2, timeout=0.5)
+    frame = store.frame()
+    assert list(frame["status"]) == ["timeout", "invalid"]
+    assert "no result within 0.5 s" in frame["message"][0]
+    again, _ = _sweep(spec, tmp_path / "store", "serial")
+    assert again.skipped == 1 and again.statuses == {"optimal": 1}
+    assert list(store.frame()["status"]) == ["optimal", "invalid"]
+    assert len(store.frame(latest=False)) == 2
+
+
+def test_a_highs_time_limit_is_recorded_with_the_status_highs_gives(tmp_path):
+    spec = write_spec(tmp_path, f"""\
+        instance: {MEDIUM}
+        axes:
+          - {{set: rules.CRMA-DIV-65.max_share, values: [0.6]}}
+        options: {{time_limit: 0.01}}
+        """)
+    _, store = _sweep(spec, tmp_path / "store")
+    [status] = store.frame()["status"]
+    assert status in ("no_solution", "feasible")
+
+
+# --- the store -----------------------------------------------------------------------------
+def test_the_store_holds_one_writer_and_ignores_half_written_files(tmp_path):
+    from offtake.analysis.store import StoreError, SweepStore
+
+    store = SweepStore(tmp_path / "s")
+    record = {"key": "k1", "point_id": "p1", "sweep": "s", "index": 0, "status": "optimal",
+              "finished_at": "2026-01-01T00:00:00", "objective": 1.0}
+    with store.lock():
+        store.write(record)
+        other = subprocess.run([sys.executable, "-c", (
+            "from offtake.analysis.store import SweepStore\n"
+            f"SweepStore({str(tmp_path / 's')!r}).lock().__enter__()")],
+            capture_output=True, text=True, cwd=ROOT)
+        assert other.returncode == 1
+        assert f"StoreError: {tmp_path / 's'} is in use by another run (process " \
+               f"{os.getpid()})" in other.stderr
+    (store.points / ".tmp-half").write_bytes(b"PAR1 half a file")
+    assert list(store.frame()["key"]) == ["k1"]
+    store.write({**record, "key": "k2", "finished_at": "2026-01-02T00:00:00",
+                 "objective": 2.0})
+    assert list(store.frame()["objective"]) == [2.0]  # the newest record of point p1
+    assert len(store.frame(latest=False)) == 2
+    assert list(store.frame(where="objective < 1.5", latest=False)["key"]) == ["k1"]
+    with store.lock():
+        pass
+    assert not (store.points / ".tmp-half").exists()
+    with pytest.raises(StoreError, match="not a results store"):
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / "x.txt").write_text("x")
+        SweepStore(tmp_path / "other")
+
+
+# --- the process pool and Dask ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Dask cluster for the module: 2 worker processes with one thread each."""
+    pytest.importorskip("distributed")
+    from offtake.runtime.cluster import local_cluster
+
+    c = local_cluster(2)
+    yield c
+    c.close()
+
+
+def test_the_process_pool_and_dask_give_identical_records(tmp_path, cluster):
+    import pandas as pd
+
+    spec = write_spec(tmp_path, SMALL_SPEC)
+    _, pool = _sweep(spec, tmp_path / "pool", "process", workers=2)
+    _, dask = _sweep(spec, tmp_path / "dask", "dask", scheduler=cluster.scheduler_address)
+    a, b = pool.frame(), dask.frame()
+    assert list(a.columns) == list(b.columns)
+    keep = [c for c in a.columns if c not in VOLATILE]
+    pd.testing.assert_frame_equal(a[keep], b[keep], check_exact=False, rtol=1e-9)
+    assert set(b["worker"]) != set(a["worker"])
+
+
+def test_key_figures_of_a_government_paid_build():
+    """tests/test_builds.py: a 5M plant paid by 'US DoE' is built and the buyers pay 6M for
+    150 t at 40 USD/kg (all B1's), so the figures read: built NEW-B, fiscal 5M for US DoE
+    in the one scenario, 6M for buyer B1, 150 t delivered, all of it with its MAGNET step
+    in the US."""
+    from conftest import instance
+    from test_builds import with_candidate
+
+    from offtake.pipeline.solve import WarmSolver
+
+    out = WarmSolver(figures=True).solve(instance(with_candidate(5_000_000, "US DoE")))
+    f = out.figures
+    assert f is not None and out.objective == pytest.approx(6_000_000)
+    assert f.built == ("NEW-B",) and "O3" in f.signed  # O1, O2 cost nothing to sign
+    assert f.fiscal == {"US DoE": pytest.approx(5_000_000)}
+    assert f.fiscal_by_scenario == {("US DoE", "base"): pytest.approx(5_000_000)}
+    assert f.buyer_cost == {"B1": pytest.approx(6_000_000), "shared": pytest.approx(0)}
+    assert f.delivered_t == {"MAG": pytest.approx(150)}
+    assert f.content[("MAG", "MAGNET", "US")] == pytest.approx(1.0)
+    assert f.content[("MAG", "MAGNET", "DE")] == 0.0
