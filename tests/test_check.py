@@ -1530,10 +1530,23 @@ def test_missing_column_and_negative_flow():
 
 
 def write_folder(out: Path, t: dict[str, pd.DataFrame], objective: float) -> None:
+    """The tables, a summary and the plan.json that says what the tables say."""
     out.mkdir()
     for name, df in t.items():
         df.to_csv(out / f"{name}.csv", index=False)
     (out / "summary.json").write_text(json.dumps({"status": "optimal", "objective": objective}))
+    (out / "plan.json").write_text(json.dumps(plan_of(t)))
+
+
+def plan_of(t: dict[str, pd.DataFrame]) -> dict[str, list]:
+    offers, contracts = t.get("offers", pd.DataFrame()), t.get("contracts", pd.DataFrame())
+    signed = [{"index": [o], "value": float(z)}
+              for o, z in zip(offers.get("offer_id", []), offers.get("signed", []), strict=True)]
+    volume = {(o, b, int(y)): float(q) for o, b, y, q in zip(
+        contracts.get("offer_id", []), contracts.get("buyer", []), contracts.get("year", []),
+        contracts.get("volume_t", []), strict=True)}
+    return {"v_signed": signed,
+            "v_volume_t": [{"index": list(k), "value": q} for k, q in volume.items()]}
 
 
 def test_folder_round_trip_keeps_na_ids(tmp_path):
@@ -1559,6 +1572,72 @@ def test_folder_with_missing_table(tmp_path):
     report = check_folder(inst, tmp_path / "out")
     found(report, "table", "spot.csv")
     found(report, "table", "spot.csv,SPOT,OEM,OEM,,2027,base")
+
+
+def test_a_damaged_summary_is_one_clear_finding_not_a_crash(tmp_path):
+    inst = load_instance(TINY).instance
+    write_folder(tmp_path / "out", tiny_optimum(inst), 20_250_000.0)
+    summary = tmp_path / "out" / "summary.json"
+    summary.write_text(summary.read_text() + "}")
+    report = check_folder(inst, tmp_path / "out")
+    assert report.status == "unreadable" and kinds(report) == {"summary"}
+    assert "not readable JSON" in report.note
+
+
+def test_a_folder_of_another_instance_is_one_mismatch(tmp_path):
+    inst = load_instance(TINY).instance
+    write_folder(tmp_path / "out", tiny_optimum(inst), 20_250_000.0)
+    summary = tmp_path / "out" / "summary.json"
+    data = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**data, "instance_sha256": "a" * 64}))
+    report = check_folder(inst, tmp_path / "out", sha256="b" * 64)
+    assert report.status == "other_instance" and len(report.violations) == 1
+    assert check_folder(inst, tmp_path / "out", sha256="a" * 64).violations == []
+
+
+def test_a_folder_without_a_plan_says_so(tmp_path):
+    inst = load_instance(TINY).instance
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "summary.json").write_text(json.dumps(
+        {"status": "no_solution", "objective": None, "message": "stopped by the time limit"}))
+    report = check_folder(inst, tmp_path / "out")
+    assert report.status == "no_plan" and report.violations == []
+    assert "no plan" in report.note and "time limit" in report.note
+
+
+def test_summary_numbers_are_checked(tmp_path):
+    """A minimisation's bound above its objective, a gap that is not theirs, and 'optimal'
+    with a gap above the one asked for are each reported."""
+    inst = load_instance(TINY).instance
+    write_folder(tmp_path / "out", tiny_optimum(inst), 20_250_000.0)
+    summary = tmp_path / "out" / "summary.json"
+    base_ = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**base_, "bound": 20_300_000.0, "mip_gap": 0.5,
+                                   "options": {"mip_gap": 1e-6}}))
+    report = check_folder(inst, tmp_path / "out")
+    assert {v.index for v in report.of("summary")} == {
+        "summary.json,bound", "summary.json,mip_gap", "summary.json,status"}
+    summary.write_text(json.dumps({**base_, "bound": 20_250_000.0 - 1.0, "mip_gap": 1 / 20_250_000,
+                                   "options": {"mip_gap": 1e-6}}))
+    assert check_folder(inst, tmp_path / "out").of("summary") == []
+
+
+def test_plan_json_must_say_what_the_tables_say(tmp_path):
+    """evaluate reads plan.json: an offer signed in the tables but not there, or another
+    volume, is a violation; a missing plan.json too."""
+    inst = load_instance(TINY).instance
+    write_folder(tmp_path / "out", tiny_optimum(inst), 20_250_000.0)
+    path = tmp_path / "out" / "plan.json"
+    plan = json.loads(path.read_text())
+    plan["v_signed"] = [{**e, "value": 0.0} for e in plan["v_signed"]]
+    plan["v_volume_t"][0]["value"] += 5
+    path.write_text(json.dumps(plan))
+    report = check_folder(inst, tmp_path / "out")
+    assert kinds(report) == {"plan.json"}
+    assert any(v.index == "plan.json,v_signed[OFF-B]" for v in report.violations)
+    assert any(v.index.startswith("plan.json,v_volume_t[") for v in report.violations)
+    path.unlink()
+    assert {v.index for v in check_folder(inst, tmp_path / "out").violations} == {"plan.json"}
 
 
 def test_folder_of_the_diamond_with_rules(tmp_path):

@@ -124,3 +124,13 @@ def test_a_refused_highspy_is_exit_4_on_every_solving_command(command, monkeypat
     res = runner.invoke(app, [*command, "--out", str(tmp_path / "o")])
     assert res.exit_code == 4, res.output
     assert "1.14.0" in res.output and "Traceback" not in res.output
+
+
+def test_check_of_a_folder_without_a_plan_says_so_and_exits_3(tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "summary.json").write_text(json.dumps({"status": "infeasible"}))
+    res = runner.invoke(app, ["check", TINY, str(tmp_path / "o")])
+    assert res.exit_code == 3 and "no plan" in res.output
+    (tmp_path / "o" / "summary.json").write_text("{")
+    res = runner.invoke(app, ["check", TINY, str(tmp_path / "o")])
+    assert res.exit_code == 1 and "not readable JSON" in res.output

@@ -261,7 +261,13 @@ def check(
     from offtake.check import check_folder
     from offtake.report.console import violations_table
     loaded = _load_or_exit(instance)
-    report = check_folder(loaded.instance, out)
+    report = check_folder(loaded.instance, out, sha256=loaded.sha256)
+    if report.status == "no_plan":
+        console.print(f"[yellow]{report.note}[/]")
+        raise typer.Exit(EXIT["no_solution"])
+    if report.status != "checked":
+        console.print(f"[red]{report.note}[/]")
+        raise typer.Exit(EXIT["invalid"])
     if report.violations:
         console.print(violations_table(report))
         raise typer.Exit(EXIT["error"])

@@ -43,7 +43,8 @@ recomputed here from formulation.md. No Pyomo.
 
 from __future__ import annotations
 
-from offtake.check.checker import check_folder, check_tables
+from offtake.check.checker import check_tables
 from offtake.check.context import CheckReport, Violation
+from offtake.check.folder import check_folder
 
 __all__ = ["CheckReport", "Violation", "check_folder", "check_tables"]

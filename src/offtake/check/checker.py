@@ -7,13 +7,10 @@ origin, rules, money); each check lives in the module named after what it checks
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 
 from offtake.check.builds import check_facility_build
-from offtake.check.context import CheckReport, Ctx, Violation
+from offtake.check.context import CheckReport, Ctx
 from offtake.check.contracts import (
     check_contract_rows,
     check_contract_start,
@@ -25,7 +22,11 @@ from offtake.check.contracts import (
     check_volume_tiers,
 )
 from offtake.check.costs import check_costs
-from offtake.check.demand import check_demand_balance, check_resale_and_stock, deliveries
+from offtake.check.demand import (
+    check_demand_balance,
+    check_resale_and_stock,
+    deliveries,
+)
 from offtake.check.network import (
     allowed_arcs,
     check_arc_allowed,
@@ -45,7 +46,7 @@ from offtake.check.origins import (
 )
 from offtake.check.rules import check_rules
 from offtake.check.spot import check_spot_availability, check_spot_table
-from offtake.check.tables import TABLE_COLUMNS, normalize_table, read_plan, read_tables
+from offtake.check.tables import TABLE_COLUMNS, normalize_table, read_plan
 from offtake.domain.schema import Instance
 
 
@@ -101,20 +102,3 @@ def check_tables(
     # money
     return check_costs(c, t, plan, TermInputs(arcs, rows), reported_objective, reported_costs,
                        cvar_weight, cvar_alpha)
-
-
-def check_folder(inst: Instance, out_dir: Path, tol: float = 1e-6) -> CheckReport:
-    """Check an output folder (result CSVs + summary.json, whose options give the risk
-    term's weight and alpha) against the instance."""
-    out_dir = Path(out_dir)
-    tables = read_tables(out_dir)
-    summary_path = out_dir / "summary.json"
-    summary: dict = {}
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    options = summary.get("options") or {}
-    report = check_tables(inst, tables, summary.get("objective"), None, tol,
-                          options.get("cvar_weight"), options.get("cvar_alpha"))
-    if not summary_path.exists():
-        report.violations.append(Violation("table", "summary.json", 1.0, "summary.json missing"))
-    return report

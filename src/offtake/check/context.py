@@ -55,6 +55,11 @@ class CheckReport:
     fiscal_costs: dict[str, float] = field(default_factory=dict)
     scenario_costs: dict[str, float] = field(default_factory=dict)
     """C_s: the sum of the cost terms in each scenario (discounted, not weighted)."""
+    status: str = "checked"
+    """"checked"; or why the tables were not checked: "no_plan" (the run found none),
+    "unreadable" (summary.json damaged), "other_instance" (written for another instance)."""
+    note: str = ""
+    """One line for a folder that was not checked."""
 
     @property
     def ok(self) -> bool:

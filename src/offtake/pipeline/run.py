@@ -68,7 +68,7 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
     results.timings["write"] = time.perf_counter() - start
     if results.has_solution:
         start = time.perf_counter()
-        run_.check = check_folder(inst, Path(out_dir))
+        run_.check = check_folder(inst, Path(out_dir), sha256=loaded.sha256)
         results.violations = len(run_.check.violations)
         results.timings["check"] = time.perf_counter() - start
         results.write_summary(out_dir)
