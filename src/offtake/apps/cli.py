@@ -245,6 +245,9 @@ def solve(
     print_run(console, result.results, result.check)
     if result.diagnosis is not None:
         console.print(diagnosis_table(result.diagnosis))
+    if result.results.has_solution:
+        from offtake.report.workbook import write_results_workbook
+        write_results_workbook(result.results, out / "results.xlsx")
     console.print(f"written to {out}/")
     code = EXIT[result.results.status]
     if result.check is not None and result.check.violations:

@@ -212,3 +212,199 @@ def decomposition_frame(res: DecomposeResult, currency: str) -> pd.DataFrame:
     ]
     return record(rows, f"Decomposition ({currency}, expected, discounted)",
                   f"{res.seconds['total']:.1f} s")
+
+
+# --- the portfolio, its cost and its origins (results.xlsx and the HTML report) -------------
+def probabilities(r: Results) -> dict[str, float]:
+    """Each scenario's probability (from the scenario costs table)."""
+    sc = r.tables.get("scenario_costs")
+    if sc is None or sc.empty:
+        return {}
+    return {str(s): float(p) for s, p in sc.groupby("scenario", sort=False)["probability"]
+            .first().items()}
+
+
+def _expected(frame: pd.DataFrame, keys: list[str], value: str, prob: dict[str, float]
+              ) -> pd.Series:
+    """Probability-weighted sum of `value` over scenarios, by `keys`."""
+    if frame.empty:
+        return pd.Series(dtype=float)
+    w = frame["scenario"].astype(str).map(prob).fillna(0.0)
+    return (frame[value] * w).groupby([frame[k] for k in keys]).sum()
+
+
+def plan_frame(r: Results) -> pd.DataFrame:
+    """The plan as offer x year: tonnes delivered under each signed contract, one row per
+    offer and buyer with scenario 'every scenario' where the deliveries are the same in all
+    scenarios, else one row per scenario."""
+    title = "Plan: tonnes delivered per signed contract and year"
+    c = r.tables.get("contracts")
+    if c is None or c.empty:
+        return _titled(pd.DataFrame(), title)
+    c = c[c["signed"] == 1]
+    keys = ["offer_id", "supplier", "buyer"]
+    pivot = c.pivot_table(index=keys + ["scenario"], columns="year", values="delivered_t",
+                          aggfunc="sum", fill_value=0.0)
+    rows = []
+    for key, grp in pivot.groupby(level=[0, 1, 2], sort=False):
+        values = grp.to_numpy()
+        if len(grp) == 1 or (abs(values - values[0]).max() <= 1e-6):
+            rows.append([*key, "every scenario", *values[0]])
+        else:
+            rows += [[*key, idx[3], *row] for idx, row in zip(grp.index, values, strict=True)]
+    years = [int(y) for y in pivot.columns]
+    frame = pd.DataFrame(rows, columns=["offer", "supplier", "buyer", "scenario", *years])
+    return _titled(frame, title, "t per year; contracted volumes are decided once, deliveries "
+                                 "may differ by scenario")
+
+
+def costs_by_buyer_frame(r: Results) -> pd.DataFrame:
+    """Per buyer: payments under contracts (with shortfall), tariffs, spot purchases and the
+    penalty of unmet demand, expected over scenarios and summed over years (not discounted:
+    the objective's terms by buyer before discounting)."""
+    prob = probabilities(r)
+    money = r.currency
+    parts: dict[str, pd.Series] = {}
+    c = r.tables.get("contracts")
+    if c is not None and not c.empty:
+        c = c.assign(_pay=c["payment"] + c["shortfall_payment"])
+        parts[f"contracts ({money})"] = _expected(c, ["buyer"], "_pay", prob)
+        parts[f"tariffs on contracts ({money})"] = _expected(c, ["buyer"], "tariff", prob)
+    s = r.tables.get("spot")
+    if s is not None and not s.empty:
+        parts[f"spot purchases ({money})"] = _expected(s, ["buyer"], "cost", prob)
+        parts[f"tariffs on spot ({money})"] = _expected(s, ["buyer"], "tariff", prob)
+    u = r.tables.get("unmet")
+    if u is not None and not u.empty:
+        parts[f"unmet demand penalty ({money})"] = _expected(u, ["buyer"], "penalty", prob)
+    frame = pd.DataFrame(parts).fillna(0.0)
+    frame[f"total ({money})"] = frame.sum(axis=1)
+    frame = frame.rename_axis("buyer").reset_index()
+    return _titled(frame, f"Cost by buyer ({money}, expected, not discounted)",
+                   "purchases and penalties summed over the years; signing costs, "
+                   "prepayments, rebates and freight are in the cost by term")
+
+
+def origin_frame(r: Results) -> pd.DataFrame:
+    """Tonnes delivered with a step at each (stage, country) and their share of the material
+    delivered (expected, all buyers and years pooled)."""
+    o = r.tables.get("origin")
+    title = "Origin of the tonnes delivered, by stage and country"
+    if o is None or o.empty:
+        return _titled(pd.DataFrame(), title)
+    prob = probabilities(r)
+    tonnes = _expected(o, ["material", "stage", "country"], "tonnes", prob)
+    flows = r.tables["flows"]
+    arrived = flows[flows["to_node"] == flows["buyer"]]
+    total = _expected(arrived, ["material"], "flow_t", prob)
+    frame = tonnes.rename("tonnes").reset_index()
+    frame["share"] = [t / total.get(m, float("nan")) for m, t in
+                      zip(frame["material"], frame["tonnes"], strict=True)]
+    from offtake.domain.origin import STAGE_ORDER
+
+    frame = frame.sort_values(["material", "stage", "tonnes"], ascending=[True, True, False],
+                              key=lambda col: col.map(STAGE_ORDER) if col.name == "stage"
+                              else col)
+    return _titled(frame.reset_index(drop=True), title,
+                   "t expected over scenarios, all years and buyers; share of the material "
+                   "delivered (a tonne whose inputs passed a stage in two countries counts "
+                   "in both)")
+
+
+def origin_links_frame(r: Results) -> pd.DataFrame:
+    """Tonnes passing from one (stage, country) to the next on their way to the buyers,
+    expected over scenarios and summed over years: the links of an origin Sankey."""
+    from offtake.domain.origin import STAGE_ORDER, steps
+
+    cols = ["material", "from_stage", "from_country", "to_stage", "to_country", "tonnes"]
+    flows = r.tables.get("flows")
+    if flows is None or flows.empty:
+        return _titled(pd.DataFrame(columns=cols), "Origin links")
+    prob = probabilities(r)
+    arrived = flows[flows["to_node"] == flows["buyer"]]
+    by_tag = _expected(arrived, ["material", "tag"], "flow_t", prob)
+    links: dict[tuple[str, str, str, str, str], float] = {}
+    for key, t in by_tag.items():
+        mat, tag = str(key[0]), str(key[1])  # type: ignore[index]
+        chain = sorted(steps(str(tag)), key=lambda s: (STAGE_ORDER[s[0]], s[1]))
+        stages = sorted({s for s, _ in chain}, key=STAGE_ORDER.__getitem__)
+        for a, b in zip(stages, stages[1:], strict=False):
+            src = [x for x in chain if x[0] == a]
+            dst = [x for x in chain if x[0] == b]
+            share = t / (len(src) * len(dst))
+            for (sa, ca) in src:
+                for (sb, cb) in dst:
+                    link = (str(mat), sa, ca, sb, cb)
+                    links[link] = links.get(link, 0.0) + share
+    frame = pd.DataFrame([(*k, v) for k, v in links.items() if v > 1e-9], columns=cols)
+    return _titled(frame, "Origin links: tonnes from one stage and country to the next",
+                   "t expected over scenarios, all years and buyers")
+
+
+def hhi(shares: Sequence[float]) -> float:
+    """Herfindahl-Hirschman index of shares (fractions summing to 1): 1 = one source."""
+    return float(sum(s * s for s in shares))
+
+
+def concentration_frame(r: Results) -> pd.DataFrame:
+    """Concentration of the tonnes delivered: per material and stage, the HHI over countries
+    and the largest single-country share; per material, the HHI over the selling companies
+    (contracts by the seller's company, each spot market as one seller)."""
+    rows = []
+    o = origin_frame(r)
+    for (mat, stage), grp in (o.groupby(["material", "stage"], sort=False) if not o.empty
+                              else []):
+        total = grp["tonnes"].sum()
+        shares = (grp["tonnes"] / total).tolist()
+        top = grp.iloc[int(grp["tonnes"].to_numpy().argmax())]
+        rows.append((mat, stage, "countries", hhi(shares), top["country"],
+                     float(top["tonnes"] / total), len(grp)))
+    prob = probabilities(r)
+    sellers = []
+    c = r.tables.get("contracts")
+    if c is not None and not c.empty:
+        sellers.append(_expected(c.assign(seller=c["company"]), ["material", "seller"],
+                                 "delivered_t", prob))
+    s = r.tables.get("spot")
+    if s is not None and not s.empty:
+        sellers.append(_expected(s.assign(seller="spot " + s["market"].astype(str)),
+                                 ["material", "seller"], "volume_t", prob))
+    if sellers:
+        by = pd.concat(sellers)
+        by = by.groupby(level=[0, 1]).sum()
+        for mat, grp in by.groupby(level=0):
+            grp = grp[grp > 1e-9]
+            if grp.empty:
+                continue
+            total = grp.sum()
+            rows.append((mat, "seller", "companies", hhi((grp / total).tolist()),
+                         grp.idxmax()[1], float(grp.max() / total), len(grp)))
+    frame = pd.DataFrame(rows, columns=["material", "stage", "over", "HHI", "largest",
+                                        "largest share", "count"])
+    return _titled(frame, "Concentration (HHI, 0-1; 1 = a single source)",
+                   "HHI = sum of squared shares of the tonnes delivered (expected, all years); "
+                   "above 0.25 is highly concentrated")
+
+
+def scenario_costs_frame(r: Results) -> pd.DataFrame:
+    """Each scenario's probability, total cost and cost by term (discounted)."""
+    sc = r.tables.get("scenario_costs")
+    title = f"Cost in each scenario ({r.currency}, discounted)"
+    if sc is None or sc.empty:
+        return _titled(pd.DataFrame(), title)
+    pivot = sc.pivot_table(index=["scenario", "probability"], columns="term", values="value",
+                           aggfunc="sum", sort=False)
+    pivot.insert(0, "total", pivot.sum(axis=1))
+    frame = pivot.reset_index()
+    frame.columns.name = None
+    return _titled(frame, title)
+
+
+def fiscal_frame(r: Results) -> pd.DataFrame:
+    """Third parties' cost (floor top-ups net of upside returned) per payer, not in the
+    buyer's objective."""
+    rows = list(r.fiscal_costs().items())
+    return _titled(pd.DataFrame(rows, columns=["payer", f"cost ({r.currency})"]),
+                   f"Fiscal cost per payer ({r.currency}, discounted, expected)",
+                   "paid by third parties (e.g. a government's price floor), outside the "
+                   "buyer's cost")
