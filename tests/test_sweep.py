@@ -378,3 +378,80 @@ def test_key_figures_of_a_government_paid_build():
     assert f.delivered_t == {"MAG": pytest.approx(150)}
     assert f.content[("MAG", "MAGNET", "US")] == pytest.approx(1.0)
     assert f.content[("MAG", "MAGNET", "DE")] == 0.0
+
+
+# --- the command line ------------------------------------------------------------------------
+def test_the_cli_runs_a_spec_resumes_shows_and_plots(tmp_path):
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+
+    runner = CliRunner()
+    spec = write_spec(tmp_path, SMALL_SPEC)
+    store = tmp_path / "store"
+    res = runner.invoke(app, ["sweep", str(spec), "--store", str(store), "--executor",
+                              "serial"])
+    assert res.exit_code == 0, res.output
+    assert "4 points: 0 already stored, solved 4 optimal" in res.output
+    again = runner.invoke(app, ["sweep", "run", str(spec), "--store", str(store),
+                                "--executor", "serial"])
+    assert again.exit_code == 0 and "4 already stored, solved nothing" in again.output
+    shown = runner.invoke(app, ["sweep", "show", str(store), "--where",
+                                "\"offers.OFF-MP-IND.decision\" = 'forbidden'", "--columns",
+                                "objective,fiscal:US DoD", "--csv", str(tmp_path / "t.csv")])
+    assert shown.exit_code == 0, shown.output
+    assert "spec: 2 point(s)" in shown.output and "forbidden" in shown.output
+    assert "free" not in shown.output.replace("forbidden", "")
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert list(table.columns) == ["sweep", "index", "rules.SUPPLIER-CAP-50.max_share",
+                                   "offers.OFF-MP-IND.decision", "objective", "fiscal:US DoD"]
+    assert (table["fiscal:US DoD"] == 0).all()  # MP's DoD floor goes with its offer
+    plotted = runner.invoke(app, ["sweep", "plot", str(store), "--x",
+                                  "rules.SUPPLIER-CAP-50.max_share", "--y", "objective",
+                                  "--out", str(tmp_path / "c.png")])
+    assert plotted.exit_code == 0, plotted.output
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    wrong = runner.invoke(app, ["sweep", "plot", str(store), "--x", "nope", "--y",
+                                "objective"])
+    assert wrong.exit_code == 1 and "no column 'nope'" in wrong.output
+
+
+def test_the_cli_refuses_a_bad_spec_and_a_time_limit_it_cannot_keep(tmp_path):
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+
+    runner = CliRunner()
+    bad = write_spec(tmp_path, f"instance: {SMALL}\naxes: []\n")
+    res = runner.invoke(app, ["sweep", str(bad), "--store", str(tmp_path / "s"),
+                              "--executor", "serial"])
+    assert res.exit_code == 1 and "axes" in res.output and "bad_spec" in res.output
+    res = runner.invoke(app, ["sweep", str(bad), "--store", str(tmp_path / "s"),
+                              "--executor", "serial", "--time-limit", "5"])
+    assert res.exit_code == 1 and "--time-limit needs" in res.output
+    res = runner.invoke(app, ["sweep", "show", str(tmp_path / "nowhere")])
+    assert res.exit_code == 1 and "not a results store" in res.output
+
+
+def test_a_tornado_of_one_at_a_time_changes(tmp_path):
+    from offtake.report.sweep import tornado
+
+    spec = write_spec(tmp_path, f"""\
+        instance: {SMALL}
+        axes:
+          - {{set: rules.SUPPLIER-CAP-50.max_share, name: supplier cap, values: [0.4, 0.7]}}
+          - {{set: offers.OFF-MP-IND.decision, name: MP offer, values: [forbidden]}}
+        combine: one_at_a_time
+        """)
+    _, store = _sweep(spec, tmp_path / "store")
+    frame = store.frame()
+    assert len(frame) == 4 and frame[["supplier cap", "MP offer"]].iloc[0].isna().all()
+    fig = tornado(frame, "objective")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["supplier cap", "MP offer"]
+    base = frame["objective"][0]
+    widths = sorted(p.get_width() for p in ax.patches)
+    assert widths[-1] == pytest.approx((frame["objective"][3] - base) / 1e6)  # forbidden MP
+    assert "change of objective (million USD, discounted)" in ax.get_xlabel()

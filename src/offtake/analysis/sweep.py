@@ -11,8 +11,10 @@ raises or passes the executor's wall-clock limit is recorded as 'failed' or 'tim
 the others go on; a worker that dies is retried once by the executor.
 
 A record (`point_record`) holds: the key and what it is made of (instance hash, the point's
-changes, the options, `code_version()`), the axis values, status, message, objective, bound,
-gap, seconds, whether it was a warm re-solve, attempts, worker; `cost:<term>`,
+changes, the options, `code_version()`), the axis values (one column per axis, named by
+`axes`, a JSON list; None where a one-at-a-time point leaves the axis at its base), status,
+message, objective, bound, gap, seconds, whether it was a warm re-solve, attempts, worker,
+the currency; `cost:<term>`,
 `expected_cost`, `risk:<measure>`, `scenario_cost:<scenario>`, `fiscal:<payer>` (and
 `fiscal:<payer>:<scenario>`), `fiscal_total`, `buyer_cost:<buyer>` (and `buyer_cost:shared`),
 `content:<material>:<stage>:<country>`, `largest_country_share:<material>:<stage>` (with
@@ -126,6 +128,7 @@ class Run:
     sweep: str
     instance: str
     instance_sha256: str
+    currency: str = "USD"
     code: str = field(default_factory=code_version)
 
 
@@ -149,9 +152,11 @@ def point_record(run: Run, point: Point, options: SolveOptions, result: TaskResu
     rec: dict[str, Any] = {
         "key": point_key(run, point, options), "point_id": point.point_id,
         "sweep": run.sweep, "index": point.index, "instance": run.instance,
-        "instance_sha256": run.instance_sha256, "code_version": run.code,
+        "instance_sha256": run.instance_sha256, "currency": run.currency,
+        "code_version": run.code,
         "options": json.dumps(options_dict(options), sort_keys=True),
         "sets": json.dumps(list(point.sets)),
+        "axes": json.dumps(list(point.values)),
     }
     rec.update(point.values)
     out: PointOutcome | None = result.value if result.ok else None
@@ -242,7 +247,8 @@ def run_sweep(loaded: LoadedSpec, store: SweepStore, executor: Executor,
     s = spec.options
     options = SolveOptions(time_limit=s.time_limit, mip_gap=s.mip_gap,
                            cvar_weight=s.cvar_weight, cvar_alpha=s.cvar_alpha)
-    run = Run(spec.name or loaded.path.stem, base_load.instance.meta.name, base_load.sha256)
+    run = Run(spec.name or loaded.path.stem, base_load.instance.meta.name, base_load.sha256,
+              base_load.instance.meta.currency)
     return run_points(run, base_load.instance, [(p, options) for p in spec.points()], store,
                       executor, on_point=on_point, on_start=on_start)
 

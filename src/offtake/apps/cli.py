@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from offtake.domain.findings import InvalidInstance
 from offtake.solvers.options import DEFAULT_MIP_GAP
@@ -81,15 +82,18 @@ def _executor_options(kind: str | None, workers: int | None, scheduler: str | No
 
 
 @contextmanager
-def _executor_or_exit(kind: str, workers: int | None,
-                      scheduler: str | None) -> Iterator[Executor]:
-    """The executor of checked options (`runtime.make_executor`), closed on the way out
-    (with a local Dask cluster: the cluster too); exit 1 when Dask is missing or the
-    scheduler cannot be reached, 4 when the local workers cannot start."""
+def _executor_or_exit(kind: str, workers: int | None, scheduler: str | None,
+                      timeout: float | None = None,
+                      preload: tuple[str, ...] | None = None) -> Iterator[Executor]:
+    """The executor of checked options (`runtime.make_executor`; `timeout`: seconds per
+    task; `preload`: what its workers import, default the evaluation's tasks), closed on
+    the way out (with a local Dask cluster: the cluster too); exit 1 when Dask is missing
+    or the scheduler cannot be reached, 4 when the local workers cannot start."""
     from offtake.analysis.evaluate import WORKER_MODULES
     from offtake.runtime import make_executor
     try:
-        ex = make_executor(kind, workers=workers, scheduler=scheduler, preload=WORKER_MODULES)
+        ex = make_executor(kind, workers=workers, scheduler=scheduler, timeout=timeout,
+                           preload=WORKER_MODULES if preload is None else preload)
     except ImportError as exc:
         console.print(f"[red]--executor {kind}: {exc}[/]")
         raise typer.Exit(EXIT["invalid"]) from exc
@@ -461,6 +465,206 @@ def compare(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "compare.csv", index=False)
+
+
+# --- sweeps and Pareto fronts ------------------------------------------------------------
+class _SweepGroup(TyperGroup):
+    """`offtake sweep SPEC.yaml ...` runs a spec (the `run` command); `offtake sweep show` and
+    `offtake sweep plot` read a store."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+sweep_app = typer.Typer(cls=_SweepGroup, no_args_is_help=True, help=(
+    "Many solves of one instance with a few values changed (a spec's axes over --set "
+    "paths), into a results store: `offtake sweep SPEC.yaml --store DIR`, then `offtake "
+    "sweep show DIR` and `offtake sweep plot DIR --x AXIS --y METRIC`."))
+app.add_typer(sweep_app, name="sweep")
+StoreOption = Annotated[Path, typer.Option("--store", help="results store (a folder)")]
+
+
+def _store_or_exit(path: Path, create: bool = False):
+    """The store at `path` (made when `create`), or a message and exit 1."""
+    try:
+        from offtake.analysis.store import StoreError, SweepStore
+    except ImportError as exc:  # pragma: no cover - the sweep extra installs them
+        console.print(f"[red]the results store needs pyarrow and duckdb: pip install "
+                      f"'offtake[sweep]' ({exc})[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    try:
+        return SweepStore(path, create=create)
+    except StoreError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+
+
+@sweep_app.command("run")
+def sweep_run(
+    spec: Annotated[Path, typer.Argument(help="sweep spec (YAML)")],
+    store: StoreOption,
+    executor: ExecutorOption = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes (of the pool, or of dask's local cluster) (default: one per "
+        "core)")] = None,
+    scheduler: SchedulerOption = None,
+    time_limit: Annotated[float | None, typer.Option(
+        help="wall-clock seconds per point: a point still running then is stopped and "
+        "recorded as 'timeout' (HiGHS's own limit is the spec's options.time_limit)")] = None,
+) -> None:
+    """Solve the points of SPEC that the store does not hold yet (a point that failed or
+    timed out is tried again), one record per point saved as it finishes; Ctrl-C keeps
+    every finished point and a second run goes on from there."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from offtake.analysis.spec import load_spec
+    from offtake.analysis.store import StoreError
+    from offtake.analysis.sweep import WORKER_MODULES, run_sweep
+    from offtake.runtime.executor import default_workers
+    from offtake.solvers.highs import SolverVersionError, check_solver_version
+    try:
+        check_solver_version()
+    except SolverVersionError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["error"]) from exc
+    kind, workers, scheduler = _executor_options(executor, workers, scheduler,
+                                                 default_workers())
+    if time_limit is not None and (time_limit <= 0 or kind == "serial"):
+        console.print("[red]--time-limit needs a positive number of seconds and --executor "
+                      "process or dask (a serial run cannot stop a running solve)[/]")
+        raise typer.Exit(EXIT["invalid"])
+    try:
+        loaded = load_spec(spec)
+    except InvalidInstance as exc:
+        console.print(_findings_table(exc.findings, f"Findings in {spec}"))
+        raise typer.Exit(EXIT["invalid"]) from exc
+    target = _store_or_exit(store, create=True)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+                        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                        console=console)
+    bar = progress.add_task(loaded.spec.name or spec.stem, total=None, note="")
+
+    def started(todo: int, total: int) -> None:
+        progress.update(bar, total=todo, note=f"({total - todo} of {total} already stored)")
+
+    def saved(record: dict, done: int, todo: int) -> None:
+        progress.update(bar, completed=done)
+        if record["status"] in ("failed", "timeout", "invalid", "error"):
+            progress.console.print(f"[yellow]point {record['index']} "
+                                   f"({', '.join(json.loads(record['sets']))}): "
+                                   f"{record['status']}: {record['message']}[/]")
+
+    with _executor_or_exit(kind, workers, scheduler, timeout=time_limit,
+                           preload=WORKER_MODULES) as ex:
+        try:
+            with progress:
+                report = run_sweep(loaded, target, ex, on_point=saved, on_start=started)
+        except InvalidInstance as exc:
+            console.print(_findings_table(exc.findings, f"Findings in {spec}"))
+            raise typer.Exit(EXIT["invalid"]) from exc
+        except StoreError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(EXIT["invalid"]) from exc
+        except KeyboardInterrupt as exc:
+            console.print(f"[yellow]interrupted: the finished points are in {store}/; run "
+                          "the same command again to go on[/]")
+            raise typer.Exit(130) from exc
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items())) or "nothing"
+    rate = report.ran / report.seconds * 60 if report.seconds > 0 and report.ran else 0.0
+    console.print(f"{report.total} points: {report.skipped} already stored, solved {counts} "
+                  f"in {report.seconds:.1f} s ({rate:.1f} points per minute, "
+                  f"{ex.kind} x {ex.workers}); records in {store}/points")
+    failed = sum(report.statuses.get(s, 0) for s in ("failed", "timeout"))
+    raise typer.Exit(EXIT["error"] if failed else 0)
+
+
+def _columns(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+@sweep_app.command("show")
+def sweep_show(
+    store: Annotated[Path, typer.Argument(help="results store (a folder)")],
+    where: Annotated[str | None, typer.Option(
+        help="a DuckDB SQL condition, e.g. \"status = 'optimal' AND objective < 4e9\"; "
+        "quote names with ':' or '.': \"fiscal:US DoD\" > 0")] = None,
+    columns: Annotated[str | None, typer.Option(
+        help="comma-separated columns to show besides the axes (default: status, objective, "
+        "gap, expected cost, fiscal cost, signed offers, seconds, warm)")] = None,
+    every: Annotated[bool, typer.Option(
+        "--all", help="every record, also older ones of a point (other options or code)")]
+    = False,
+    list_columns: Annotated[bool, typer.Option(
+        "--list-columns", help="print the store's columns and exit")] = False,
+    csv: Annotated[Path | None, typer.Option(help="also write the table as CSV")] = None,
+) -> None:
+    """The store's records as a table (the newest record of each point)."""
+    from offtake.analysis.store import StoreError
+    from offtake.report.console import render
+    from offtake.report.sweep import points_frame, value_text
+    target = _store_or_exit(store)
+    try:
+        frame = target.frame(where=where, latest=not every)
+        if list_columns:
+            console.print("\n".join(frame.columns))
+            return
+        table = points_frame(frame, _columns(columns))
+    except (StoreError, KeyError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    console.print(render(table, formats=dict.fromkeys(table.columns, value_text),
+                         right=[c for c in table.columns if c not in ("sweep", "status")]))
+    if csv is not None:
+        table.to_csv(csv, index=False)
+        console.print(f"written to {csv}")
+
+
+@sweep_app.command("plot")
+def sweep_plot(
+    store: Annotated[Path, typer.Argument(help="results store (a folder)")],
+    y: Annotated[list[str], typer.Option(
+        "--y", help="metric column (repeatable), e.g. objective, fiscal_total, 'fiscal:US DoD', "
+        "cost:tariffs, rule_share:CRMA-DIV-65")],
+    x: Annotated[str | None, typer.Option(
+        "--x", help="axis column (e.g. rules.CRMA-DIV-65.max_share); without it: a tornado "
+        "of a one-at-a-time sweep")] = None,
+    baseline: Annotated[float | None, typer.Option(
+        help="draw each curve relative to its point at this x (the cost of compliance, "
+        "measured from the loosest bound)")] = None,
+    where: Annotated[str | None, typer.Option(help="a DuckDB SQL condition on the records")]
+    = None,
+    title: Annotated[str | None, typer.Option(help="the figure's title")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="image file (default: DIR/<y>-against-<x>.png)")] = None,
+) -> None:
+    """Curves of metrics against an axis (cost of compliance, fiscal cost against a floor
+    level), or with no --x a tornado of one-at-a-time changes."""
+    from offtake.analysis.store import StoreError
+    from offtake.report.sweep import curve, tornado
+    target = _store_or_exit(store)
+    try:
+        frame = target.frame(where=where)
+        if frame.empty:
+            raise StoreError(f"no records in {store}" + (f" where {where}" if where else ""))
+        fig = curve(frame, x, y, baseline, title) if x else tornado(frame, y[0], title)
+    except (StoreError, ValueError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    name = "-".join(y) + (f"-against-{x}" if x else "-tornado")
+    path = out or store / ("".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+                           + ".png")
+    fig.savefig(path)
+    console.print(f"written to {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover
