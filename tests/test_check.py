@@ -1530,12 +1530,14 @@ def test_missing_column_and_negative_flow():
 
 
 def write_folder(out: Path, t: dict[str, pd.DataFrame], objective: float) -> None:
-    """The tables, a summary and the plan.json that says what the tables say."""
+    """The tables, a summary, the plan.json that says what the tables say, and the marker of
+    a finished run."""
     out.mkdir()
     for name, df in t.items():
         df.to_csv(out / f"{name}.csv", index=False)
     (out / "summary.json").write_text(json.dumps({"status": "optimal", "objective": objective}))
     (out / "plan.json").write_text(json.dumps(plan_of(t)))
+    (out / "COMPLETE").write_text("{}\n")  # written last, as a finished run does
 
 
 def plan_of(t: dict[str, pd.DataFrame]) -> dict[str, list]:
@@ -1600,6 +1602,7 @@ def test_a_folder_without_a_plan_says_so(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "summary.json").write_text(json.dumps(
         {"status": "no_solution", "objective": None, "message": "stopped by the time limit"}))
+    (tmp_path / "out" / "COMPLETE").write_text("{}")
     report = check_folder(inst, tmp_path / "out")
     assert report.status == "no_plan" and report.violations == []
     assert "no plan" in report.note and "time limit" in report.note

@@ -129,6 +129,7 @@ def test_a_refused_highspy_is_exit_4_on_every_solving_command(command, monkeypat
 def test_check_of_a_folder_without_a_plan_says_so_and_exits_3(tmp_path):
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "summary.json").write_text(json.dumps({"status": "infeasible"}))
+    (tmp_path / "o" / "COMPLETE").write_text("{}")
     res = runner.invoke(app, ["check", TINY, str(tmp_path / "o")])
     assert res.exit_code == 3 and "no plan" in res.output
     (tmp_path / "o" / "summary.json").write_text("{")

@@ -225,6 +225,7 @@ def solve(
     """Solve an instance, write DIR/summary.json and tables, and check the plan."""
     from offtake.pipeline.run import run
     from offtake.report.console import diagnosis_table, print_run
+    from offtake.results.folder import FolderBusy
     from offtake.solvers.highs import SolveOptions
     _solver_or_exit()
     if cvar_weight < 0 or not 0 < cvar_alpha < 1:
@@ -237,7 +238,7 @@ def solve(
         result = run(instance, out, options, relax=relax or [], sets=sets or [])
     except InvalidInstance as exc:  # a bad --set, or an unknown rule to relax
         _invalid_set(exc, "--set / --relax")
-    except ValueError as exc:
+    except (ValueError, FolderBusy) as exc:  # bad options; another run writing --out
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT["invalid"]) from exc
     if result.results is None:

@@ -57,7 +57,8 @@ class CheckReport:
     """C_s: the sum of the cost terms in each scenario (discounted, not weighted)."""
     status: str = "checked"
     """"checked"; or why the tables were not checked: "no_plan" (the run found none),
-    "unreadable" (summary.json damaged), "other_instance" (written for another instance)."""
+    "unreadable" (summary.json damaged), "other_instance" (written for another instance),
+    "incomplete" (the run that wrote it did not finish)."""
     note: str = ""
     """One line for a folder that was not checked."""
 

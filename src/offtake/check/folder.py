@@ -20,13 +20,23 @@ from offtake.check.tables import read_tables
 from offtake.domain.schema import Instance
 
 SOLVED = ("optimal", "feasible")
+MARKER = "COMPLETE"
+"""The file a run writes last into its folder (formulation.md, "Result tables")."""
 
 
 def check_folder(inst: Instance, out_dir: Path, tol: float = 1e-6,
-                 sha256: str | None = None) -> CheckReport:
+                 sha256: str | None = None, marker: bool = True) -> CheckReport:
     """Check an output folder (result CSVs, summary.json, plan.json) against the instance;
-    `sha256` is the instance file's hash, compared with the one the folder was written for."""
+    `sha256` is the instance file's hash, compared with the one the folder was written for.
+    A folder whose run did not finish writing (no completion marker, see formulation.md,
+    "Result tables") is refused; `marker=False` is for the run itself, which checks
+    its folder before marking it complete."""
     out_dir = Path(out_dir)
+    if marker and (out_dir / "summary.json").exists() and not (out_dir / MARKER).exists():
+        return _stopped("incomplete", Violation(
+            "summary", "COMPLETE", 1.0,
+            "the run that wrote this folder did not finish (no completion marker): its files "
+            "may mix two runs; solve again"))
     summary, problem = _read_summary(out_dir / "summary.json")
     if problem is not None:
         return _stopped("unreadable", problem)

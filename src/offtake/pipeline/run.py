@@ -13,12 +13,14 @@ from pathlib import Path
 
 from offtake.check import CheckReport, check_folder
 from offtake.domain.findings import Finding
+from offtake.domain.schema import Instance
 from offtake.domain.transforms import apply_sets, relax_rules
 from offtake.formulation.data import build_data
 from offtake.formulation.ruledata import origin_gaps
 from offtake.io.loader import LoadResult, load_instance
 from offtake.pipeline.diagnose import Diagnosis, explain_infeasibility, rule_conflicts
 from offtake.pipeline.solve import _options_dict, solve_instance
+from offtake.results.folder import writing
 from offtake.results.tables import Results, assemble
 from offtake.solvers.highs import SolveOptions, SolveOutcome
 
@@ -59,31 +61,34 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
         results = assemble(inst, data, outcome, None, sha256=loaded.sha256,
                            build_seconds=time.perf_counter() - start,
                            options=_options_dict(options))
-        return _finish(Run(loaded, results, None, diagnosis, gaps), out_dir, relax, sets)
+        return _finish(Run(loaded, results, None, diagnosis, gaps), inst, out_dir, relax, sets)
     results = solve_instance(inst, options, sha256=loaded.sha256, data=data)
     results.timings = {"load": load_seconds, **results.timings}
     explained = explain_infeasibility(inst, options) if results.status == "infeasible" else None
-    start = time.perf_counter()
-    run_ = _finish(Run(loaded, results, None, explained, gaps), out_dir, relax, sets)
-    results.timings["write"] = time.perf_counter() - start
-    if results.has_solution:
-        start = time.perf_counter()
-        run_.check = check_folder(inst, Path(out_dir), sha256=loaded.sha256)
-        results.violations = len(run_.check.violations)
-        results.timings["check"] = time.perf_counter() - start
-        results.write_summary(out_dir)
-    return run_
+    return _finish(Run(loaded, results, None, explained, gaps), inst, out_dir, relax, sets)
 
 
-def _finish(run_: Run, out_dir: str | Path, relax: list[str] | None,
+def _finish(run_: Run, inst: Instance, out_dir: str | Path, relax: list[str] | None,
             sets: list[str] | None) -> Run:
-    assert run_.results is not None
-    run_.results.options["relaxed_rules"] = list(relax or [])
-    run_.results.options["set"] = list(sets or [])
-    run_.results.write(out_dir)
-    stale = Path(out_dir) / "infeasibility.json"
-    if run_.diagnosis is not None:
-        run_.diagnosis.write(out_dir)
-    elif stale.exists():
-        stale.unlink()
+    """Write the folder, check a plan from it, and only then mark it complete (all under the
+    folder's lock: `offtake.results.folder`)."""
+    results = run_.results
+    assert results is not None
+    results.options["relaxed_rules"] = list(relax or [])
+    results.options["set"] = list(sets or [])
+    with writing(out_dir) as out:
+        start = time.perf_counter()
+        results.write_files(out)
+        stale = out / "infeasibility.json"
+        if run_.diagnosis is not None:
+            run_.diagnosis.write(out)
+        elif stale.exists():
+            stale.unlink()
+        results.timings["write"] = time.perf_counter() - start
+        if results.has_solution:
+            start = time.perf_counter()
+            run_.check = check_folder(inst, out, sha256=run_.load.sha256, marker=False)
+            results.violations = len(run_.check.violations)
+            results.timings["check"] = time.perf_counter() - start
+            results.write_summary(out)
     return run_

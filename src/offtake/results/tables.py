@@ -21,6 +21,7 @@ from offtake.domain.registry import RULE_KINDS, count_kinds
 from offtake.domain.risk import summary
 from offtake.domain.schema import Instance
 from offtake.formulation.data import EXPECTED, FIRST_STAGE_ROW, KG_PER_T, ModelData
+from offtake.results.folder import write_frame, write_text, writing
 from offtake.solvers.options import SolveOutcome
 
 ZERO = 1e-9
@@ -136,25 +137,31 @@ class Results:
         }
 
     def write(self, out_dir: str | Path) -> Path:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        """The output folder: tables, summary.json and plan.json, under the folder's lock,
+        marked complete last (`offtake.results.folder`)."""
+        with writing(out_dir) as out:
+            self.write_files(out)
+        return Path(out_dir)
+
+    def write_files(self, out: Path) -> None:
+        """The tables, summary.json and plan.json into a folder the caller holds, each file
+        replaced whole; tables and a plan of an older run are removed."""
         for name in TABLE_COLUMNS:
             stale = out / f"{name}.csv"
-            if stale.exists():
+            if stale.exists() and name not in self.tables:
                 stale.unlink()  # never leave an older run's plan beside a new summary
         for name, frame in self.tables.items():
-            frame.to_csv(out / f"{name}.csv", index=False)
+            write_frame(out / f"{name}.csv", frame)
         self.write_summary(out)
         plan = out / "plan.json"
-        if plan.exists():
-            plan.unlink()
         if self.plan:
-            write_plan(plan, self.plan)
-        return out
+            write_text(plan, json.dumps(plan_to_json(self.plan), indent=1) + "\n")
+        elif plan.exists():
+            plan.unlink()
 
     def write_summary(self, out_dir: str | Path) -> None:
         """summary.json alone (after the checker has counted its violations)."""
-        (Path(out_dir) / "summary.json").write_text(json.dumps(self.summary(), indent=2) + "\n")
+        write_text(Path(out_dir) / "summary.json", json.dumps(self.summary(), indent=2) + "\n")
 
     @classmethod
     def read(cls, out_dir: str | Path) -> Results:

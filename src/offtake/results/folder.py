@@ -1,0 +1,100 @@
+"""Writing an output folder so that it never lies: one writer at a time, every file replaced
+whole, and a completion marker written last.
+
+`writing(out_dir)` takes the folder's lock (a sibling file `<dir>.lock` holding the writer's
+process id; a lock whose process is gone is taken over), removes the marker, and writes the
+marker again only when the block ends without an error. A run killed half way therefore
+leaves a folder without the marker, which `offtake check` refuses, instead of an older run's
+summary beside newer tables. `write_text` and `write_frame` replace a file whole (a temporary
+file in the same folder, then a rename), so no file is ever half written. Files the run does
+not write (the user's own, a later command's) are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+MARKER = "COMPLETE"
+"""Written last, after every table, summary.json and plan.json of a run."""
+
+
+class FolderBusy(RuntimeError):
+    """Another process is writing this output folder."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextmanager
+def locked(out_dir: Path) -> Iterator[None]:
+    """Hold `<out_dir>.lock` for the block; FolderBusy when a live process holds it."""
+    lock = out_dir.with_name(out_dir.name + ".lock")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder and holder != os.getpid() and _alive(holder):
+                raise FolderBusy(f"{out_dir} is being written by process {holder} (lock "
+                                 f"{lock}); wait for it, or choose another --out") from None
+            lock.unlink(missing_ok=True)  # left by a process that is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:  # pragma: no cover - another writer took the stale lock between our two tries
+        raise FolderBusy(f"{out_dir} is being written by another process (lock {lock})")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+@contextmanager
+def writing(out_dir: str | Path) -> Iterator[Path]:
+    """Lock the folder, drop its marker, yield it; write the marker when the block succeeds."""
+    out = Path(out_dir)
+    with locked(out):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).unlink(missing_ok=True)
+        yield out
+        write_text(out / MARKER, json.dumps({"pid": os.getpid()}) + "\n")
+
+
+def is_complete(out_dir: str | Path) -> bool:
+    return (Path(out_dir) / MARKER).exists()
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace `path` whole with `text`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_frame(path: Path, frame: pd.DataFrame) -> None:
+    """Replace `path` whole with the frame as CSV."""
+    write_text(path, frame.to_csv(index=False))
