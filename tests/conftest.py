@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INSTANCES = ROOT / "instances"
 SCALING = {
     "large_allied_network.yaml": "issue 11 item 4, the solver-scaling instance: HiGHS alone needs "
-                                 "70-110 s on the project machine (163 binaries, 63k columns)",
+                                 "~45 s of CPU, 70-125 s wall on the loaded project machine",
 }
 """Shipped instances too slow to solve in the test suite (a solve of a minute or more), with the
 reason: tests that solve every shipped instance skip these; they are still validated and are
