@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import base64
+import io
+from html.parser import HTMLParser
+
 import openpyxl
 import pytest
 from conftest import INSTANCES
@@ -66,3 +70,69 @@ def test_plan_frame_shows_rows_per_scenario_only_where_deliveries_differ(small_r
     demand = unmet.loc[unmet["year"] == 2030, "demand_t"].sum()
     assert plan[2030].sum() + spot.loc[spot["year"] == 2030, "volume_t"].sum() == \
         pytest.approx(demand)
+
+
+@pytest.fixture(scope="module")
+def medium_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("medium")
+    res = runner.invoke(app, ["solve", str(INSTANCES / "medium_multitier.yaml"), "--out",
+                              str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.srcs: list[str] = []
+        self.h2: list[str] = []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.srcs.append(dict(attrs)["src"])
+        self._in_h2 = tag == "h2"
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.h2.append(data)
+            self._in_h2 = False
+
+
+SECTIONS = ["Portfolio by supplier and year", "Cost by term",
+            "Origin: mine to magnet by country", "Binding rules and their shadow prices",
+            "Scenario cost distribution", "Concentration", "Fiscal cost per payer"]
+
+
+@pytest.mark.parametrize("run", ["small_run", "medium_run"])
+def test_html_report_embeds_every_picture_and_they_decode(run, request):
+    from matplotlib.image import imread
+
+    out = request.getfixturevalue(run)
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    page = (out / "report.html").read_text()
+    parser = _Images()
+    parser.feed(page)
+    assert parser.h2 == SECTIONS
+    pngs = sorted(out.glob("report_*.png"))
+    # portfolio, waterfall, one Sankey per material, shadow prices, concentration, fiscal
+    assert len(parser.srcs) == len(pngs) >= 6
+    embedded = []
+    for src in parser.srcs:
+        assert src.startswith("data:image/png;base64,")  # nothing fetched from elsewhere
+        data = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        img = imread(io.BytesIO(data), format="png")
+        assert img.shape[0] > 200 and img.shape[1] > 400
+        embedded.append(data)
+    assert sorted(embedded) == sorted(p.read_bytes() for p in pngs)
+    assert "<script" not in page and "http" not in page.split("<body>", 1)[1]
+    r = Results.read(out)
+    assert f"{sum(r.cost_terms().values()) / 1e6:,.1f} million USD" in page
+    assert "Sign <b>" in page and "DoD" in page  # the decision, and the fiscal payer
+
+
+def test_report_of_a_folder_without_a_solve_is_refused(tmp_path):
+    res = runner.invoke(app, ["report", str(tmp_path)])
+    assert res.exit_code == 1 and "summary.json" in res.output

@@ -261,6 +261,24 @@ def solve(
 
 
 @app.command()
+def report(
+    out: Annotated[Path, typer.Argument(help="folder written by `offtake solve`")],
+    html: Annotated[Path | None, typer.Option(
+        help="HTML file to write (default DIR/report.html)")] = None,
+) -> None:
+    """One self-contained HTML report (pictures embedded) of a solved folder, for readers
+    without the tool, and its figures as PNG files in DIR."""
+    if not (out / "summary.json").exists():
+        console.print(f"[red]{out}: no summary.json; run `offtake solve INSTANCE --out "
+                      f"{out}` first[/]")
+        raise typer.Exit(EXIT["invalid"])
+    from offtake.report.html import write_report
+    path, pngs = write_report(out, html)
+    console.print(f"written {path} ({path.stat().st_size / 1024:,.0f} kB, {len(pngs)} "
+                  f"figures, also as {out}/report_*.png)")
+
+
+@app.command()
 def check(
     instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
     out: Annotated[Path, typer.Argument(help="folder written by `offtake solve`")],

@@ -1,0 +1,272 @@
+"""`offtake report DIR`: one self-contained HTML file that a CFO or a minister's adviser can
+read without the tool, and the same figures as PNG files beside it.
+
+Sections: the decision in one paragraph, the portfolio by supplier and year, a cost waterfall
+by term (and the cost by buyer), the origin of the tonnes from mine to magnet by country (a
+Sankey per material), binding rules with their shadow prices, the scenario cost distribution
+(with the value of the stochastic solution when `offtake value` wrote value.json in DIR),
+concentration (HHI by stage over countries and companies, the largest single source), fiscal
+cost per payer. Renders the frames of `offtake.report.tables` and the figures of
+`offtake.report.plots`; reads only the output folder (`Results.read`); computes nothing of
+its own. Pictures are embedded as base64 PNG, so the file opens anywhere, offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from offtake.report import plots, tables
+from offtake.report.workbook import number_format
+from offtake.results.tables import Results
+
+CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 1000px;
+       margin: 2em auto; color: #222; line-height: 1.45; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc;
+     padding-bottom: 0.2em; margin-top: 2em; }
+p.lead { font-size: 1.1em; background: #f3f7fb; padding: 0.8em 1em; border-left: 4px solid
+         #2a6ebb; }
+table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0 1em; }
+th, td { border: 1px solid #ddd; padding: 3px 7px; } th { background: #eef3f8; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; border: 1px solid #eee; } .note { color: #666; font-size: 0.9em; }
+.missing { color: #a33; }
+"""
+
+
+@dataclass
+class Report:
+    """The HTML text and the figures (name -> PNG bytes) of one report."""
+
+    html: str
+    figures: dict[str, bytes] = field(default_factory=dict)
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _money(x: float | None, currency: str) -> str:
+    return "-" if x is None else f"{x / 1e6:,.1f} million {currency}"
+
+
+def _table(frame: pd.DataFrame, currency: str, limit: int | None = None) -> str:
+    """A frame as an HTML table: numbers right-aligned, shares as %, money with thousands."""
+    if frame.empty:
+        return "<p class='note'>(nothing to show)</p>"
+    shown = frame if limit is None else frame.head(limit)
+    record = list(frame.columns) == tables.RECORD_COLUMNS
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    rows = []
+    for _, row in shown.iterrows():
+        cells = []
+        for col in shown.columns:
+            v = row[col]
+            fmt = None if record else number_format(str(col), currency)
+            cells.append(_cell(v, fmt, isinstance(col, int)))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = "" if limit is None or len(frame) <= limit else \
+        f"<p class='note'>first {limit} of {len(frame)} rows</p>"
+    cap = frame.attrs.get("caption")
+    caption = f"<p class='note'>{html.escape(cap)}</p>" if cap else ""
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>{more}{caption}"
+
+
+def _cell(v: Any, fmt: str | None, tonnes: bool) -> str:
+    if v is None or (not isinstance(v, list | str) and pd.isna(v)):
+        return "<td></td>"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return f"<td>{html.escape(str(v))}</td>"
+    if fmt == "0.0%":
+        text = f"{v:.1%}"
+    elif fmt in ("0.000",):
+        text = f"{v:.3f}"
+    elif fmt == "#,##0" or abs(v) >= 1000:
+        text = f"{v:,.0f}"
+    elif tonnes:
+        text = f"{v:,.1f}"
+    else:
+        text = f"{v:,.4g}"
+    return f"<td class='num'>{text}</td>"
+
+
+def _decision(r: Results, plan: pd.DataFrame, value: dict | None) -> str:
+    """The decision in one paragraph."""
+    cur = r.currency
+    if not r.has_solution:
+        return (f"No plan: the solver ended with status <b>{html.escape(r.status)}</b>"
+                f"{' (' + html.escape(r.message) + ')' if r.message else ''}.")
+    years = [c for c in plan.columns if isinstance(c, int)]
+    offers = []
+    if not plan.empty:
+        prob = tables.probabilities(r)
+        rows = plan.assign(_w=[1.0 if s == "every scenario" else prob.get(str(s), 0.0)
+                               for s in plan["scenario"]])
+        total = (rows[years].sum(axis=1) * rows["_w"]).groupby(
+            [rows["offer"], rows["supplier"]]).sum().sort_values(ascending=False)
+        offers = [f"{html.escape(str(k[0]))} ({html.escape(str(k[1]))}, {t:,.0f} t)"  # type: ignore[index]
+                  for k, t in total.items()]
+    n_sc = len(tables.probabilities(r))
+    terms = r.cost_terms()
+    buyer = sum(v for k, v in terms.items() if k != "risk_cvar")
+    text = (f"Sign <b>{len(offers)}</b> contract(s): {', '.join(offers) or 'none'}"
+            f" (tonnes over {years[0]}-{years[-1]}{', expected' if n_sc > 1 else ''}). "
+            if years else "Sign no contract. ")
+    text += (f"The buyers' cost is <b>{_money(buyer, cur)}</b> (discounted"
+             f"{', expected over ' + str(n_sc) + ' scenarios' if n_sc > 1 else ''}")
+    if r.mip_gap is not None:
+        text += f"; proven within {r.mip_gap:.2%} of the best possible"
+    text += ")."
+    if "risk_cvar" in terms:
+        text += (f" The objective adds a risk term of {_money(terms['risk_cvar'], cur)} "
+                 f"(weight x CVaR {r.risk.get('alpha', 0):.0%}).")
+    fiscal = r.fiscal_costs()
+    if fiscal:
+        text += " Third parties pay " + ", ".join(
+            f"{_money(v, cur)} ({html.escape(p)})" for p, v in fiscal.items()) + \
+            " outside that cost."
+    rules = tables.rules_frame(r)
+    col = f"shadow price per unit ({cur})"
+    if not rules.empty and col in rules and rules[col].abs().max() > 0:
+        top = rules.iloc[0]
+        text += (f" The costliest rule is <b>{html.escape(str(top['rule']))}</b> "
+                 f"({abs(top[col]):,.0f} {cur} per tonne of its limit).")
+    if value and value.get("VSS") is not None:
+        text += (f" Planning for the scenarios rather than for the average saves "
+                 f"{_money(value['VSS'], cur)} (VSS).")
+    unmet = r.tables.get("unmet")
+    if unmet is not None and not unmet.empty and (unmet["unmet_t"] > 1e-6).any():
+        text += (f" <span class='missing'>Demand left unmet: "
+                 f"{unmet['unmet_t'].sum():,.0f} t (all scenarios).</span>")
+    return text
+
+
+def build_report(out_dir: str | Path) -> Report:
+    """The report of the output folder of `offtake solve` (value.json of `offtake value`
+    in the same folder is used when present)."""
+    out = Path(out_dir)
+    r = Results.read(out)
+    cur = r.currency
+    value = json.loads((out / "value.json").read_text()) if (out / "value.json").exists() \
+        else None
+    figs: dict[str, bytes] = {}
+    parts: list[str] = []
+
+    def figure(name: str, fig: Figure, alt: str) -> str:
+        figs[name] = _png(fig)
+        data = base64.b64encode(figs[name]).decode("ascii")
+        return (f"<p><img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'/></p>")
+
+    plan = tables.plan_frame(r)
+    parts.append(f"<h1>{html.escape(r.instance_name)}: which contracts to sign</h1>")
+    parts.append(f"<p class='note'>status {html.escape(r.status)}; objective "
+                 f"{_money(r.objective, cur)}; solver {html.escape(str(r.solver))} "
+                 f"{html.escape(str(r.solver_version))}; instance SHA-256 "
+                 f"{html.escape(str(r.instance_sha256))[:12]}</p>")
+    parts.append(f"<p class='lead'>{_decision(r, plan, value)}</p>")
+    if not r.has_solution:
+        return Report(_page(r, parts), figs)
+
+    prob = tables.probabilities(r)
+    parts.append("<h2>Portfolio by supplier and year</h2>")
+    shown = plan
+    if not plan.empty and (plan["scenario"] != "every scenario").any():
+        w = [1.0 if s == "every scenario" else prob.get(str(s), 0.0) for s in plan["scenario"]]
+        years = [c for c in plan.columns if isinstance(c, int)]
+        shown = plan.copy()
+        shown[years] = shown[years].mul(w, axis=0)
+        parts.append("<p class='note'>Deliveries differ by scenario: the chart shows "
+                     "expected tonnes; the table has one row per scenario where they "
+                     "differ.</p>")
+    parts.append(figure("portfolio", plots.portfolio(shown), "portfolio by supplier and year"))
+    parts.append(_table(plan, cur))
+
+    parts.append("<h2>Cost by term</h2>")
+    costs = tables.costs_frame(r)
+    parts.append(figure("cost_waterfall", plots.waterfall(costs, cur), "cost waterfall"))
+    parts.append(_table(costs, cur))
+    parts.append(_table(tables.costs_by_buyer_frame(r), cur))
+
+    parts.append("<h2>Origin: mine to magnet by country</h2>")
+    links = tables.origin_links_frame(r)
+    materials = sorted(set(links["material"])) if not links.empty else []
+    if not materials:
+        parts.append("<p class='missing'>No delivered tonne records more than one stage: "
+                     "there is no chain to draw (declare feed_origin of the sellers).</p>")
+    for m in materials:
+        parts.append(figure(f"origin_{m}", plots.origin_sankey(links, m), f"origin of {m}"))
+    parts.append(_table(tables.origin_frame(r), cur))
+
+    parts.append("<h2>Binding rules and their shadow prices</h2>")
+    rules = tables.rules_frame(r)
+    parts.append(figure("shadow_prices", plots.shadow_prices(rules, cur), "shadow prices"))
+    parts.append(_table(rules, cur, limit=40))
+
+    parts.append("<h2>Scenario cost distribution</h2>")
+    sc = tables.scenario_costs_frame(r)
+    if len(prob) > 1:
+        costs_by = dict(zip(sc["scenario"].astype(str), sc["total"], strict=True))
+        parts.append(figure("cost_distribution", plots.cost_distribution(
+            prob, {"chosen portfolio": costs_by}, cur,
+            f"Scenario cost of the chosen portfolio ({len(prob)} scenarios)"),
+            "scenario cost distribution"))
+        parts.append(_table(tables.risk_frame(r), cur))
+    else:
+        parts.append("<p class='note'>One scenario: no distribution to show.</p>")
+    if value is not None and value.get("VSS") is None and value.get("RP") is not None:
+        parts.append("<p class='missing'>The plan made for the average scenario (EV) cannot "
+                     "be carried out in every scenario (EEV has no value): planning for the "
+                     "scenarios is worth more than any finite VSS.</p>")
+    if value is not None:
+        parts.append(_table(tables.record([(k, v, cur) for k, v in value.items()
+                                           if k != "status"],
+                                          "Value of modelling uncertainty",
+                                          "VSS = EEV - RP; EVPI = RP - WS"), cur))
+    elif len(prob) > 1:
+        parts.append("<p class='note'>The value of the stochastic solution (VSS) is not in "
+                     "this folder: run <code>offtake value INSTANCE --out DIR</code> to add "
+                     "it.</p>")
+    parts.append(_table(sc, cur))
+
+    parts.append("<h2>Concentration</h2>")
+    conc = tables.concentration_frame(r)
+    parts.append(figure("concentration", plots.concentration(conc), "concentration (HHI)"))
+    parts.append(_table(conc, cur))
+
+    parts.append("<h2>Fiscal cost per payer</h2>")
+    fiscal = tables.fiscal_frame(r)
+    parts.append(figure("fiscal", plots.fiscal(fiscal, cur), "fiscal cost per payer"))
+    parts.append(_table(fiscal, cur))
+    return Report(_page(r, parts), figs)
+
+
+def _page(r: Results, parts: list[str]) -> str:
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{html.escape(r.instance_name)}: offtake report</title>"
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+def write_report(out_dir: str | Path, html_path: str | Path | None = None
+                 ) -> tuple[Path, list[Path]]:
+    """report.html (self-contained) and one PNG per figure, in the output folder."""
+    out = Path(out_dir)
+    rep = build_report(out)
+    target = Path(html_path) if html_path is not None else out / "report.html"
+    target.write_text(rep.html, encoding="utf-8")
+    pngs = []
+    for name, data in rep.figures.items():
+        p = out / f"report_{name}.png"
+        p.write_bytes(data)
+        pngs.append(p)
+    return target, pngs
