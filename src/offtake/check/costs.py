@@ -2,9 +2,10 @@
 term, third parties' fiscal costs and the objective.
 
 Owns `check_costs` (the money part of a check: every term recomputed by
-`offtake.check.objective`, compared with costs.csv, scenario_costs.csv and the reported
-objective), `reported_costs_of` (costs.csv split by payer), `fiscal_costs` and the names
-`RISK_TERM` and `FISCAL_TERM`.
+`offtake.check.objective`, compared with costs.csv, each buyer's share of each term
+(`buyer_cost`), scenario_costs.csv and the reported objective), `reported_costs_of`
+(costs.csv split by payer and buyer), `fiscal_costs` and the names `RISK_TERM` and
+`FISCAL_TERM`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import pandas as pd
 from offtake.check.builds import REPORTED_PAYERS, cost_year, modelled
 from offtake.check.context import KG_PER_T, CheckReport, Ctx, index_of, numbered
 from offtake.check.objective import (
+    ByBuyer,
     PerScenario,
     TermInputs,
+    by_buyer,
+    by_scenario,
     expected,
     risk_cvar,
-    scenario_terms,
+    term_splits,
 )
 from offtake.check.prices import offer_price
 from offtake.check.tables import Plan
@@ -46,11 +50,13 @@ def check_costs(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan, extra: TermInput
     arguments): every cost term recomputed in every scenario, against scenario_costs.csv and
     the reported terms; the risk term; third parties' fiscal costs; the objective. Returns the
     report with every violation found so far."""
-    per_term = scenario_terms(c, plan, extra)
+    splits = term_splits(c, plan, extra)
+    per_term = {name: by_scenario(c, x) for name, x in splits.items()}
     terms = {name: expected(c, per) for name, per in per_term.items()}
     check_scenario_costs(c, t, per_term)
     reported = reported_costs_of(c, t)
     check_cost_terms(c, terms, reported.buyer if reported_costs is None else reported_costs)
+    check_buyer_costs(c, splits, reported.by_buyer)
     risk = _check_risk_term(c, per_term, reported.risk, cvar_weight, cvar_alpha)
     if risk is not None:
         terms[RISK_TERM] = risk
@@ -117,6 +123,9 @@ class _Reported:
     """costs.csv split by payer: the buyer's terms, the risk term, third parties' costs."""
 
     buyer: dict[str, float] = field(default_factory=dict)
+    """term -> the sum of its rows (in the objective, not the risk term)."""
+    by_buyer: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(term, buyer) -> the buyer's share (rows with a buyer)."""
     risk: float | None = None
     fiscal: dict[tuple[str, str], float] = field(default_factory=dict)
     """(term, third party) -> value."""
@@ -127,6 +136,7 @@ def reported_costs_of(c: Ctx, t: dict[str, pd.DataFrame]) -> _Reported:
     'risk' and is in the objective; the others must be fiscal_floor_support or
     fiscal_build_support rows named after their payer."""
     out = _Reported()
+    seen: set[tuple[str, str]] = set()
     for pos, r in numbered(t["costs"]):
         where = f"costs.csv row {pos}"
         in_objective = _flag_text(r["in_objective"])
@@ -142,9 +152,14 @@ def reported_costs_of(c: Ctx, t: dict[str, pd.DataFrame]) -> _Reported:
             if r["payer"] not in ("buyer", ""):
                 c.flag("table", where, 1.0, f"term '{r['term']}' in the objective is paid by "
                        f"'{r['payer']}', not the buyer")
-            if r["term"] in out.buyer:
-                c.flag("table", where, 1.0, f"cost row '{r['term']}' ({r['payer']}) repeated")
+            key = (r["term"], r["buyer"])
+            if key in seen:
+                c.flag("table", where, 1.0, f"cost row '{r['term']}' "
+                       f"({r['buyer'] or 'all buyers'}) repeated")
+            seen.add(key)
             out.buyer[r["term"]] = out.buyer.get(r["term"], 0.0) + r["value"]
+            if r["buyer"]:
+                out.by_buyer[key] = r["value"]
             continue
         if r["term"] not in FISCAL_TERMS or r["payer"] in ("buyer", "", "risk"):
             c.flag("table", where, 1.0, f"only {' or '.join(FISCAL_TERMS)} rows of a third "
@@ -165,6 +180,25 @@ def check_cost_terms(c: Ctx, terms: dict[str, float], reported: dict[str, float]
             c.flag("cost_term", name, abs(value), f"unknown cost term '{name}'")
     for name, value in terms.items():
         c.equal("cost_term", name, reported.get(name, 0.0), value, "reported vs recomputed")
+
+
+def check_buyer_costs(c: Ctx, splits: dict[str, ByBuyer],
+                      reported: dict[tuple[str, str], float]) -> None:
+    """buyer_cost: for each term split by buyer in costs.csv, each buyer's share equals its
+    recomputation (formulation.md, "Cost per buyer"); every buyer has a row of the term.
+    Terms given as one total row (older folders) are not split, nothing to check."""
+    terms = {term for term, _b in reported}
+    for term, split_ in splits.items():
+        if term not in terms:
+            continue
+        mine = by_buyer(c, split_)
+        for b in c.buyers:
+            if (term, b) not in reported:
+                c.flag("table", f"costs.csv,{term},{b}", 1.0,
+                       f"term '{term}' is split by buyer, but has no row for buyer '{b}'")
+                continue
+            c.equal("buyer_cost", index_of(term, b), reported[(term, b)], mine.get(b, 0.0),
+                    "the buyer's share: reported vs recomputed")
 
 
 def check_scenario_costs(c: Ctx, t: dict[str, pd.DataFrame],

@@ -48,7 +48,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "origin": ("buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"),
     "builds": ("build_id", "facility", "built", "start_year", "nameplate_t", "cost",
                "cost_year", "paid_by", "in_objective"),
-    "costs": ("term", "value", "payer", "in_objective"),
+    "costs": ("term", "value", "payer", "in_objective", "buyer"),
     "scenario_costs": ("scenario", "probability", "term", "value"),
     "rules": ("rule_id", "kind", "row", "year", "scenario", "sense", "lhs", "bound", "slack",
               "violation", "binding", "hard", "unit", "share", "share_bound", "base_t",
@@ -80,6 +80,7 @@ OPTIONAL_COLUMNS: dict[tuple[str, str], tuple[str | float, Callable[[Instance], 
     ("spot", "tariff"): (0.0, lambda inst: bool(inst.tariffs)),
     ("costs", "payer"): ("buyer", _third_party),
     ("costs", "in_objective"): ("True", _third_party),
+    ("costs", "buyer"): ("", lambda inst: False),
 }
 """Columns older folders do not have: (default, does the instance need the column?)."""
 
@@ -217,6 +218,8 @@ def _ids_ok(c: Ctx, name: str, where: str, row: dict) -> bool:
         "market": c.markets, "rule_id": c.rules, "build_id": c.build_options,
     }
     for col, ids in known.items():
+        if name == "costs" and col == "buyer" and row[col] == "":
+            continue  # a term's total (older folders), the risk term, a third party's cost
         if col in row and row[col] not in ids:
             c.flag("table", where, 1.0, f"unknown {col} '{row[col]}'")
             return False

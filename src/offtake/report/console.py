@@ -178,6 +178,13 @@ def costs_table(r: Results) -> Table:
                   row_style=lambda row: styles.get(row["line"]))
 
 
+def buyer_costs_table(r: Results) -> Table:
+    frame = tables.buyer_costs_frame(r)
+    money = [c for c in frame.columns if c != "buyer"]
+    return render(frame, right=money, formats=dict.fromkeys(money, lambda x: f"{x:,.0f}"),
+                  row_style=lambda row: "bold" if row["buyer"] == tables.TOTAL else None)
+
+
 def contracts_table(r: Results) -> Table:
     frame = tables.contracts_frame(r)
     years = [c for c in frame.columns if isinstance(c, int)]
@@ -197,6 +204,8 @@ def print_run(console: Console, r: Results, report: CheckReport | None) -> None:
         console.print(costs_table(r))
         console.print(contracts_table(r))
         unmet = r.tables.get("unmet")
+        if len(r.buyer_costs()) > 1:
+            console.print(buyer_costs_table(r))
         if unmet is not None and (unmet["unmet_t"] > 0).any():
             total = unmet["unmet_t"].sum()
             console.print(f"[red]Unmet demand: {total:,.1f} t (see unmet.csv)[/]")

@@ -107,6 +107,23 @@ def contracts_frame(r: Results) -> pd.DataFrame:
                           values="volume_t", aggfunc="sum")
     frame = pivot.reset_index().rename(columns={"offer_id": "offer"})
     frame.columns = [c if isinstance(c, str) else int(c) for c in frame.columns]
+def buyer_costs_frame(r: Results) -> pd.DataFrame:
+    """What each buyer pays of each cost term (costs.csv split by buyer; shared items by the
+    rule of formulation.md, "Cost per buyer"): one row per buyer, a column per term that is
+    not zero, the buyer's total, and a last row of totals (the objective, without a risk
+    term). Money in the currency, discounted, expected."""
+    title = f"Cost by buyer ({r.currency}, discounted, expected)"
+    by = r.buyer_costs()
+    if not by:
+        return _titled(pd.DataFrame(), title, "no split by buyer in this folder")
+    terms = [t for t in r.cost_terms() if any(abs(v.get(t, 0.0)) > 1e-9 for v in by.values())]
+    rows = [[b, *(v.get(t, 0.0) for t in terms), sum(v.values())] for b, v in by.items()]
+    rows.append([TOTAL, *(sum(v.get(t, 0.0) for v in by.values()) for t in terms),
+                 sum(sum(v.values()) for v in by.values())])
+    return _titled(pd.DataFrame(rows, columns=["buyer", *terms, "total"]), title,
+                   "signing costs, prepayments, rebates and build costs shared by volume")
+
+
     return _titled(frame, title)
 
 

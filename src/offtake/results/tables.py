@@ -21,6 +21,7 @@ from offtake.domain.registry import RULE_KINDS, count_kinds
 from offtake.domain.risk import summary
 from offtake.domain.schema import Instance
 from offtake.formulation.data import EXPECTED, FIRST_STAGE_ROW, KG_PER_T, ModelData
+from offtake.results.buyer_costs import split_by_buyer
 from offtake.results.folder import write_frame, write_text, writing
 from offtake.solvers.options import SolveOutcome
 
@@ -50,7 +51,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "origin": ["buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"],
     "builds": ["build_id", "facility", "built", "start_year", "nameplate_t", "cost",
                "cost_year", "paid_by", "in_objective"],
-    "costs": ["term", "value", "payer", "in_objective"],
+    "costs": ["term", "value", "payer", "in_objective", "buyer"],
     "scenario_costs": ["scenario", "probability", "term", "value"],
     "rules": ["rule_id", "kind", "row", "year", "scenario", "sense", "lhs", "bound", "slack",
               "violation", "binding", "hard", "unit", "share", "share_bound", "base_t",
@@ -100,7 +101,25 @@ class Results:
             return {}
         if "in_objective" in costs:
             costs = costs[costs["in_objective"].astype(str) == "True"]
-        return dict(zip(costs["term"], costs["value"].astype(float), strict=True))
+        out: dict[str, float] = {}  # one row per (term, buyer): the term is their sum
+        for term, value in zip(costs["term"], costs["value"].astype(float), strict=True):
+            out[term] = out.get(term, 0.0) + value
+        return out
+
+    def buyer_costs(self) -> dict[str, dict[str, float]]:
+        """buyer -> cost term -> what the buyer pays of it (expected, discounted); the
+        buyers' terms sum to the objective (without a risk term). Empty for folders written
+        before costs.csv had a `buyer` column."""
+        costs = self.tables.get("costs")
+        if costs is None or costs.empty or "buyer" not in costs:
+            return {}
+        mine = costs[(costs["in_objective"].astype(str) == "True")
+                     & (costs["buyer"].fillna("").astype(str) != "")]
+        out: dict[str, dict[str, float]] = {}
+        for term, b, value in zip(mine["term"], mine["buyer"], mine["value"].astype(float),
+                                  strict=True):
+            out.setdefault(str(b), {})[term] = value
+        return out
 
     def fiscal_costs(self) -> dict[str, float]:
         """Third-party cost per payer (floor top-ups net of upside), not in the objective."""
@@ -308,7 +327,7 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
     u["penalty_per_kg"] = u["material"].map(lambda mat: d.unmet_penalty_per_t[mat] / KG_PER_T)
     u["penalty"] = u["unmet_t"] * u["penalty_per_kg"] * KG_PER_T
 
-    return {
+    tables = {
         "offers": offer_rows,
         "contracts": c[TABLE_COLUMNS["contracts"]],
         "flows": f[TABLE_COLUMNS["flows"]],
@@ -317,7 +336,6 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
         "unmet": u[TABLE_COLUMNS["unmet"]],
         "origin": origin_table(arrived),
         "builds": _build_rows(inst, d, v),
-        "costs": _cost_rows(d, v, c),
         "scenario_costs": v["scenario_costs"].assign(
             probability=v["scenario_costs"]["scenario"].map(d.probability))[
             TABLE_COLUMNS["scenario_costs"]],
@@ -328,6 +346,8 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
         "rules": pd.concat([_count_rule_rows(inst, d, signed, v), _share_rule_rows(inst, d, v)],
                            ignore_index=True)[TABLE_COLUMNS["rules"]],
     }
+    tables["costs"] = _cost_rows(inst, d, v, tables)
+    return tables
 
 
 def origin_table(arrived: pd.DataFrame) -> pd.DataFrame:
@@ -479,26 +499,50 @@ def _stock_rows(d: ModelData, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return st[TABLE_COLUMNS["stock"]]
 
 
-def _cost_rows(d: ModelData, v: dict[str, pd.DataFrame], c: pd.DataFrame) -> pd.DataFrame:
-    """The buyer's cost by registered term (in the objective), then each third party's fiscal
-    cost (floor top-ups net of upside), discounted and expected, outside the objective."""
-    rows = [(t, x, "buyer", True) for t, x in zip(v["costs"]["term"], v["costs"]["value"],
-                                                  strict=True)]
+def _cost_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame],
+               tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each registered cost term split by buyer (in the objective: a term is the sum of its
+    rows; `results.buyer_costs`), the risk term, then each third party's fiscal cost (floor
+    top-ups net of upside, build costs it pays), discounted and expected, outside the
+    objective."""
+    c = tables["contracts"]
+    split = split_by_buyer(inst, d, v, tables)
+    rows: list[tuple] = []
+    for t, x in zip(v["costs"]["term"], v["costs"]["value"], strict=True):
+        shares = _exactly(t, float(x), split[t])
+        rows += [(t, shares[b], "buyer", True, b) for b in d.BUYERS]
     if d.cvar_weight > 0:
-        rows.append(("risk_cvar", float(v["risk"]["cost_risk"].iloc[0]), "risk", True))
+        rows.append(("risk_cvar", float(v["risk"]["cost_risk"].iloc[0]), "risk", True, ""))
     fiscal: dict[str, float] = {}
     for payer, y, s, cost in zip(c["fiscal_payer"], c["year"], c["scenario"], c["fiscal_cost"],
                                  strict=True):
         if payer:
             fiscal[payer] = fiscal.get(payer, 0.0) + d.probability[s] * d.discount[y] * cost
-    rows += [("fiscal_floor_support", x, payer, False) for payer, x in sorted(fiscal.items())]
+    rows += [("fiscal_floor_support", x, payer, False, "")
+             for payer, x in sorted(fiscal.items())]
     built = dict(zip(v["built"]["build_id"], v["built"]["built"], strict=True))
     support: dict[str, float] = {}
     for j, payer in d.build_government.items():
         support[payer] = support.get(payer, 0.0) + (
             d.discount[d.build_cost_year[j]] * d.build_cost[j] * round(built.get(j, 0.0)))
-    rows += [("fiscal_build_support", x, payer, False) for payer, x in sorted(support.items())]
+    rows += [("fiscal_build_support", x, payer, False, "")
+             for payer, x in sorted(support.items())]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["costs"])
+
+
+def _exactly(term: str, total: float, shares: dict[str, float]) -> dict[str, float]:
+    """The buyers' shares of a term adjusted to sum to the model's value of the term: the
+    rounding difference (|difference| <= 1e-6 relative; more is a bug, raised) goes to the
+    largest share."""
+    gap = total - sum(shares.values())
+    if abs(gap) > 1e-6 * max(1.0, abs(total)):
+        raise RuntimeError(f"cost term {term}: the buyers' shares sum to "
+                           f"{sum(shares.values()):.10g}, the model's term is {total:.10g}")
+    out = dict(shares)
+    if out and gap:
+        top = max(out, key=lambda b: abs(out[b]))
+        out[top] += gap
+    return out
 
 
 def _build_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> pd.DataFrame:
