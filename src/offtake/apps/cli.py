@@ -220,6 +220,15 @@ def solve(
     cvar_weight: Annotated[float, typer.Option(
         help="lambda: minimise expected cost + lambda x CVaR")] = 0.0,
     cvar_alpha: Annotated[float, typer.Option(help="CVaR level alpha in (0, 1)")] = 0.95,
+    buyers: Annotated[str | None, typer.Option(
+        "--buyers", metavar="A,B",
+        help="solve for these buyers only (comma-separated): the instance restricted to them, "
+        "as `offtake consortium` solves a coalition")] = None,
+    force: Annotated[list[str] | None, typer.Option(
+        "--force", metavar="ID", help="sign this offer or build this option (repeatable)")] = None,
+    forbid: Annotated[list[str] | None, typer.Option(
+        "--forbid", metavar="ID",
+        help="do not sign this offer or build this option (repeatable)")] = None,
     sets: SetOption = None,
 ) -> None:
     """Solve an instance, write DIR/summary.json and tables, and check the plan."""
@@ -235,9 +244,11 @@ def solve(
                            write_model=write_model, cvar_weight=cvar_weight,
                            cvar_alpha=cvar_alpha)
     try:
-        result = run(instance, out, options, relax=relax or [], sets=sets or [])
-    except InvalidInstance as exc:  # a bad --set, or an unknown rule to relax
-        _invalid_set(exc, "--set / --relax")
+        result = run(instance, out, options, relax=relax or [], sets=sets or [],
+                     buyers=[b.strip() for b in (buyers or "").split(",") if b.strip()],
+                     force=force or [], forbid=forbid or [])
+    except InvalidInstance as exc:  # a bad --set; an unknown rule, buyer, offer or option
+        _invalid_set(exc, "--set / --relax / --buyers / --force / --forbid")
     except (ValueError, FolderBusy) as exc:  # bad options; another run writing --out
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT["invalid"]) from exc

@@ -41,6 +41,7 @@ from offtake.domain.validation import check_instance
 
 __all__ = [
     "apply_sets",
+    "decide",
     "forbid_offer",
     "force_offer",
     "from_data",
@@ -396,6 +397,38 @@ def force_offer(inst: Instance, offer_id: str) -> Instance:
 def forbid_offer(inst: Instance, offer_id: str) -> Instance:
     """The offer must not be signed."""
     return set_offer_decision(inst, offer_id, "forbidden")
+
+
+def decide(inst: Instance, force: Sequence[str] = (), forbid: Sequence[str] = ()
+           ) -> Instance:
+    """The instance with offers and build options decided (validated once, at the end): each
+    ID in `force` forced (an offer signed, a build option built), each in `forbid` forbidden.
+    Offers and build options share one namespace. An unknown ID (with the nearest known one)
+    or an ID both forced and forbidden raises `InvalidInstance`."""
+    if not force and not forbid:
+        return inst
+    raw = to_data(inst)
+    items: dict[str, tuple[str, dict]] = {o["id"]: (f"offers.{o['id']}", o)
+                                          for o in raw["offers"]}
+    for f in raw["facilities"]:
+        for j in f["builds"]:
+            items[j["id"]] = (f"facilities.{f['id']}.builds.{j['id']}", j)
+    problems = [Finding("decided_twice", "error", x, f"'{x}' is both forced and forbidden",
+                        "name it in one of --force / --forbid")
+                for x in sorted(set(force) & set(forbid))]
+    for decision, verb, ids in (("forced", "force", force), ("forbidden", "forbid", forbid)):
+        for x in ids:
+            if x not in items:
+                problems.append(Finding("unknown_id", "error", x,
+                                        f"no offer or build option '{x}' to {verb}",
+                                        nearest(x, list(items)) or "offers and build options: "
+                                        + ", ".join(sorted(items)[:20])))
+                continue
+            where, item = items[x]
+            item["decision"] = decision
+    if problems:
+        raise InvalidInstance(problems)
+    return from_data(raw)
 
 
 def keep_buyers(inst: Instance, buyer_ids: Sequence[str]) -> Instance:

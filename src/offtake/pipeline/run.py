@@ -14,7 +14,7 @@ from pathlib import Path
 from offtake.check import CheckReport, check_folder
 from offtake.domain.findings import Finding
 from offtake.domain.schema import Instance
-from offtake.domain.transforms import apply_sets, relax_rules
+from offtake.domain.transforms import apply_sets, decide, keep_buyers_noted, relax_rules
 from offtake.formulation.data import build_data
 from offtake.formulation.ruledata import origin_gaps
 from offtake.io.loader import LoadResult, load_instance
@@ -36,20 +36,31 @@ class Run:
 
 
 def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = None,
-        relax: list[str] | None = None, sets: list[str] | None = None) -> Run:
+        relax: list[str] | None = None, sets: list[str] | None = None, *,
+        buyers: list[str] | None = None, force: list[str] | None = None,
+        forbid: list[str] | None = None) -> Run:
     """Load, apply the `sets` ('PATH=VALUE', see `offtake.domain.transforms.apply_sets`),
-    drop the `relax`ed rules, prove rule conflicts, solve, write the output folder, check it
-    independently from the folder, and explain an infeasible outcome.
+    keep only the named `buyers` (`keep_buyers_noted`: what went with the others is a
+    warning), force and forbid offers or build options (`decide`), drop the `relax`ed rules,
+    prove rule conflicts, solve, write the output folder, check it independently from the
+    folder, and explain an infeasible outcome.
 
-    A file with errors gives a Run without results; a bad set or an unknown rule to relax
-    raises `InvalidInstance` (before anything is written)."""
+    A file with errors gives a Run without results; a bad set, an unknown buyer, offer,
+    build option or rule raises `InvalidInstance` (before anything is written)."""
     options = options or SolveOptions()
     start = time.perf_counter()
     loaded = load_instance(path)
     load_seconds = time.perf_counter() - start
     if loaded.instance is None:
         return Run(loaded)
-    inst = relax_rules(apply_sets(loaded.instance, sets or []), relax or [])
+    inst = apply_sets(loaded.instance, sets or [])
+    notes: list[Finding] = []
+    if buyers:
+        inst, notes = keep_buyers_noted(inst, buyers)
+    inst = relax_rules(decide(inst, force or [], forbid or []), relax or [])
+    loaded.findings = [*loaded.findings, *notes]
+    narrowed = {"buyers": list(buyers or []), "forced": list(force or []),
+                "forbidden": list(forbid or [])}
     start = time.perf_counter()
     data = build_data(inst, cvar_weight=options.cvar_weight, cvar_alpha=options.cvar_alpha)
     gaps = origin_gaps(inst, data)
@@ -60,9 +71,10 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
                                "not solved", None, "rules conflict (proved before solving)")
         results = assemble(inst, data, outcome, None, sha256=loaded.sha256,
                            build_seconds=time.perf_counter() - start,
-                           options=_options_dict(options))
+                           options={**_options_dict(options), **narrowed})
         return _finish(Run(loaded, results, None, diagnosis, gaps), inst, out_dir, relax, sets)
     results = solve_instance(inst, options, sha256=loaded.sha256, data=data)
+    results.options.update(narrowed)
     results.timings = {"load": load_seconds, **results.timings}
     explained = explain_infeasibility(inst, options) if results.status == "infeasible" else None
     return _finish(Run(loaded, results, None, explained, gaps), inst, out_dir, relax, sets)
