@@ -33,13 +33,18 @@ _FREE_TEXT_KEYS = {"name", "description", "source", "notes", "company"}
 
 
 class YamlLoader(yaml.SafeLoader):
-    """YAML 1.2-style booleans: only true/false. YAML 1.1 reads NO (Norway), ON, Y as booleans."""
+    """YAML 1.2-style booleans and floats: only true/false are booleans (YAML 1.1 reads NO
+    (Norway), ON, Y as booleans), and 1e6 or 2.5E-3 are numbers (YAML 1.1 wants a dot)."""
 
 
 YamlLoader.yaml_implicit_resolvers = {
     k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
 }
+YamlLoader.add_implicit_resolver(  # 1e6, 5.0e7: floats in YAML 1.2, text in YAML 1.1
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 for _first in "tTfF":
     YamlLoader.add_implicit_resolver(
         "tag:yaml.org,2002:bool",
@@ -88,6 +93,35 @@ def validate_mapping(raw: Any, place: Place | None = None) -> LoadResult:
     return result
 
 
+def _at_document_position(f: Finding, positions: dict[str, list[int]]) -> Finding:
+    """A whole-instance finding located in a list section by the position among the items
+    that passed (`buyers[0]`), moved to the item's position in the document (`buyers[1]`
+    when the first buyer failed): the later renaming to IDs must find the right item."""
+    m = re.match(r"^(\w+)\[(\d+)\]", f.location)
+    if not m or m.group(1) not in positions:
+        return f
+    kept = positions[m.group(1)]
+    k = int(m.group(2))
+    if k >= len(kept) or kept[k] == k:
+        return f
+    return replace(f, location=f"{m.group(1)}[{kept[k]}]{f.location[m.end():]}")
+
+
+def _stand_ins(parts: dict[str, Any]) -> dict[str, Any]:
+    """The sections for the whole-instance checks: a missing or invalid section (already a
+    finding) stands in as empty (a list section) or as its default, so that the checks of the
+    other sections still run instead of failing on None."""
+    out = dict(parts)
+    for name, finfo in Instance.model_fields.items():
+        if out.get(name) is not None:
+            continue
+        if name in LIST_SECTIONS:
+            out[name] = []
+        elif not finfo.is_required():
+            out[name] = finfo.get_default(call_default_factory=True)
+    return out
+
+
 def _validate_mapping(raw: Any) -> tuple[LoadResult, Any]:
     """The result with findings located by position, and the document they refer to (IDs
     trimmed, scenario_spec expanded)."""
@@ -110,6 +144,7 @@ def _validate_mapping(raw: Any) -> tuple[LoadResult, Any]:
                                     f"unknown section '{key}'",
                                     nearest(str(key), known) or f"expected one of {sorted(known)}"))
     parts: dict[str, Any] = {"unparsed_ids": set()}
+    positions: dict[str, list[int]] = {}
     for name, finfo in Instance.model_fields.items():
         if name not in raw:
             if finfo.is_required():
@@ -119,10 +154,12 @@ def _validate_mapping(raw: Any) -> tuple[LoadResult, Any]:
             else:
                 parts[name] = finfo.get_default(call_default_factory=True)
             continue
-        parts[name] = _validate_section(name, raw[name], findings, parts["unparsed_ids"])
+        parts[name] = _validate_section(name, raw[name], findings, parts["unparsed_ids"],
+                                        positions)
     if parts.get("meta") is None or parts.get("horizon") is None:
         return LoadResult(None, findings), raw
-    findings += check_instance(SimpleNamespace(**parts), partial=bool(errors(findings)))
+    whole = check_instance(SimpleNamespace(**_stand_ins(parts)), partial=bool(errors(findings)))
+    findings += [_at_document_position(f, positions) for f in whole]
     if errors(findings):
         return LoadResult(None, findings), raw
     try:
@@ -173,7 +210,10 @@ def name_items(findings: Iterable[Finding], doc: dict[str, Any]) -> list[Finding
     return [replace(f, location=name_location(f.location, names)) for f in findings]
 
 
-def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: set) -> Any:
+def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: set,
+                      positions: dict[str, list[int]]) -> Any:
+    """The section's model (None if it fails), or for a list section the items that pass;
+    `positions[name]` records where each kept item stands in the document."""
     if name in LIST_SECTIONS:
         if value is None:
             return []
@@ -181,12 +221,14 @@ def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: 
             findings.append(Finding("wrong_type", "error", name, f"'{name}' must be a list"))
             return []
         out = []
+        kept = positions.setdefault(name, [])
         for i, item in enumerate(value):
             try:
                 if name == "rules":
                     out.append(rule_adapter().validate_python(item))
                 else:
                     out.append(SECTION_MODELS[name].model_validate(item))
+                kept.append(i)
             except ValidationError as exc:
                 kind = item.get("kind") if name == "rules" and isinstance(item, dict) else None
                 findings += _pydantic_findings(exc, [name, i], kind)
@@ -246,10 +288,16 @@ def _pydantic_findings(exc: ValidationError, prefix: list[str | int],
 
 def _wrong_union_branch(err: Any, errs: list[Any]) -> bool:
     """A 'constant or by-year' field given a mapping fails the constant branch too: drop that
-    error when the mapping branch has its own, more precise errors."""
+    error when the mapping branch has its own, more precise errors. Given a constant (a
+    negative capacity, say), it fails the mapping branch with 'valid dictionary': drop that
+    one when the constant branch has said what is wrong."""
+    plain = [p for p in err["loc"] if not _is_union_tag(p)]
+    if err["type"] in ("dict_type", "list_type") and not isinstance(err.get("input"),
+                                                                      dict | list):
+        return any(e is not err and e["type"] not in ("dict_type", "list_type")
+                   and [p for p in e["loc"] if not _is_union_tag(p)] == plain for e in errs)
     if err["type"] not in _SCALAR_TYPE_ERRORS or not isinstance(err.get("input"), dict | list):
         return False
-    plain = [p for p in err["loc"] if not _is_union_tag(p)]
     return any(len(e["loc"]) > len(err["loc"])
                and [p for p in e["loc"] if not _is_union_tag(p)][: len(plain)] == plain
                for e in errs if e is not err)

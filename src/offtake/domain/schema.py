@@ -341,6 +341,9 @@ class Tariff(_Strict):
     materials: list[Id] | None = None
     rate: Annotated[float, Field(ge=0, le=10)] | dict[Year, Annotated[float, Field(ge=0, le=10)]]
     """Fraction of the purchase value (0.25 = 25 %), constant or by year (missing years: 0)."""
+    rate_above_100_percent: bool = False
+    """Say true to allow a rate above 1 (above 100 %, e.g. 1.45 for 145 %); without it such a
+    rate is taken for a percent typed as a number (10 meaning 10 %) and rejected."""
     description: str = ""
     source: str = ""
 
@@ -348,6 +351,12 @@ class Tariff(_Strict):
     def _has_origin(self) -> Tariff:
         if not self.origins and not self.origin_groups:
             raise ValueError("a tariff needs origins or origin_groups")
+        rates = self.rate.values() if isinstance(self.rate, dict) else [self.rate]
+        high = max(rates, default=0.0)
+        if high > 1 and not self.rate_above_100_percent:
+            raise ValueError(f"rate {high:g} is {high:.0%} of the purchase value; rates are "
+                             f"fractions (0.10 = 10 %): write {high / 100:g} for {high:g} %, or "
+                             "set rate_above_100_percent: true for a duty above 100 %")
         return self
 
 

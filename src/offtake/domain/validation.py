@@ -69,6 +69,7 @@ def check_instance(inst: Any, partial: bool = False) -> list[Finding]:
     _check_builds(inst, c)
     _check_scenarios(inst, c)
     _check_prices(inst, c)
+    _check_magnitudes(inst, c)
     if not partial and not any(f.severity == "error" for f in c.items):
         _check_network(inst, c)
     return c.items
@@ -112,13 +113,73 @@ def _check_ids(inst: Any, c: _Collector) -> None:
                        "prefer a letter prefix")
 
 
+COUNTRY_ALIASES = {"UK": "GB", "EL": "GR"}
+"""Codes in common use that ISO 3166-1 spells otherwise (the EU writes UK and EL). A nearest
+code by spelling would mislead: every two-letter code is close to many others."""
+
+
+WORLD_MAGNET_T = 310_000.0
+"""Global rare-earth permanent magnet output, t/yr, 2025 [S82 of the team's fact sheet]; world
+mined rare-earth oxide is about 390,000 t (2025e) [S91]."""
+FAR_ABOVE_WORLD = 500_000.0
+"""A buyer's demand or a plant's capacity above this in one year is beyond the whole world's
+magnet (and oxide) output: almost surely kilograms typed as tonnes."""
+TINY_T = 1e-3
+"""A positive quantity below 1 kg is almost surely a unit slip, and sits at the solver's
+feasibility tolerance once costs are in millions."""
+MAX_RANGE = 1e12
+"""Largest money figure over smallest positive tonnage beyond which HiGHS's tolerances
+(about 1e-7 relative) can no longer tell the small quantity from zero."""
+
+
+def _check_magnitudes(inst: Any, c: _Collector) -> None:
+    """Warnings for quantities far outside this market's sourced ranges and for a numeric
+    range the solver cannot resolve (both are usually unit slips)."""
+    years = inst.horizon.years
+    tonnes: list[tuple[float, str, str]] = []  # (t, location, what it is)
+    for i, b in enumerate(inst.buyers):
+        for m, series in b.demand_t.items():
+            for y in years:
+                tonnes.append((at(series, y), f"buyers[{i}].demand_t.{m}.{y}",
+                               f"demand of {b.id} for {m} in {y}"))
+    for i, f in enumerate(inst.facilities):
+        for y in years:
+            tonnes.append((at(f.capacity_t, y), f"facilities[{i}].capacity_t.{y}",
+                           f"capacity of {f.id} in {y}"))
+    seen: set[tuple[str, str]] = set()  # one warning of a kind per series
+    for x, loc, _ in tonnes:
+        base = loc.rsplit(".", 1)[0]
+        if x > FAR_ABOVE_WORLD and (base, "far") not in seen:
+            seen.add((base, "far"))
+            c.warn("far_above_world_output", loc,
+                   f"{x:,.0f} t in a year is beyond the world's whole magnet output (about "
+                   f"{WORLD_MAGNET_T:,.0f} t in 2025)", "quantities are in tonnes: was it kg?")
+        elif 0 < x < TINY_T and (base, "tiny") not in seen:
+            seen.add((base, "tiny"))
+            c.warn("tiny_quantity", loc, f"{x:g} t is less than 1 kg",
+                   "quantities are in tonnes (1 kg = 0.001 t)")
+    money = [(o.signing_cost, f"offers[{i}].signing_cost") for i, o in enumerate(inst.offers)]
+    money += [(o.prepayment, f"offers[{i}].prepayment") for i, o in enumerate(inst.offers)]
+    positive = [(x, what) for x, _, what in tonnes if x > 0]
+    if positive and money:
+        small, small_what = min(positive)
+        big, big_at = max(money)
+        if big > 0 and big / small > MAX_RANGE:
+            c.warn("numeric_range", big_at,
+                   f"{big:,.0f} against {small:g} t ({small_what}): a range of "
+                   f"{big / small:.1e}, beyond what the solver resolves (about {MAX_RANGE:.0e})",
+                   "check the units of both; the solve may treat the small quantity as zero")
+
+
 def _check_countries(inst: Any, c: _Collector) -> None:
     iso = iso_countries()
 
     def one(code: str, loc: str) -> None:
         if code not in iso:
+            alias = COUNTRY_ALIASES.get(code)
             c.error("unknown_country", loc, f"'{code}' is not an ISO 3166-1 alpha-2 code",
-                    nearest(code, iso) or "use two-letter ISO codes, e.g. US, CN, AU")
+                    f"did you mean '{alias}'?" if alias else
+                    "use two-letter ISO 3166-1 codes, e.g. US, CN, AU, GB, JP, KR, DE")
 
     for i, f in enumerate(inst.facilities):
         one(f.country, f"facilities[{i}].country")
