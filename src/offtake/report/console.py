@@ -202,10 +202,10 @@ def print_run(console: Console, r: Results, report: CheckReport | None) -> None:
     console.print(summary_table(r))
     if r.has_solution:
         console.print(costs_table(r))
-        console.print(contracts_table(r))
-        unmet = r.tables.get("unmet")
         if len(r.buyer_costs()) > 1:
             console.print(buyer_costs_table(r))
+        console.print(contracts_table(r))
+        unmet = r.tables.get("unmet")
         if unmet is not None and (unmet["unmet_t"] > 0).any():
             total = unmet["unmet_t"].sum()
             console.print(f"[red]Unmet demand: {total:,.1f} t (see unmet.csv)[/]")

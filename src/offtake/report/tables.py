@@ -95,18 +95,6 @@ def costs_frame(r: Results) -> pd.DataFrame:
                    "Cost by term (discounted, expected)")
 
 
-def contracts_frame(r: Results) -> pd.DataFrame:
-    """Signed contracts: offer, supplier, buyer, then tonnes in each year (summed over the
-    scenarios of the contracts table)."""
-    title = "Signed contracts (t per year)"
-    c = r.tables.get("contracts")
-    if c is None or c.empty:
-        return _titled(pd.DataFrame(), title)
-    c = c[c["signed"] == 1]
-    pivot = c.pivot_table(index=["offer_id", "supplier", "buyer"], columns="year",
-                          values="volume_t", aggfunc="sum")
-    frame = pivot.reset_index().rename(columns={"offer_id": "offer"})
-    frame.columns = [c if isinstance(c, str) else int(c) for c in frame.columns]
 def buyer_costs_frame(r: Results) -> pd.DataFrame:
     """What each buyer pays of each cost term (costs.csv split by buyer; shared items by the
     rule of formulation.md, "Cost per buyer"): one row per buyer, a column per term that is
@@ -124,6 +112,18 @@ def buyer_costs_frame(r: Results) -> pd.DataFrame:
                    "signing costs, prepayments, rebates and build costs shared by volume")
 
 
+def contracts_frame(r: Results) -> pd.DataFrame:
+    """Signed contracts: offer, supplier, buyer, then tonnes in each year (summed over the
+    scenarios of the contracts table)."""
+    title = "Signed contracts (t per year)"
+    c = r.tables.get("contracts")
+    if c is None or c.empty:
+        return _titled(pd.DataFrame(), title)
+    c = c[c["signed"] == 1]
+    pivot = c.pivot_table(index=["offer_id", "supplier", "buyer"], columns="year",
+                          values="volume_t", aggfunc="sum")
+    frame = pivot.reset_index().rename(columns={"offer_id": "offer"})
+    frame.columns = [c if isinstance(c, str) else int(c) for c in frame.columns]
     return _titled(frame, title)
 
 
