@@ -84,3 +84,59 @@ def test_raising_demand_never_lowers_cost(raw, extra, year):
     more["buyers"][0]["demand_t"]["MAG"][year] += extra
     after = optimum(more)
     assert after >= before - TOL * max(1.0, abs(before))
+
+
+@st.composite
+def richer(draw) -> dict:
+    """`instances()` plus what a real instance has: two scenarios with demand and price
+    changes, a tariff on Chinese origin, take-or-pay on one offer, a second buyer, and hard or
+    soft rules of the share kinds (which may make the instance infeasible)."""
+    raw = draw(instances())
+    raw["buyers"].append({"id": "B2", "country": draw(st.sampled_from(["DE", "JP"])),
+                          "demand_t": {"MAG": {y: draw(st.integers(0, 100)) for y in YEARS}}})
+    if draw(st.booleans()):
+        raw["offers"][0]["take_or_pay_share"] = draw(st.sampled_from([0.5, 0.8, 1.0]))
+    raw["tariffs"] = [{"id": "DUTY-CN", "origins": ["CN"],
+                       "rate": draw(st.sampled_from([0.0, 0.1, 0.25]))}]
+    p = draw(st.sampled_from([0.3, 0.5, 0.8]))
+    raw["scenarios"] = [
+        {"id": "calm", "probability": p},
+        {"id": "tight", "probability": round(1 - p, 6),
+         "demand": [{"multiplier": draw(st.sampled_from([1.0, 1.2, 1.5]))}],
+         "spot": [{"price_multiplier": draw(st.sampled_from([1.0, 2.0, 3.0]))}]}]
+    rules = []
+    for i in range(draw(st.integers(0, 2))):
+        kind = draw(st.sampled_from(["max_supplier_share", "max_country_share",
+                                     "min_content_share"]))
+        rule: dict = {"id": f"R{i}", "kind": kind}
+        if kind == "max_supplier_share":
+            rule["max_share"] = draw(st.sampled_from([0.4, 0.6, 0.9]))
+        elif kind == "max_country_share":
+            rule.update(max_share=draw(st.sampled_from([0.5, 0.8])), stages=["MAGNET"])
+        else:
+            rule.update(min_share=draw(st.sampled_from([0.2, 0.5])), stages=["MAGNET"],
+                        countries=["US", "DE", "JP", "AU"])
+        if draw(st.booleans()):
+            rule.update(hard=False, penalty_per_unit=draw(st.sampled_from([1000, 50_000])))
+        rules.append(rule)
+    raw["rules"] = rules
+    for f in raw["facilities"]:  # the rules read the magnet stage of every chain
+        f["feed_origin"] = {"MAGNET": f["country"]}
+    raw["spot_markets"][0]["feed_origin"] = {"MAGNET": "CN"}
+    return raw
+
+
+@SETTINGS
+@given(raw=richer())
+def test_generated_instances_solve_and_pass_the_checker_and_dropping_a_rule_never_costs(raw):
+    """Every generated instance validates, solves to optimal or proves infeasible (hard rules
+    can conflict), passes the independent checker when it has a plan, and dropping any one
+    rule never raises the optimal cost (a feasible plan stays feasible)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        res = solve_checked(instance(raw), Path(tmp))  # the checker runs on every plan
+    assert res.status in ("optimal", "infeasible")
+    if res.status != "optimal" or not raw["rules"]:
+        return
+    looser = copy.deepcopy(raw)
+    looser["rules"] = raw["rules"][1:]
+    assert optimum(looser) <= res.objective + TOL * max(1.0, abs(res.objective))
