@@ -74,7 +74,7 @@ def test_signed_contracts_by_year(tiny):
     frame = tables.contracts_frame(tiny)
     assert list(frame.columns) == ["offer", "supplier", "buyer", 2026, 2027]
     assert frame.values.tolist() == [["OFF-B", "SUP-B", "OEM", approx(100), approx(100)]]
-    assert frame.attrs["title"] == "Signed contracts (t per year)"
+    assert frame.attrs["title"] == "Signed contracts (contracted t per year)"  # one scenario
 
 
 def test_no_rules_and_no_violations_are_empty_frames(tiny, tmp_path):
@@ -92,8 +92,9 @@ def test_binding_rule_rows_with_shadow_prices(tmp_path):
     res = solve_checked(instance(with_rules(cap)), tmp_path)
     frame = tables.rules_frame(res)
     assert list(frame.columns) == [
-        "rule", "row", "year", "lhs", "bound", "unit", "share",
+        "rule", "row", "year", "scenario", "lhs", "bound", "unit", "share",
         "shadow price per unit (USD)", "shadow price per pp (USD)"]
+    assert set(frame["scenario"]) == {"base"}
     top = frame.iloc[0]
     assert (top["rule"], top["row"], top["year"], top["unit"]) == ("CAP", "B|F-CN|MAG", 2026,
                                                                     "t")

@@ -12,11 +12,15 @@ checker rejects), 5 unbounded.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -30,7 +34,67 @@ if TYPE_CHECKING:
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Choose rare-earth magnet offtake contracts at least cost.")
-console = Console(width=140)
+
+
+class _QuietPipe(io.TextIOBase):
+    """Standard output that goes quiet when its reader has gone (`offtake solve ... | head`):
+    the command still runs to its end (its files are written) and exits with its own code,
+    with no BrokenPipeError traceback. Writes to whatever `sys.stdout` is at the time."""
+
+    gone = False
+
+    def write(self, s: str) -> int:
+        if not self.gone:
+            try:
+                sys.stdout.write(s)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(s)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.gone = True
+        # so that the interpreter's last flush of stdout does not fail either
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
+console = Console(width=140, file=cast(IO[str], _QuietPipe()))
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        def v(name: str) -> str:
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return "not installed"
+
+        console.print(f"offtake {v('offtake')} (highspy {v('highspy')}, pyomo {v('pyomo')}, "
+                      f"Python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="print the versions of offtake, HiGHS and Pyomo and exit")] = False) -> None:
+    """Choose rare-earth magnet offtake contracts at least cost."""
 
 EXIT = {"optimal": 0, "feasible": 0, "invalid": 1, "infeasible": 2, "unbounded": 5,
         "no_solution": 3, "error": 4}
@@ -230,8 +294,11 @@ def solve(
         "--forbid", metavar="ID",
         help="do not sign this offer or build this option (repeatable)")] = None,
     sets: SetOption = None,
+    rows: Annotated[str, typer.Option(
+        "--rows", metavar="N|all", help="binding rule rows to print (default 20)")] = "20",
 ) -> None:
-    """Solve an instance, write DIR/summary.json and tables, and check the plan."""
+    """Solve an instance, write DIR/summary.json, the tables and results.xlsx, and check
+    the plan."""
     from offtake.pipeline.run import run
     from offtake.report.console import diagnosis_table, print_run
     from offtake.results.folder import FolderBusy
@@ -239,6 +306,9 @@ def solve(
     _solver_or_exit()
     if cvar_weight < 0 or not 0 < cvar_alpha < 1:
         console.print("[red]need --cvar-weight >= 0 and 0 < --cvar-alpha < 1[/]")
+        raise typer.Exit(EXIT["invalid"])
+    if rows != "all" and not (rows.isdigit() and int(rows) > 0):
+        console.print(f"[red]--rows must be a positive whole number or 'all', not {rows!r}[/]")
         raise typer.Exit(EXIT["invalid"])
     options = SolveOptions(time_limit=time_limit, mip_gap=mip_gap, threads=threads,
                            write_model=write_model, cvar_weight=cvar_weight,
@@ -258,7 +328,7 @@ def solve(
     warnings = [f for f in result.load.findings if f.severity == "warning"] + result.warnings
     if warnings:
         console.print(_findings_table(warnings, "Warnings"))
-    print_run(console, result.results, result.check)
+    print_run(console, result.results, result.check, None if rows == "all" else int(rows))
     if result.diagnosis is not None:
         console.print(diagnosis_table(result.diagnosis))
     if result.results.has_solution:

@@ -168,7 +168,7 @@ def summary_table(r: Results) -> Table:
 def costs_table(r: Results) -> Table:
     frame = tables.costs_frame(r)
     money = f"cost ({r.currency})"
-    styles = {"total": "bold", "third party": "dim"}
+    styles = {"total": "bold", "risk": "italic", "objective": "bold", "third party": "dim"}
 
     def term(row: pd.Series) -> str:
         return row["term"] + (" (not in objective)" if row["line"] == "third party" else "")
@@ -198,7 +198,9 @@ def violations_table(report: CheckReport) -> Table:
                   overflow="fold", limit=50)
 
 
-def print_run(console: Console, r: Results, report: CheckReport | None) -> None:
+def print_run(console: Console, r: Results, report: CheckReport | None,
+              rows: int | None = 20) -> None:
+    """The run summary, costs, contracts, rules (the first `rows`, None: all) and risk."""
     console.print(summary_table(r))
     if r.has_solution:
         console.print(costs_table(r))
@@ -209,7 +211,7 @@ def print_run(console: Console, r: Results, report: CheckReport | None) -> None:
         if unmet is not None and (unmet["unmet_t"] > 0).any():
             total = unmet["unmet_t"].sum()
             console.print(f"[red]Unmet demand: {total:,.1f} t (see unmet.csv)[/]")
-        console.print(rules_table(r))
+        console.print(rules_table(r, rows))
         if r.risk and r.tables.get("scenario_costs") is not None and \
                 r.tables["scenario_costs"]["scenario"].nunique() > 1:
             console.print(risk_table(r))
@@ -239,18 +241,26 @@ def compare_table(frame: pd.DataFrame, currency: str) -> Table:
                   right=["with", "without", "cost of compliance"])
 
 
-def rules_table(r: Results, limit: int = 20) -> Table:
-    """Binding or violated rule rows, dearest first, with their shadow prices."""
+def rules_table(r: Results, limit: int | None = 20) -> Table:
+    """Binding or violated rule rows, dearest first, with their shadow prices; the first
+    `limit` rows (None: all), with a scenario column when rows differ by scenario."""
     frame = tables.rules_frame(r)
     if frame.empty and not len(frame.columns):
         return render(frame)
     per_unit = f"shadow price per unit ({r.currency})"
     per_pp = f"shadow price per pp ({r.currency})"
+    columns: dict[str, Any] = {"rule": "rule", "row": "row", "year": "year"}
+    if frame["scenario"].nunique() > 1:
+        columns["scenario"] = "scenario"
+    columns |= {"lhs / bound": lambda row: f"{row['lhs']:,.1f} / {row['bound']:,.1f}",
+                "share": "share", "per unit": per_unit, "per pp": per_pp}
+    shown = len(frame) if limit is None else min(limit, len(frame))
+    caption = frame.attrs.get("caption", "")
+    if shown < len(frame):
+        caption += f"; first {shown} shown (--rows all for every row)"
     return render(
         frame, limit=limit, right=["year", "lhs / bound", "share", "per unit", "per pp"],
-        columns={"rule": "rule", "row": "row", "year": "year",
-                 "lhs / bound": lambda row: f"{row['lhs']:,.1f} / {row['bound']:,.1f}",
-                 "share": "share", "per unit": per_unit, "per pp": per_pp},
+        caption=caption, columns=columns,
         formats={"year": lambda y: "" if _missing(y) else str(int(y)),
                  "share": lambda s: "" if _missing(s) else f"{s:.1%}",
                  per_unit: _num, per_pp: _num})

@@ -82,13 +82,25 @@ def run_summary_frame(r: Results) -> pd.DataFrame:
     return record(rows, f"offtake: {r.instance_name}")
 
 
+RISK_TERM = "risk_cvar"
+"""The cost term of the CVaR risk measure (lambda x CVaR): in the objective, not a cost."""
+
+
 def costs_frame(r: Results) -> pd.DataFrame:
-    """The objective by cost term, their total, and each third party's cost (not in the
-    objective). Columns: term, line ('term', 'total' or 'third party'), cost (currency)."""
+    """The buyers' cost by term and its total (expected), then, under CVaR, the risk term and
+    the objective (total + risk) apart, then each third party's cost (not in the objective).
+    Columns: term, line ('term', 'total', 'risk', 'objective' or 'third party'), cost."""
     money = f"cost ({r.currency})"
     terms = r.cost_terms()
+    risk = terms.pop(RISK_TERM, None)
     rows = [(term, "term", value) for term, value in terms.items()]
     rows.append((TOTAL, "total", sum(terms.values())))
+    if risk is not None:
+        weight = r.risk.get("cvar_weight", 0.0) or 0.0
+        alpha = r.risk.get("alpha", 0.0) or 0.0
+        rows.append((f"risk: {weight:g} x CVaR {alpha:.0%}", "risk", risk))
+        rows.append(("objective (buyer total + risk)", "objective",
+                     sum(terms.values()) + risk))
     rows += [(f"fiscal floor support paid by {payer}", "third party", value)
              for payer, value in r.fiscal_costs().items()]
     return _titled(pd.DataFrame(rows, columns=["term", "line", money]),
@@ -113,13 +125,17 @@ def buyer_costs_frame(r: Results) -> pd.DataFrame:
 
 
 def contracts_frame(r: Results) -> pd.DataFrame:
-    """Signed contracts: offer, supplier, buyer, then tonnes in each year (summed over the
-    scenarios of the contracts table)."""
-    title = "Signed contracts (t per year)"
+    """Signed contracts: offer, supplier, buyer, then the contracted tonnes in each year. The
+    contracted volume is decided once (first stage): the same in every scenario, so it is
+    read from one scenario, never summed over them; deliveries that differ by scenario
+    (take-or-pay shortfalls) are in `plan_frame`."""
     c = r.tables.get("contracts")
+    n = c["scenario"].nunique() if c is not None and not c.empty else 1
+    title = "Signed contracts (contracted t per year" + (
+        f", the same in each of the {n} scenarios)" if n > 1 else ")")
     if c is None or c.empty:
         return _titled(pd.DataFrame(), title)
-    c = c[c["signed"] == 1]
+    c = c[(c["signed"] == 1) & (c["scenario"] == c["scenario"].iloc[0])]
     pivot = c.pivot_table(index=["offer_id", "supplier", "buyer"], columns="year",
                           values="volume_t", aggfunc="sum")
     frame = pivot.reset_index().rename(columns={"offer_id": "offer"})
@@ -129,6 +145,7 @@ def contracts_frame(r: Results) -> pd.DataFrame:
 
 def rules_frame(r: Results) -> pd.DataFrame:
     """Rule rows that bind or are violated, dearest shadow price first: rule, row, year,
+    scenario ('' for supplier counts, which hold in all; 'expected' for in-expectation rows),
     lhs, bound and their unit, share (fraction), shadow price per unit and per percentage
     point (currency)."""
     title = f"Binding rules (shadow price, {r.currency})"
@@ -140,6 +157,7 @@ def rules_frame(r: Results) -> pd.DataFrame:
     year = pd.to_numeric(hot["year"].replace("", None), errors="coerce").astype("Int64")
     frame = pd.DataFrame({
         "rule": hot["rule_id"], "row": hot["row"].astype(str), "year": year,
+        "scenario": hot["scenario"].fillna("").astype(str),
         "lhs": hot["lhs"], "bound": hot["bound"], "unit": hot["unit"], "share": hot["share"],
         f"shadow price per unit ({r.currency})": hot["shadow_price"],
         f"shadow price per pp ({r.currency})": hot["shadow_price_per_pp"],
