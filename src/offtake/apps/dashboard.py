@@ -1,0 +1,223 @@
+"""The web dashboard (`offtake dashboard --store DIR`), a Streamlit script: pages of the saved
+runs under DIR (output folders of `offtake solve`, results stores of `offtake sweep`) and
+what-if runs made from them.
+
+Renders the frames of `offtake.report.tables` and the figures of `offtake.report.plots` /
+`offtake.report.sweep`; reads runs with `Results.read` and stores with `SweepStore`;
+computes nothing of its own beyond choosing rows to show (a scenario, a rule kind) and the
+difference of two runs' figures. What-if runs go through `offtake.apps.whatif`.
+
+Started by `streamlit run` (the CLI does that); arguments after `--`: `--store DIR`,
+`--instances DIR` (repeatable; where to look for the instance file of a run),
+`--executor KIND`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from matplotlib.figure import Figure
+
+from offtake.apps.catalog import Catalog, scan
+from offtake.report import plots, tables
+from offtake.results.tables import Results
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="offtake dashboard")
+    p.add_argument("--store", default=".")
+    p.add_argument("--instances", action="append", default=[])
+    p.add_argument("--executor", default="process")
+    return p.parse_args(sys.argv[1:])
+
+
+ARGS = _args()
+STORE = Path(ARGS.store).resolve()
+
+
+# --- reading ---------------------------------------------------------------------------------
+def catalog() -> Catalog:
+    return scan(STORE)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _read(folder: str, stamp: float) -> Results:
+    return Results.read(folder)
+
+
+def read(folder: Path) -> Results:
+    """The run in `folder` (read again when its summary changes)."""
+    return _read(str(folder), (folder / "summary.json").stat().st_mtime)
+
+
+# --- showing ---------------------------------------------------------------------------------
+def _display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with text column names and no mixed-type columns (values of a record frame
+    as text), ready for the browser."""
+    out = frame.copy()
+    out.columns = [str(c) for c in out.columns]
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = [_text(v) for v in out[col]]
+    return out
+
+
+def _text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return ""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.4g}"
+    if isinstance(v, list):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
+def show(frame: pd.DataFrame, small: bool = False) -> None:
+    """A report frame under its title, with its caption: small frames as a plain table."""
+    title = frame.attrs.get("title")
+    if title:
+        st.subheader(title)
+    if frame.empty:
+        st.info(frame.attrs.get("caption") or "nothing to show")
+        return
+    if small:
+        st.table(_display(frame).set_index(_display(frame).columns[0]))
+    else:
+        st.dataframe(_display(frame), hide_index=True, width="stretch")
+    if frame.attrs.get("caption"):
+        st.caption(frame.attrs["caption"])
+
+
+def figure(fig: Figure) -> None:
+    st.pyplot(fig, clear_figure=False)
+
+
+def pick_run() -> tuple[str, Path] | None:
+    """The run chosen in the sidebar (kept in the address: ?run=NAME)."""
+    runs = catalog().runs
+    if not runs:
+        st.warning(f"No output folder of `offtake solve` under {STORE}. Solve an instance "
+                   f"with `offtake solve INSTANCE --out {STORE}/NAME` and reload.")
+        return None
+    names = list(runs)
+    wanted = st.query_params.get("run")
+    index = names.index(wanted) if wanted in names else 0
+    name = st.sidebar.selectbox("Run", names, index=index, key="run_choice")
+    st.query_params["run"] = name
+    return name, runs[name]
+
+
+def run_header(name: str, r: Results) -> None:
+    money = "-" if r.objective is None else f"{r.objective / 1e6:,.2f} million {r.currency}"
+    st.caption(f"run **{name}** · {r.instance_name} · status {r.status} · objective {money}")
+    if not r.has_solution:
+        st.error(f"No plan: the solver ended with status {r.status}"
+                 + (f" ({r.message})" if r.message else ""))
+
+
+def current() -> tuple[str, Results] | None:
+    chosen = pick_run()
+    if chosen is None:
+        return None
+    name, folder = chosen
+    r = read(folder)
+    run_header(name, r)
+    return (name, r) if r.has_solution else None
+
+
+# --- pages -----------------------------------------------------------------------------------
+def portfolio_page() -> None:
+    st.title("Portfolio")
+    got = current()
+    if got is None:
+        return
+    _, r = got
+    plan = tables.plan_frame(r)
+    prob = tables.probabilities(r)
+    scenarios = [s for s in plan["scenario"].unique() if s != "every scenario"] \
+        if not plan.empty else []
+    shown = plan
+    if scenarios:
+        choice = st.selectbox("Scenario", ["expected", *prob], key="portfolio_scenario")
+        years = [c for c in plan.columns if isinstance(c, int)]
+        if choice == "expected":
+            w = [1.0 if s == "every scenario" else prob.get(str(s), 0.0)
+                 for s in plan["scenario"]]
+            shown = plan.copy()
+            shown[years] = shown[years].mul(w, axis=0)
+        else:
+            shown = plan[plan["scenario"].isin(["every scenario", choice])]
+        st.caption("Deliveries differ by scenario: the chart shows the chosen scenario or "
+                   "the expected tonnes.")
+    figure(plots.portfolio(shown))
+    show(tables.contracts_frame(r))
+    show(plan)
+
+
+def costs_page() -> None:
+    st.title("Costs")
+    got = current()
+    if got is None:
+        return
+    _, r = got
+    costs = tables.costs_frame(r)
+    figure(plots.waterfall(costs, r.currency))
+    show(costs, small=True)
+    show(tables.buyer_costs_frame(r))
+    show(tables.costs_by_buyer_frame(r))
+    fiscal = tables.fiscal_frame(r)
+    figure(plots.fiscal(fiscal, r.currency))
+    show(fiscal, small=True)
+
+
+def rules_page() -> None:
+    st.title("Rules")
+    got = current()
+    if got is None:
+        return
+    _, r = got
+    binding = tables.rules_frame(r)
+    figure(plots.shadow_prices(binding, r.currency))
+    rows = r.tables.get("rules")
+    st.subheader(f"Every rule row: slack and shadow price ({r.currency})")
+    if rows is None or rows.empty:
+        st.info("this instance has no rules")
+        return
+    kinds = sorted(rows["kind"].astype(str).unique())
+    chosen = st.multiselect("Kind", kinds, default=kinds, key="rule_kinds")
+    only = st.checkbox("binding or violated only", value=False, key="rules_binding")
+    shown = rows[rows["kind"].astype(str).isin(chosen)]
+    hot = (shown["binding"].astype(str) == "True") | (shown["violation"] > 1e-6)
+    if only:
+        shown = shown[hot]
+    order = shown.assign(_hot=~hot.loc[shown.index],
+                         _p=-shown["shadow_price"].fillna(0).abs())
+    shown = order.sort_values(["_hot", "_p"]).drop(columns=["_hot", "_p"])
+    st.dataframe(_display(shown), hide_index=True, width="stretch")
+    st.caption(f"{len(shown)} of {len(rows)} rows, binding or violated first (dearest "
+               "shadow price first); slack in the row's unit")
+    show(binding)
+
+
+PAGES = [
+    st.Page(portfolio_page, title="Portfolio", url_path="portfolio", default=True),
+    st.Page(costs_page, title="Costs", url_path="costs"),
+    st.Page(rules_page, title="Rules", url_path="rules"),
+]
+
+
+def main() -> None:
+    st.set_page_config(page_title="offtake dashboard", layout="wide")
+    nav = st.navigation(PAGES)
+    st.sidebar.caption(f"store: {STORE}")
+    nav.run()
+
+
+main()

@@ -1,0 +1,169 @@
+"""The web dashboard in a real browser: `offtake dashboard --store DIR` started on a free local
+port, driven by a headless Chromium (Debian's `chromium` and `chromium-driver`, through
+Selenium). Every page is opened and its figures and tables are looked for; a screenshot of
+each is saved under tests/artifacts/dashboard/ (or $OFFTAKE_ARTIFACTS/dashboard).
+
+Without Streamlit, Selenium or the browser these tests skip and say what is missing; with
+OFFTAKE_REQUIRE_BROWSER=1 (set by .ci/run) that is a failure instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import INSTANCES, ROOT
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+MISSING = [name for name, ok in (
+    ("the Python package streamlit (pip install -e .[dashboard])",
+     importlib.util.find_spec("streamlit") is not None),
+    ("the Python package selenium (pip install -e .[dashboard])",
+     importlib.util.find_spec("selenium") is not None),
+    ("the chromium browser (apt-get install chromium)", BROWSER is not None),
+    ("chromedriver (apt-get install chromium-driver)", DRIVER is not None),
+) if not ok]
+REQUIRED = os.environ.get("OFFTAKE_REQUIRE_BROWSER") == "1"
+
+if MISSING:
+    reason = "browser tests need " + "; ".join(MISSING)
+    if REQUIRED:
+        pytest.fail(f"OFFTAKE_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+ARTIFACTS = Path(os.environ.get("OFFTAKE_ARTIFACTS") or ROOT / "tests" / "artifacts") \
+    / "dashboard"
+WAIT = 90.0
+"""Seconds to wait for a page (the machine may be busy with other tests)."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Output folders of the small instance and of its four-scenario version."""
+    from offtake.pipeline.run import run
+
+    root = tmp_path_factory.mktemp("dashboard-store")
+    for name in ("us_ev_oem_small", "us_ev_oem_scenarios"):
+        result = run(INSTANCES / f"{name}.yaml", root / name)
+        assert result.results is not None and result.results.has_solution
+    return root
+
+
+@pytest.fixture(scope="module")
+def app(store: Path) -> Iterator[str]:
+    """The dashboard of `store`, served by `offtake dashboard` on a free port: its URL."""
+    port = _free_port()
+    log = store / "dashboard.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "offtake.apps.cli", "dashboard", "--store", str(store),
+             "--port", str(port), "--instances", str(INSTANCES)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the dashboard did not start:\n{log.read_text()}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    opts = Options()
+    opts.binary_location = str(BROWSER)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,2400"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _count(driver: webdriver.Chrome, testid: str) -> int:
+    return len(driver.find_elements(By.CSS_SELECTOR, f"[data-testid='{testid}']"))
+
+
+def open_page(driver: webdriver.Chrome, url: str, title: str, images: int, tables: int,
+              shot: str) -> str:
+    """Open `url`, wait until the page titled `title` shows at least `images` figures and
+    `tables` tables and has stopped running; no error on it; a screenshot. Its text."""
+    driver.get(url)
+
+    def ready(d: webdriver.Chrome) -> bool:
+        body = d.find_element(By.TAG_NAME, "body").text
+        return (f"\n{title}\n" in f"\n{body}\n" and _count(d, "stImage") >= images
+                and _count(d, "stDataFrame") + _count(d, "stTable") >= tables
+                and not d.find_elements(By.CSS_SELECTOR, "[data-testid='stSkeleton']"))
+    try:
+        WebDriverWait(driver, WAIT, poll_frequency=0.3).until(ready)
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / f"{shot}.png"))
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']"), \
+        driver.find_element(By.TAG_NAME, "body").text
+    for img in driver.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img"):
+        assert driver.execute_script("return arguments[0].naturalWidth", img) > 100
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+PAGES = [
+    # (path, title, figures, tables, text that must be on the page)
+    ("", "Portfolio", 1, 2, "Signed contracts"),
+    ("costs", "Costs", 2, 4, "Cost by term (discounted, expected)"),
+    ("rules", "Rules", 1, 2, "Binding rules (shadow price, USD)"),
+]
+
+
+@pytest.mark.parametrize("run", ["us_ev_oem_small", "us_ev_oem_scenarios"])
+def test_every_page_shows_its_figures_and_tables(app: str, browser: webdriver.Chrome,
+                                                 run: str) -> None:
+    for path, title, images, n_tables, text in PAGES:
+        try:
+            body = open_page(browser, f"{app}/{path}?run={run}", title, images, n_tables,
+                             f"{run}-{path or 'portfolio'}")
+        except TimeoutException:
+            pytest.fail(f"page {path or 'portfolio'} of {run}: no {title!r} with {images} "
+                        f"figures and {n_tables} tables within {WAIT:.0f} s; screenshot in "
+                        f"{ARTIFACTS}")
+        assert text in body
+        assert f"run {run}" in body  # the run asked for in the address is the one shown
+    print(f"screenshots in {ARTIFACTS}")
