@@ -810,5 +810,132 @@ def dashboard(
     raise typer.Exit(code)
 
 
+@app.command()
+def consortium(
+    instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
+    members: Annotated[str | None, typer.Option(
+        "--members", metavar="A,B,...", help="the members (default every buyer)")] = None,
+    market: Annotated[str, typer.Option(
+        metavar="alone|residual",
+        help="what a coalition may buy: the whole market as if alone, or what the other "
+        "members leave when they buy alone")] = "alone",
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out"),
+    executor: ExecutorOption = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes (of the pool, or of dask's local cluster) (default: one per "
+        "core)")] = None,
+    scheduler: SchedulerOption = None,
+    mip_gap: Annotated[float, typer.Option(help="relative MIP gap of each coalition")] = 1e-6,
+    time_limit: Annotated[float | None, typer.Option(
+        help="seconds per coalition solve")] = None,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="solve every coalition again (ignore DIR/coalitions.jsonl)")] = False,
+    sets: SetOption = None,
+) -> None:
+    """Pooled demand: the cost of every coalition of the members (2^n - 1 solves, each the
+    instance restricted to its buyers, on the executor), the savings of pooling, the plants
+    each coalition builds, and the grand coalition's cost split by proportional, Shapley,
+    nucleolus and least-core methods with a core check each. Writes DIR/coalitions.csv,
+    allocation.csv, consortium.json and consortium.png; DIR/coalitions.jsonl keeps every
+    finished coalition, so an interrupted run resumes where it stopped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from offtake.analysis.consortium import (
+        JOURNAL,
+        MARKETS,
+        WORKER_MODULES,
+        ConsortiumOptions,
+        analyse_consortium,
+    )
+    from offtake.report import plots
+    from offtake.report.console import render
+    from offtake.report.tables import allocation_frame, coalitions_frame, consortium_frame
+    from offtake.runtime.executor import default_workers
+    _solver_or_exit()
+    if market not in MARKETS or mip_gap <= 0 or (time_limit is not None and time_limit <= 0):
+        console.print(f"[red]need --market {' or '.join(MARKETS)}, --mip-gap > 0 and a "
+                      "positive --time-limit[/]")
+        raise typer.Exit(EXIT["invalid"])
+    kind, workers, scheduler = _executor_options(executor, workers, scheduler,
+                                                 default_workers())
+    loaded = _load_or_exit(instance, sets)
+    names = [m.strip() for m in members.split(",") if m.strip()] if members else None
+    if fresh and (out / JOURNAL).exists():
+        (out / JOURNAL).unlink()
+    options = ConsortiumOptions(market=market, mip_gap=mip_gap, time_limit=time_limit)
+    bar = Progress("coalitions", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+    task = bar.add_task("coalitions", total=None)
+
+    def progress(done: int, total: int, c) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with _executor_or_exit(kind, workers, scheduler, preload=WORKER_MODULES) as ex, bar:
+        try:
+            res = analyse_consortium(loaded.instance, names, options, executor=ex,
+                                     out_dir=out, progress=progress)
+        except InvalidInstance as exc:
+            _invalid_set(exc, "--members")
+    out.mkdir(parents=True, exist_ok=True)
+    res.coalitions_frame().to_csv(out / "coalitions.csv", index=False)
+    res.allocation_frame().to_csv(out / "allocation.csv", index=False)
+    (out / "consortium.json").write_text(json.dumps(res.as_dict(), indent=2, default=str)
+                                         + "\n")
+    console.print(render(consortium_frame(res)))
+    console.print(render(coalitions_frame(res)))
+    if res.allocations:
+        console.print(render(allocation_frame(res)))
+        plots.allocations(res.allocation_frame(), res.currency,
+                          f"{res.instance}: who pays what of the grand coalition's cost"
+                          ).savefig(out / "consortium.png")
+    written = "coalitions.csv, allocation.csv, consortium.json" + (
+        ", consortium.png" if res.allocations else "")
+    console.print(f"written to {out}/ ({written}; {JOURNAL} to resume)")
+    raise typer.Exit(0 if not res.failed else EXIT["no_solution"])
+
+
+@app.command()
+def dashboard(
+    store: Annotated[Path, typer.Option(
+        help="folder of saved runs: output folders of `offtake solve`, results stores of "
+        "`offtake sweep`; what-if runs are written under STORE/whatif")] = Path("."),
+    port: Annotated[int, typer.Option(help="local port to serve on")] = 8501,
+    instances: Annotated[list[Path] | None, typer.Option(
+        "--instances", help="folder holding the runs' instance files, found by their "
+        "SHA-256 (repeatable; default: ./instances and STORE)")] = None,
+    executor: Annotated[str, typer.Option(
+        help="where what-if runs are solved: process (a worker process) or serial")]
+    = "process",
+) -> None:
+    """A local web app of saved runs (portfolio, costs, chain of custody, rules, scenarios,
+    sweeps) and what-if runs compared with their base. Needs the `dashboard` extra."""
+    import importlib.util
+    import subprocess
+    if importlib.util.find_spec("streamlit") is None:
+        console.print("[red]the dashboard needs Streamlit: pip install -e .[dashboard] "
+                      "(python3 dev.py test installs it)[/]")
+        raise typer.Exit(EXIT["invalid"])
+    if not store.is_dir():
+        console.print(f"[red]{store}: no such folder[/]")
+        raise typer.Exit(EXIT["invalid"])
+    if executor not in ("process", "serial"):
+        console.print(f"[red]--executor must be process or serial, not {executor!r}[/]")
+        raise typer.Exit(EXIT["invalid"])
+    script = Path(__file__).with_name("dashboard.py")
+    folders = instances if instances else [Path("instances"), store]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script),
+           "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
+           "--browser.gatherUsageStats=false", "--server.fileWatcherType=none", "--",
+           "--store", str(store.resolve()), "--executor", executor]
+    for folder in folders:
+        cmd += ["--instances", str(folder.resolve())]
+    console.print(f"offtake dashboard of {store} on http://127.0.0.1:{port} (Ctrl-C stops)")
+    try:
+        code = subprocess.call(cmd)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

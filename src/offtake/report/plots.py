@@ -273,3 +273,32 @@ def fiscal(frame: pd.DataFrame, currency: str) -> Figure:
     ax.set_xlabel(f"million {currency}")
     ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def allocations(frame: pd.DataFrame, currency: str, title: str) -> Figure:
+    """Each buyer's share of a consortium's cost under each allocation method (grouped bars)
+    beside its stand-alone cost (a black tick); `frame` is the long table of
+    `ConsortiumResult.allocation_frame` (method, buyer, cost, stand_alone, in_core). Methods
+    outside the core are marked in the legend."""
+    fig = Figure(figsize=(7.5, 4.2), dpi=120, layout="tight")
+    ax = fig.add_subplot()
+    buyers = list(dict.fromkeys(frame["buyer"]))
+    methods = list(dict.fromkeys(frame["method"]))
+    width = 0.8 / max(1, len(methods))
+    for k, method in enumerate(methods):
+        part = frame[frame["method"] == method].set_index("buyer")
+        xs = [i + (k - (len(methods) - 1) / 2) * width for i in range(len(buyers))]
+        outside = not bool(part["in_core"].iloc[0])
+        ax.bar(xs, [part.loc[b, "cost"] / MILLION for b in buyers], width,
+               label=method + (" (not in the core)" if outside else ""),
+               hatch="//" if outside else None)
+    alone = frame.drop_duplicates("buyer").set_index("buyer")["stand_alone"]
+    ax.scatter(range(len(buyers)), [alone[b] / MILLION for b in buyers], marker="_",
+               s=600, color="black", label="stand alone", zorder=3)
+    ax.set_xticks(range(len(buyers)), buyers)
+    ax.set_title(title)
+    ax.set_xlabel("member")
+    ax.set_ylabel(f"cost (million {currency}, discounted)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig

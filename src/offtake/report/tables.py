@@ -24,6 +24,7 @@ import pandas as pd
 from offtake.domain.findings import Finding
 
 if TYPE_CHECKING:  # result types only: importing them would load Pyomo into `validate`
+    from offtake.analysis.consortium import ConsortiumResult
     from offtake.analysis.decompose import DecomposeResult
     from offtake.analysis.stochastic import StochasticValue
     from offtake.check import CheckReport
@@ -443,3 +444,63 @@ def fiscal_frame(r: Results) -> pd.DataFrame:
                    f"Fiscal cost per payer ({r.currency}, discounted, expected)",
                    "paid by third parties (e.g. a government's price floor), outside the "
                    "buyer's cost")
+
+
+# --- consortia (offtake consortium) ----------------------------------------------------------
+def consortium_frame(res: ConsortiumResult) -> pd.DataFrame:
+    """The consortium in one record: members, market, coalitions solved (and read back from
+    the journal), the grand coalition's cost, gap and plants, the stand-alone total, the
+    savings of pooling, whether the core is empty and the least-core epsilon."""
+    d = res.as_dict()
+    g = d["grand_coalition"]
+    money = res.currency
+    rows: list[tuple[str, Any, str]] = [
+        ("members", ", ".join(res.members), ""),
+        ("market", res.options.market, ""),
+        ("coalitions", d["coalitions"], f"solved, {d['resumed']} read back from the journal"),
+        ("grand coalition cost", g["cost"], money),
+        ("grand coalition gap", g["gap"], "relative"),
+        ("plants built by all", ", ".join(g["built"]) or "none", ""),
+        ("stand-alone total", d["stand_alone_sum"], money),
+        ("savings of pooling", d["savings"], money),
+        ("largest gap of a coalition", d["largest_gap"], "relative"),
+        ("core empty", d["core_empty"], ""),
+        ("least-core epsilon", d["least_core_epsilon"], money),
+        ("time", d["seconds"], "s"),
+    ]
+    if d["failed"]:
+        rows.append(("coalitions without a solution", ", ".join(d["failed"]),
+                     "no allocation"))
+    return record(rows, f"Consortium of {len(res.members)} ({money}, discounted, expected)")
+
+
+def coalitions_frame(res: ConsortiumResult) -> pd.DataFrame:
+    """One row per coalition: its cost, its members' stand-alone total and the saving, gap,
+    the plants it builds."""
+    frame = res.coalitions_frame()[["coalition", "status", "cost", "stand_alone_sum",
+                                    "saving", "gap", "built"]]
+    return _titled(frame.rename(columns={"stand_alone_sum": "alone"}),
+                   f"Coalitions ({res.currency}; market: {res.options.market})",
+                   "cost of each coalition buying as the market option says; alone = the "
+                   "sum of its members' stand-alone costs")
+
+
+def allocation_frame(res: ConsortiumResult) -> pd.DataFrame:
+    """One row per buyer: its stand-alone cost and its share of the grand coalition's cost
+    under each method; a last row per method says whether it is in the core and which
+    coalition it overcharges most."""
+    title = f"Allocation of the grand coalition's cost ({res.currency})"
+    if not res.allocations:
+        return _titled(pd.DataFrame(), title, "not every coalition was solved: no allocation")
+    alone = res.stand_alone()
+    rows = [[b, alone[b], *(a.cost[b] for a in res.allocations)] for b in res.members]
+    rows.append(["in the core", None, *(a.in_core for a in res.allocations)])
+    rows.append(["worst coalition", None, *(
+        "" if a.in_core else f"{'+'.join(a.worst)} +{a.max_excess:,.0f}"
+        for a in res.allocations)])
+    eps = res.least_core_epsilon
+    caption = ("the core is empty; least-core epsilon " + f"{eps:,.0f}" if eps else
+               "the core is not empty")
+    return _titled(pd.DataFrame(rows, columns=["buyer", "stand alone",
+                                               *(a.method for a in res.allocations)]),
+                   title, caption)
