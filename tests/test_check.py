@@ -342,7 +342,9 @@ def rule_row(inst: Instance, rule_id: str, row: str = "", year: int | None = Non
     count = rule.kind in {"max_suppliers", "min_suppliers"}
     return {"rule_id": rule_id, "kind": rule.kind, "row": row, "year": year,
             "scenario": scenario, "sense": sense, "lhs": lhs, "bound": bound, "slack": slack,
-            "violation": max(0.0, -slack), "binding": abs(slack) < 1e-9, "hard": rule.hard,
+            "violation": max(0.0, -slack), "hard": rule.hard,
+            # formulation.md: tight, and more than 0 <= 0 (no shadow price here)
+            "binding": abs(slack) <= 1e-6 and (count or lhs > 1e-6 or bound > 1e-6),
             "unit": "suppliers" if count else "t", "share": lhs / base if base else None,
             "share_bound": share, "base_t": base, "shadow_price": 0.0,
             "shadow_price_per_pp": "" if count else 0.0, "dual_basis": "by hand"}
@@ -1788,3 +1790,21 @@ def test_checker_is_independent_of_the_model():
 ])
 def test_import_guard_catches(line):
     assert forbidden_imports(line) != []
+
+
+def test_binding_flags_and_shadow_price_signs_are_checked(tmp_path):
+    """rules.csv's binding column follows formulation.md (slack 0 and more than 0 <= 0, or a
+    price), and a shadow price is never negative: a flipped flag and a negative price are
+    each reported; the table as written passes."""
+    inst = diamond([{"id": "R", "kind": "max_country_share", "max_share": 0.6,
+                     "stages": ["SEP_L"]}])
+    rows = [rule_row(inst, "R", "OEM|SEP_L|AU|MAGNET", 2026, "base", 60, 60, 100, 0.6),
+            rule_row(inst, "R", "OEM|SEP_L|CN|MAGNET", 2026, "base", 40, 60, 100, 0.6)]
+    assert rows[0]["binding"] and not rows[1]["binding"]
+    write_folder(tmp_path / "ok", diamond_plan(inst, rules=rows), 3_300_000.0)
+    assert check_folder(inst, tmp_path / "ok").violations == []
+    rows[0]["binding"], rows[1]["shadow_price"] = False, -5.0
+    write_folder(tmp_path / "bad", diamond_plan(inst, rules=rows), 3_300_000.0)
+    messages = [v.message for v in check_folder(inst, tmp_path / "bad").violations]
+    assert any("binding is False" in m for m in messages), messages
+    assert any("shadow_price -5 is negative" in m for m in messages), messages

@@ -86,6 +86,32 @@ def _check_rule_table_row(c: Ctx, where: str, r: dict, row: RuleRow) -> None:
     for col in ("shadow_price", "shadow_price_per_pp"):
         if r[col] != "" and not np.isfinite(pd.to_numeric(r[col], errors="coerce")):
             c.flag("table", where, 1.0, f"{col} '{r[col]}' is neither a number nor empty")
+    _check_binding_and_price(c, where, r, row)
+
+
+def _check_binding_and_price(c: Ctx, where: str, r: dict, row: RuleRow) -> None:
+    """`binding` as formulation.md defines it: the slack is 0 (within 1e-6) and the row reads
+    more than 0 <= 0 or has a non-zero shadow price (count rows: the slack is 0); a shadow
+    price is >= 0 (objective change per unit of relaxation). Rows within a hair of the
+    threshold are not judged."""
+    price = pd.to_numeric(r["shadow_price"], errors="coerce") if r["shadow_price"] != "" \
+        else None
+    if price is not None and np.isfinite(price) and price < -1e-6 * max(1.0, abs(price)):
+        c.flag("table", where, -price, f"shadow_price {price:.6g} is negative: relaxing a "
+               "rule never raises the optimal cost")
+    slack = abs(row.slack)
+    if 1e-7 < slack < 1e-5:
+        return  # too close to the 1e-6 threshold to call
+    has_price = price is not None and np.isfinite(price) and abs(price) > 1e-9
+    if row.year is None:
+        want = slack <= 1e-6
+    else:
+        want = slack <= 1e-6 and (row.lhs > 1e-6 or row.bound > 1e-6 or has_price)
+    got = str(r["binding"]).strip().lower() == "true"
+    if got != want:
+        c.flag("table", where, 1.0, f"binding is {got}, but the row's slack is {row.slack:.3g}"
+               f" (lhs {row.lhs:.6g}, bound {row.bound:.6g}, shadow price "
+               f"{'none' if price is None else f'{price:.6g}'}): expected {want}")
 
 
 def in_expectation(c: Ctx, rows: list[RuleRow]) -> list[RuleRow]:
