@@ -937,5 +937,62 @@ def dashboard(
     raise typer.Exit(code)
 
 
+@app.command("why-not")
+def why_not(
+    instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out"),
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", metavar="ID", help="only this offer or build option (repeatable)")] = None,
+    executor: ExecutorOption = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes (default: one per core)")] = None,
+    scheduler: SchedulerOption = None,
+    mip_gap: Annotated[float, typer.Option(help="relative MIP gap of every solve")] = 1e-6,
+    time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
+    sets: SetOption = None,
+) -> None:
+    """Solve INSTANCE as `offtake solve` does (DIR's tables written and checked), then, for
+    each offer left unsigned and each build option left unbuilt, solve again with it forced:
+    the cost of forcing it in, and the price or build cost at which it would enter (a forced
+    item that is infeasible names the rules in the way). DIR/why_not.csv."""
+    from offtake.analysis.whynot import WORKER_MODULES
+    from offtake.analysis.whynot import why_not as why_not_table
+    from offtake.domain.transforms import apply_sets
+    from offtake.pipeline.run import run
+    from offtake.report.console import render
+    from offtake.report.tables import why_not_frame
+    from offtake.runtime.executor import default_workers
+    from offtake.solvers.options import SolveOptions
+    _solver_or_exit()
+    kind, workers, scheduler = _executor_options(executor, workers, scheduler,
+                                                 default_workers())
+    options = SolveOptions(mip_gap=mip_gap, time_limit=time_limit)
+    try:
+        result = run(instance, out, options, sets=sets or [])
+    except InvalidInstance as exc:
+        _invalid_set(exc)
+    if result.results is None or result.load.instance is None:
+        console.print(_findings_table(result.load.findings, f"Findings in {instance}"))
+        raise typer.Exit(EXIT["invalid"])
+    res = result.results
+    if not res.has_solution or res.objective is None:
+        console.print(f"[red]no optimum to compare with: {res.status}[/]")
+        raise typer.Exit(EXIT[res.status])
+    offers, builds = res.tables["offers"], res.tables.get("builds")
+    signed = dict(zip(offers["offer_id"], offers["signed"], strict=True))
+    built = ({} if builds is None else dict(zip(builds["build_id"], builds["built"],
+                                                strict=True)))
+    inst = apply_sets(result.load.instance, sets or [])
+    with _executor_or_exit(kind, workers, scheduler, preload=WORKER_MODULES) as ex:
+        table = why_not_table(inst, res.objective, signed, built, options, executor=ex,
+                              only=only or ())
+    table.to_csv(out / "why_not.csv", index=False)
+    console.print(f"optimum {res.objective:,.0f} {res.currency} ({res.status}, gap "
+                  f"{res.mip_gap or 0:.1e})")
+    console.print(render(why_not_frame(table, res.currency), overflow="fold", formats={
+        "break_even_price_per_kg": lambda x: "" if x is None or x != x else f"{x:,.2f}"}))
+    console.print(f"written to {out}/ (the solve's tables and why_not.csv)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -504,3 +504,18 @@ def allocation_frame(res: ConsortiumResult) -> pd.DataFrame:
     return _titled(pd.DataFrame(rows, columns=["buyer", "stand alone",
                                                *(a.method for a in res.allocations)]),
                    title, caption)
+
+
+def why_not_frame(table: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """Offers left unsigned and build options left unbuilt (`analysis.whynot`): what forcing
+    each in costs, and the price (per kg) or build cost at which it would enter; dearest
+    last."""
+    title = f"Why not signed, why not built ({currency})"
+    if table.empty:
+        return _titled(pd.DataFrame(), title, "every offer is signed and every option built")
+    cols = ["kind", "id", "status", "cost_of_forcing", "break_even_price_per_kg",
+            "break_even_build_cost", "note"]
+    frame = table.sort_values("cost_of_forcing", na_position="last")[cols]
+    return _titled(frame.reset_index(drop=True), title,
+                   "break-even: the price (the same cut in every year) or build cost at which "
+                   "the forced plan costs no more than the optimum")
