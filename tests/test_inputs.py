@@ -101,3 +101,29 @@ def test_whole_instance_findings_name_the_right_item_when_an_earlier_one_failed(
     res = check(raw)
     assert only(res, "unknown_country").location == "buyers[B2].country"
     assert "unknown_country" in codes(res)
+
+
+def test_include_findings_name_the_files(tmp_path):
+    """An error inside an included pack names the pack's file; a missing pack names the path
+    looked for and what the folder holds."""
+    (tmp_path / "packs").mkdir()
+    (tmp_path / "packs" / "bad.yaml").write_text(
+        "pack: {name: bad}\nrules:\n  - {id: CAP, kind: max_supplier_share, max_share: 1.5}\n")
+    raw = base()
+    raw["include"] = [{"pack": "packs/bad.yaml"}, {"pack": "packs/missing.yaml"}]
+    res = load_text(tmp_path, dump(raw))
+    bad = [f for f in res.findings if f.location.startswith("rules[CAP]")]
+    assert bad and bad[0].file.endswith("bad.yaml")
+    missing = only(res, "file_not_found")
+    assert str(tmp_path / "packs" / "missing.yaml") in missing.message
+    assert "bad.yaml" in missing.hint and "relative to the including file" in missing.hint
+
+
+def test_a_bad_scenario_is_one_finding_not_also_no_scenario():
+    raw = base()
+    raw["scenarios"] = [{"id": "a", "probability": 1.5}]
+    res = check(raw)
+    assert only(res, "schema.less_than_equal").location == "scenarios[a].probability"
+    assert "no_scenario" not in codes(res)
+    raw["scenarios"] = []
+    assert "no_scenario" in codes(check(raw))

@@ -98,7 +98,7 @@ def _at_document_position(f: Finding, positions: dict[str, list[int]]) -> Findin
     that passed (`buyers[0]`), moved to the item's position in the document (`buyers[1]`
     when the first buyer failed): the later renaming to IDs must find the right item."""
     m = re.match(r"^(\w+)\[(\d+)\]", f.location)
-    if not m or m.group(1) not in positions:
+    if not m or m.group(1) not in positions or m.group(1).startswith("failed:"):
         return f
     kept = positions[m.group(1)]
     k = int(m.group(2))
@@ -158,7 +158,9 @@ def _validate_mapping(raw: Any) -> tuple[LoadResult, Any]:
                                         positions)
     if parts.get("meta") is None or parts.get("horizon") is None:
         return LoadResult(None, findings), raw
-    whole = check_instance(SimpleNamespace(**_stand_ins(parts)), partial=bool(errors(findings)))
+    failed = {k.split(":", 1)[1] for k in positions if k.startswith("failed:")}
+    whole = check_instance(SimpleNamespace(**_stand_ins(parts), failed_sections=failed),
+                           partial=bool(errors(findings)))
     findings += [_at_document_position(f, positions) for f in whole]
     if errors(findings):
         return LoadResult(None, findings), raw
@@ -230,6 +232,7 @@ def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: 
                     out.append(SECTION_MODELS[name].model_validate(item))
                 kept.append(i)
             except ValidationError as exc:
+                positions.setdefault("failed:" + name, [])
                 kind = item.get("kind") if name == "rules" and isinstance(item, dict) else None
                 findings += _pydantic_findings(exc, [name, i], kind)
                 if isinstance(item, dict) and isinstance(item.get("id"), str):

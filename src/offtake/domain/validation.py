@@ -519,7 +519,8 @@ def _check_build_chain(c: _Collector, loc: str, builds: list[Any]) -> None:
 
 def _check_scenarios(inst: Any, c: _Collector) -> None:
     if not inst.scenarios:
-        c.error("no_scenario", "scenarios", "at least one scenario is needed")
+        if "scenarios" not in getattr(inst, "failed_sections", ()):  # else already reported
+            c.error("no_scenario", "scenarios", "at least one scenario is needed")
         return
     total = sum(s.probability for s in inst.scenarios)
     if abs(total - 1.0) > PROBABILITY_TOL:

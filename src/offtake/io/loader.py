@@ -144,8 +144,14 @@ def _merge_includes(path: Path, raw: dict, digest: Any) -> tuple[dict, dict, lis
             continue
         pack_path = path.parent / str(rel)
         if not pack_path.exists():
-            findings.append(Finding("file_not_found", "error", f"include[{i}]",
-                                    f"policy pack '{rel}' not found", file=str(path)))
+            here = sorted(p.name for p in pack_path.parent.glob("*.yaml")) \
+                if pack_path.parent.is_dir() else []
+            findings.append(Finding(
+                "file_not_found", "error", f"include[{i}]",
+                f"policy pack '{rel}' not found: looked for {pack_path.resolve()}",
+                "pack paths are relative to the including file's folder"
+                + (f"; {pack_path.parent} holds {', '.join(here[:8])}" if here else
+                   f"; {pack_path.parent} does not exist"), file=str(path)))
             continue
         try:
             pack = read_yaml(pack_path)
