@@ -222,3 +222,13 @@ def test_the_plot_is_a_figure(game):
     ax = fig.axes[0]
     assert "million USD" in ax.get_ylabel()
     assert any("not in the core" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_a_rule_of_one_member_is_dropped_from_coalitions_without_it():
+    """An exclusion scoped to B only binds nobody in A, C or A+C: those coalitions are solved
+    without it (restrict_to_buyers) and the costs do not change (no Chinese step anywhere)."""
+    raw = three()
+    raw["rules"].append({"id": "B-ONLY", "kind": "exclusion", "scope": {"buyers": ["B"]},
+                         "stages": ["MAGNET"], "countries": ["CN"]})
+    res = analyse_consortium(instance(raw), options=OPTIONS)
+    assert costs(res)["A+C"] == 4.8 and costs(res)["A+B+C"] == 8.0

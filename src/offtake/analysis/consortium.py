@@ -2,7 +2,8 @@
 
 The members (the instance's buyers, or some of them) play a cost game. For every nonempty
 coalition S (2^n - 1 of them) c(S) is the optimum of the instance restricted to S's buyers
-(`domain.transforms.keep_buyers`: validated like a file), solved to a tight MIP gap on an
+(`domain.transforms.restrict_to_buyers`: rules scoped only to other buyers dropped, validated
+like a file), solved to a tight MIP gap on an
 `offtake.runtime` executor (each coalition's gap and bound are reported). What S may buy:
 
 * market "alone" (default): S buys on the whole market as if the other members did not exist
@@ -49,7 +50,7 @@ import pandas as pd
 
 from offtake.domain.findings import Finding, InvalidInstance, nearest
 from offtake.domain.schema import Instance
-from offtake.domain.transforms import keep_buyers, set_values, to_data
+from offtake.domain.transforms import restrict_to_buyers, set_values, to_data
 from offtake.runtime import Executor, TaskResult, highs_threads, make_executor
 
 MARKETS = ("alone", "residual")
@@ -123,10 +124,10 @@ def coalitions_of(members: Sequence[str]) -> list[Members]:
 
 def coalition_instance(inst: Instance, members: Sequence[str],
                        taken: dict[str, dict[str, dict[int, float]]] | None = None) -> Instance:
-    """The instance for a coalition: its buyers only (`keep_buyers`), and with `taken` (what
+    """The instance for a coalition: its buyers only (`restrict_to_buyers`), and with `taken` (what
     the other members use, see `Coalition.use`) taken out of the facilities' capacity and the
     spot markets' availability, never below 0. Validated like a file."""
-    sub = keep_buyers(inst, list(members))
+    sub = restrict_to_buyers(inst, list(members))[0]
     if not taken:
         return sub
     years = sub.horizon.years

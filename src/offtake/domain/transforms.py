@@ -49,6 +49,7 @@ __all__ = [
     "keep_buyers_noted",
     "parse_assignment",
     "relax_rules",
+    "restrict_to_buyers",
     "revalidate",
     "set_offer_decision",
     "set_value",
@@ -429,6 +430,22 @@ def decide(inst: Instance, force: Sequence[str] = (), forbid: Sequence[str] = ()
     if problems:
         raise InvalidInstance(problems)
     return from_data(raw)
+
+
+def restrict_to_buyers(inst: Instance, buyer_ids: Sequence[str]
+                       ) -> tuple[Instance, list[Finding]]:
+    """The instance as some of its buyers face it on their own: the rules scoped only to the
+    other buyers dropped (they bind nobody left; each named in a note), then
+    `keep_buyers_noted`. What `offtake solve --buyers` and each coalition of `offtake
+    consortium` solve."""
+    keep = set(buyer_ids)
+    known = {b.id for b in inst.buyers}
+    dropped = [r.id for r in inst.rules if r.scope.buyers is not None
+               and not set(r.scope.buyers) & keep and keep <= known]
+    notes = [Finding("rule_dropped", "warning", f"rules.{rid}",
+                     f"rule '{rid}' applies only to buyers not kept: dropped") for rid in dropped]
+    out, more = keep_buyers_noted(relax_rules(inst, dropped), buyer_ids)
+    return out, notes + more
 
 
 def keep_buyers(inst: Instance, buyer_ids: Sequence[str]) -> Instance:

@@ -14,7 +14,7 @@ from pathlib import Path
 from offtake.check import CheckReport, check_folder
 from offtake.domain.findings import Finding
 from offtake.domain.schema import Instance
-from offtake.domain.transforms import apply_sets, decide, keep_buyers_noted, relax_rules
+from offtake.domain.transforms import apply_sets, decide, relax_rules, restrict_to_buyers
 from offtake.formulation.data import build_data
 from offtake.formulation.ruledata import origin_gaps
 from offtake.io.loader import LoadResult, load_instance
@@ -40,7 +40,7 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
         buyers: list[str] | None = None, force: list[str] | None = None,
         forbid: list[str] | None = None) -> Run:
     """Load, apply the `sets` ('PATH=VALUE', see `offtake.domain.transforms.apply_sets`),
-    keep only the named `buyers` (`keep_buyers_noted`: what went with the others is a
+    keep only the named `buyers` (`restrict_to_buyers`: what went with the others is a
     warning), force and forbid offers or build options (`decide`), drop the `relax`ed rules,
     prove rule conflicts, solve, write the output folder, check it independently from the
     folder, and explain an infeasible outcome.
@@ -56,7 +56,7 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
     inst = apply_sets(loaded.instance, sets or [])
     notes: list[Finding] = []
     if buyers:
-        inst, notes = keep_buyers_noted(inst, buyers)
+        inst, notes = restrict_to_buyers(inst, buyers)
     inst = relax_rules(decide(inst, force or [], forbid or []), relax or [])
     loaded.findings = [*loaded.findings, *notes]
     narrowed = {"buyers": list(buyers or []), "forced": list(force or []),
