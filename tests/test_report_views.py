@@ -57,6 +57,9 @@ def test_results_workbook_renders_the_report_frames(small_run):
     assert wb["costs"].cell(FIRST_ROW + 1, money).number_format == "#,##0"
     total = [row for row in rows if row[0] == tables.TOTAL][0][money - 1]
     assert total == pytest.approx(r.objective, rel=1e-9)
+    header, rows = _sheet_frame(wb["costs_by_buyer"])  # discounted: sums to the objective
+    assert rows[-1][0] == tables.TOTAL
+    assert rows[-1][header.index("total")] == pytest.approx(r.objective, rel=1e-9)
     header, _ = _sheet_frame(wb["origin"])
     assert wb["origin"].cell(FIRST_ROW + 1, header.index("share") + 1).number_format == "0.0%"
 

@@ -73,7 +73,8 @@ def _table(frame: pd.DataFrame, currency: str, limit: int | None = None) -> str:
         cells = []
         for col in shown.columns:
             v = row[col]
-            fmt = None if record else number_format(str(col), currency)
+            fmt = None if record else number_format(str(col), currency,
+                                                    frame.attrs.get("title", ""))
             cells.append(_cell(v, fmt, isinstance(col, int)))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = "" if limit is None or len(frame) <= limit else \
@@ -196,7 +197,8 @@ def build_report(out_dir: str | Path) -> Report:
     costs = tables.costs_frame(r)
     parts.append(figure("cost_waterfall", plots.waterfall(costs, cur), "cost waterfall"))
     parts.append(_table(costs, cur))
-    parts.append(_table(tables.costs_by_buyer_frame(r), cur))
+    if len(r.buyer_costs()) > 1:
+        parts.append(_table(tables.buyer_costs_frame(r), cur))
 
     parts.append("<h2>Origin: mine to magnet by country</h2>")
     links = tables.origin_links_frame(r)

@@ -27,7 +27,7 @@ def result_frames(r: Results) -> dict[str, pd.DataFrame]:
     """The sheets of results.xlsx: name -> frame."""
     makers: dict[str, Callable[[Results], pd.DataFrame]] = {
         "run": tables.run_summary_frame, "plan": tables.plan_frame,
-        "costs": tables.costs_frame, "costs_by_buyer": tables.costs_by_buyer_frame,
+        "costs": tables.costs_frame, "costs_by_buyer": tables.buyer_costs_frame,
         "rules": tables.rules_frame, "origin": tables.origin_frame,
         "concentration": tables.concentration_frame,
         "scenario_costs": tables.scenario_costs_frame, "fiscal": tables.fiscal_frame,
@@ -35,8 +35,9 @@ def result_frames(r: Results) -> dict[str, pd.DataFrame]:
     return {name: make(r) for name, make in makers.items()}
 
 
-def number_format(column: str, currency: str) -> str | None:
-    """Excel number format of a column, from its name."""
+def number_format(column: str, currency: str, title: str = "") -> str | None:
+    """Excel number format of a column, from its name (and the frame's title: in a frame
+    titled in money, e.g. 'Cost by buyer (USD, ...)', every other number is money)."""
     name = column.lower()
     if "share" in name:
         return "0.0%"
@@ -44,7 +45,8 @@ def number_format(column: str, currency: str) -> str | None:
         return "0.000"
     if name in ("probability",):
         return "0.000"
-    if currency.lower() in name or "cost" in name or "price" in name:
+    if currency.lower() in name or "cost" in name or "price" in name \
+            or f"({currency}".lower() in title.lower():
         return "#,##0"
     return None
 
@@ -87,7 +89,8 @@ def write_results_workbook(r: Results, path: str | Path) -> Path:
             head = ws.cell(FIRST_ROW, c, col if isinstance(col, str) else int(col))
             head.font = Font(bold=True)
             head.fill = fill
-            fmt = None if record else number_format(str(col), r.currency)
+            fmt = None if record else number_format(str(col), r.currency,
+                                                    frame.attrs.get("title", ""))
             if isinstance(col, int):  # a year: tonnes
                 fmt = "#,##0.0"
             for i, v in enumerate(frame[col].tolist(), start=FIRST_ROW + 1):
