@@ -125,7 +125,8 @@ def test_value_of_uncertainty_keeps_none_where_a_solve_failed():
     assert list(rec) == ["RP", "EV", "EEV", "WS", "VSS", "EVPI"]
     assert rec["EEV"] == (None, "EUR") and rec["VSS"] == (None, "EUR")
     assert rec["EVPI"] == (2e6, "EUR")
-    assert frame.attrs["caption"] == "VSS = EEV - RP; EVPI = RP - WS"
+    assert frame.attrs["caption"] == ("VSS = EEV - RP; EVPI = RP - WS; EV problem: averaged "
+                                      "model data")
 
 
 def test_evaluation_and_decomposition_records():

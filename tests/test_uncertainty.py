@@ -205,3 +205,64 @@ def test_rule_in_every_scenario_or_in_expectation(tmp_path):
     assert exp.objective == approx(7_250_000)
     (row,) = exp.tables["rules"].itertuples(index=False)
     assert row.scenario == "expected" and row.lhs == approx(75) and row.bound == approx(60)
+
+
+FLOORED: dict = {
+    "meta": {"name": "floored", "currency": "USD", "price_year": 2025},
+    "horizon": {"first_year": 2026, "last_year": 2026},
+    "materials": [{"id": "MAG", "form": "magnet"}],
+    "facilities": [{"id": "S", "company": "S", "country": "US", "stage": "MAGNET",
+                    "product": "MAG", "capacity_t": 1000}],
+    "buyers": [{"id": "B", "country": "US", "demand_t": {"MAG": 100}}],
+    "price_indices": [{"id": "IDX", "price_per_kg": 100,
+                       "by_scenario": {"low": 50, "high": 150}}],
+    "offers": [{"id": "O", "supplier": "S", "material": "MAG", "first_year": 2026,
+                "last_year": 2026, "max_t_per_year": 500, "index": "IDX",
+                "floor_per_kg": 100}],
+    "spot_markets": [{"id": "SPOT", "material": "MAG", "origin": "CN", "price_per_kg": 110,
+                      "unlimited": True}],
+    "scenarios": [{"id": "low", "probability": 0.5}, {"id": "high", "probability": 0.5}],
+}
+
+
+def test_the_two_definitions_of_the_expected_value_problem():
+    """An index-linked offer with a buyer-paid floor of 100 USD/kg on an index at 50 or 150
+    (probability 1/2 each); spot at 110. Averaging the data, the offer costs (100 + 150) / 2 =
+    125 in the EV problem: spot wins, EV = 100 t x 110,000 = 11.0M. Averaging the index (100),
+    the offer costs max(100, 100) = 100: EV = 10.0M. Either way the EV plan is then evaluated
+    over the scenarios: the data plan (spot) costs 11.0M; the parameters plan (the offer, at 100
+    or 150) costs 12.5M. RP = 11.0M (spot), so VSS is 0 or 1.5M depending on the definition."""
+    data = stochastic_value(instance(FLOORED))
+    params = stochastic_value(instance(FLOORED), ev="parameters")
+    assert data.ev == approx(11_000_000) and params.ev == approx(10_000_000)
+    assert data.eev == approx(11_000_000) and params.eev == approx(12_500_000)
+    assert data.rp == params.rp == approx(11_000_000)
+    assert data.as_dict()["EV_definition"] == "data" and params.vss == approx(1_500_000)
+    with pytest.raises(ValueError, match="parameters"):
+        stochastic_value(instance(FLOORED), ev="textbook")
+
+
+def test_tied_expected_value_optima_are_found_and_both_evaluated():
+    """Demand 50 or 150 t (probability 1/2 each: 100 in the EV problem); two offers at 100
+    USD/kg with a 1,000 USD signing cost, O2 with take-or-pay on half its volume; spot at 110.
+    In the EV problem both contract 100 t for 10,001,000: a tie. Over the scenarios O1's 100 t
+    are paid in full in 'low' (10.0M) and topped up with 50 t spot in 'high' (15.5M): EEV
+    12,751,000; O2 takes 50 t in 'low' without shortfall (5.0M): EEV 10,251,000. Both EV
+    optima are found and evaluated, whichever the solver returns first."""
+    raw = copy.deepcopy(FLOORED)
+    del raw["price_indices"]
+    raw["facilities"].append({"id": "S2", "company": "S2", "country": "DE",
+                              "stage": "MAGNET", "product": "MAG", "capacity_t": 1000})
+    raw["offers"] = [
+        {"id": "O1", "supplier": "S", "material": "MAG", "first_year": 2026,
+         "last_year": 2026, "max_t_per_year": 500, "price_per_kg": 100,
+         "signing_cost": 1000},
+        {"id": "O2", "supplier": "S2", "material": "MAG", "first_year": 2026,
+         "last_year": 2026, "max_t_per_year": 500, "price_per_kg": 100,
+         "signing_cost": 1000, "take_or_pay_share": 0.5}]
+    raw["scenarios"] = [{"id": "low", "probability": 0.5, "demand": [{"multiplier": 0.5}]},
+                        {"id": "high", "probability": 0.5, "demand": [{"multiplier": 1.5}]}]
+    v = stochastic_value(instance(raw))
+    assert v.ev == approx(10_001_000)
+    assert v.eev_alternative is not None
+    assert sorted([v.eev, v.eev_alternative]) == [approx(10_251_000), approx(12_751_000)]

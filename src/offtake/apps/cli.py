@@ -387,15 +387,23 @@ def value(
     out: Annotated[Path | None, typer.Option(help="write value.json here")] = None,
     time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
     sets: SetOption = None,
+    ev: Annotated[str, typer.Option(
+        "--ev", metavar="data|parameters",
+        help="the expected-value problem: average the model data (prices after floors and "
+        "ceilings) or the uncertain parameters (price indices; the textbook EV)")] = "data",
 ) -> None:
-    """Value of modelling uncertainty: RP, EV, EEV, WS, VSS = EEV - RP, EVPI = RP - WS."""
+    """Value of modelling uncertainty: RP, EV, EEV, WS, VSS = EEV - RP, EVPI = RP - WS (and
+    the EEV of a second EV optimum, when the EV problem has tied optima)."""
     from offtake.analysis.stochastic import stochastic_value
     from offtake.report import plots
     from offtake.report.console import value_table
     from offtake.solvers.options import SolveOptions
     _solver_or_exit()
+    if ev not in ("data", "parameters"):
+        console.print(f"[red]--ev must be data or parameters, not {ev!r}[/]")
+        raise typer.Exit(EXIT["invalid"])
     loaded = _load_or_exit(instance, sets)
-    v = stochastic_value(loaded.instance, SolveOptions(time_limit=time_limit))
+    v = stochastic_value(loaded.instance, SolveOptions(time_limit=time_limit), ev=ev)
     currency = loaded.instance.meta.currency
     console.print(value_table(v, currency))
     if out is not None:

@@ -216,9 +216,17 @@ def compare_frame(frame: pd.DataFrame, currency: str) -> pd.DataFrame:
 
 def value_frame(v: StochasticValue, currency: str) -> pd.DataFrame:
     """RP, EV, EEV, WS, VSS and EVPI (None where a solve failed)."""
-    rows = [(k, x, currency) for k, x in v.as_dict().items() if k != "status"]
+    measures = ("RP", "EV", "EEV", "WS", "VSS", "EVPI")
+    rows: list[tuple[str, Any, str]] = [(k, v.as_dict()[k], currency) for k in measures]
+    if v.eev_alternative is not None:
+        rows.append(("EEV of another EV optimum", v.eev_alternative, currency))
+    caption = (f"VSS = EEV - RP; EVPI = RP - WS; EV problem: averaged "
+               f"{'price indices' if v.ev_definition == 'parameters' else 'model data'}")
+    if v.eev_alternative is not None and abs(v.eev_alternative - (v.eev or 0.0)) > 1e-6 * max(
+            1.0, abs(v.eev or 0.0)):
+        caption += "; the EV problem has tied optima with different EEV: VSS depends on it"
     return record(rows, f"Value of modelling uncertainty ({currency}, expected, discounted)",
-                  "VSS = EEV - RP; EVPI = RP - WS")
+                  caption)
 
 
 def evaluation_frame(report: dict[str, Any], currency: str) -> pd.DataFrame:

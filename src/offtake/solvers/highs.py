@@ -74,6 +74,8 @@ class HighsModel:
         self.lp = ArrayLp(a.cost.base, a.col_lb.base, a.col_ub.base, a.row_lb.base,
                           a.row_ub.base, a.csc(), a.integer)
         self.offset = float(a.offset.base[0])
+        self.sign = _sense_sign(m)
+        """-1 for a maximisation: the arrays minimise the negated objective."""
         self.size = _size(a)
         self.structure = _structure(a)
         self.col_lb, self.col_ub = a.col_lb.base.copy(), a.col_ub.base.copy()
@@ -156,10 +158,10 @@ class HighsModel:
         if status in ("optimal", "feasible"):
             self.solution = self.lp.primal()
             self._load(self.solution)
-            objective = float(info.objective_function_value) + self.offset
+            objective = self.sign * (float(info.objective_function_value) + self.offset)
             if self.size.binaries + self.size.integers:
                 bound = _finite(info.mip_dual_bound)
-                bound = None if bound is None else bound + self.offset
+                bound = None if bound is None else self.sign * (bound + self.offset)
             else:
                 bound = objective
             gap = _gap(objective, bound, self.size)
@@ -286,6 +288,11 @@ def _gap(objective: float, bound: float | None, size: ModelSize | None) -> float
     if bound is None:
         return None
     return abs(objective - bound) / max(abs(objective), 1e-10)
+
+
+def _sense_sign(m: pyo.ConcreteModel) -> float:
+    objs = list(m.component_data_objects(pyo.Objective, active=True))
+    return -1.0 if objs and objs[0].sense == pyo.maximize else 1.0
 
 
 def _structure(a) -> tuple:
