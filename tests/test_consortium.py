@@ -232,3 +232,21 @@ def test_a_rule_of_one_member_is_dropped_from_coalitions_without_it():
                          "stages": ["MAGNET"], "countries": ["CN"]})
     res = analyse_consortium(instance(raw), options=OPTIONS)
     assert costs(res)["A+C"] == 4.8 and costs(res)["A+B+C"] == 8.0
+
+
+def test_the_shipped_consortium_needs_pooling_for_both_plants():
+    """instances/allied_consortium.yaml: no member alone builds either candidate plant;
+    the magnet factory needs at least two members (four of the six pairs and every triple
+    build it); only the four together also build the heavy-RE line. Pooling saves money."""
+    from conftest import INSTANCES
+
+    from offtake.io.loader import load_or_raise
+
+    res = analyse_consortium(load_or_raise(INSTANCES / "allied_consortium.yaml"),
+                             options=ConsortiumOptions())
+    built = {s: set(c.built) for s, c in res.coalitions.items()}
+    assert all(not built[s] for s in built if len(s) == 1)
+    assert sum("G-CONS-MAG-BUILD" in built[s] for s in built if len(s) == 2) == 4
+    assert all("G-CONS-MAG-BUILD" in built[s] for s in built if len(s) == 3)
+    assert [s for s in built if "S-CONS-HRE-BUILD" in built[s]] == [res.members]
+    assert res.savings() > 0 and len(res.coalitions) == 15

@@ -957,6 +957,8 @@ def why_not(
     scheduler: SchedulerOption = None,
     mip_gap: Annotated[float, typer.Option(help="relative MIP gap of every solve")] = 1e-6,
     time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
+    buyers: Annotated[str | None, typer.Option(
+        "--buyers", metavar="A,B", help="for these buyers only (as `solve --buyers`)")] = None,
     sets: SetOption = None,
 ) -> None:
     """Solve INSTANCE as `offtake solve` does (DIR's tables written and checked), then, for
@@ -965,7 +967,7 @@ def why_not(
     item that is infeasible names the rules in the way). DIR/why_not.csv."""
     from offtake.analysis.whynot import WORKER_MODULES
     from offtake.analysis.whynot import why_not as why_not_table
-    from offtake.domain.transforms import apply_sets
+    from offtake.domain.transforms import apply_sets, restrict_to_buyers
     from offtake.pipeline.run import run
     from offtake.report.console import render
     from offtake.report.tables import why_not_frame
@@ -975,10 +977,11 @@ def why_not(
     kind, workers, scheduler = _executor_options(executor, workers, scheduler,
                                                  default_workers())
     options = SolveOptions(mip_gap=mip_gap, time_limit=time_limit)
+    kept = [b.strip() for b in (buyers or "").split(",") if b.strip()]
     try:
-        result = run(instance, out, options, sets=sets or [])
+        result = run(instance, out, options, sets=sets or [], buyers=kept)
     except InvalidInstance as exc:
-        _invalid_set(exc)
+        _invalid_set(exc, "--set / --buyers")
     if result.results is None or result.load.instance is None:
         console.print(_findings_table(result.load.findings, f"Findings in {instance}"))
         raise typer.Exit(EXIT["invalid"])
@@ -991,14 +994,19 @@ def why_not(
     built = ({} if builds is None else dict(zip(builds["build_id"], builds["built"],
                                                 strict=True)))
     inst = apply_sets(result.load.instance, sets or [])
+    if kept:
+        inst = restrict_to_buyers(inst, kept)[0]
     with _executor_or_exit(kind, workers, scheduler, preload=WORKER_MODULES) as ex:
         table = why_not_table(inst, res.objective, signed, built, options, executor=ex,
                               only=only or ())
     table.to_csv(out / "why_not.csv", index=False)
     console.print(f"optimum {res.objective:,.0f} {res.currency} ({res.status}, gap "
                   f"{res.mip_gap or 0:.1e})")
-    console.print(render(why_not_frame(table, res.currency), overflow="fold", formats={
-        "break_even_price_per_kg": lambda x: "" if x is None or x != x else f"{x:,.2f}"}))
+    if table.empty:
+        console.print("every offer is signed and every build option built: nothing to explain")
+    else:
+        console.print(render(why_not_frame(table, res.currency), overflow="fold", formats={
+            "break_even_price_per_kg": lambda x: "" if x is None or x != x else f"{x:,.2f}"}))
     console.print(f"written to {out}/ (the solve's tables and why_not.csv)")
 
 
