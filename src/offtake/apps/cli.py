@@ -902,49 +902,6 @@ def consortium(
     raise typer.Exit(0 if not res.failed else EXIT["no_solution"])
 
 
-@app.command()
-def dashboard(
-    store: Annotated[Path, typer.Option(
-        help="folder of saved runs: output folders of `offtake solve`, results stores of "
-        "`offtake sweep`; what-if runs are written under STORE/whatif")] = Path("."),
-    port: Annotated[int, typer.Option(help="local port to serve on")] = 8501,
-    instances: Annotated[list[Path] | None, typer.Option(
-        "--instances", help="folder holding the runs' instance files, found by their "
-        "SHA-256 (repeatable; default: ./instances and STORE)")] = None,
-    executor: Annotated[str, typer.Option(
-        help="where what-if runs are solved: process (a worker process) or serial")]
-    = "process",
-) -> None:
-    """A local web app of saved runs (portfolio, costs, chain of custody, rules, scenarios,
-    sweeps) and what-if runs compared with their base. Needs the `dashboard` extra."""
-    import importlib.util
-    import subprocess
-    if importlib.util.find_spec("streamlit") is None:
-        console.print("[red]the dashboard needs Streamlit: pip install -e .[dashboard] "
-                      "(python3 dev.py test installs it)[/]")
-        raise typer.Exit(EXIT["invalid"])
-    if not store.is_dir():
-        console.print(f"[red]{store}: no such folder[/]")
-        raise typer.Exit(EXIT["invalid"])
-    if executor not in ("process", "serial"):
-        console.print(f"[red]--executor must be process or serial, not {executor!r}[/]")
-        raise typer.Exit(EXIT["invalid"])
-    script = Path(__file__).with_name("dashboard.py")
-    folders = instances if instances else [Path("instances"), store]
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script),
-           "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
-           "--browser.gatherUsageStats=false", "--server.fileWatcherType=none", "--",
-           "--store", str(store.resolve()), "--executor", executor]
-    for folder in folders:
-        cmd += ["--instances", str(folder.resolve())]
-    console.print(f"offtake dashboard of {store} on http://127.0.0.1:{port} (Ctrl-C stops)")
-    try:
-        code = subprocess.call(cmd)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
-
-
 @app.command("why-not")
 def why_not(
     instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
