@@ -11,8 +11,9 @@ component name the formulation uses (`facility_capacity_max`, `demand_balance`,
 `table` (a table disagrees with the instance or with another table), `origin_tag` (a tag that
 is not canonical or that its node cannot carry), `nonanticipativity` (a first-stage decision
 that differs between scenarios), `resale_allowed` / `stock_allowed` (a resale or stock the
-instance does not allow), `cost_term` / `scenario_cost` / `fiscal_cost` / `objective` (money
-that does not add up), and `internal_error` (a rule kind or cost term registered in
+instance does not allow), `cost_term` / `buyer_cost` (a buyer's share of a term, formulation.md
+"Cost per buyer") / `scenario_cost` / `fiscal_cost` / `objective` (money that does not add
+up), and `internal_error` (a rule kind or cost term registered in
 `offtake.domain.registry` that the checker has no function for: the check is incomplete).
 
 The modules, in the order a check runs:
@@ -23,14 +24,15 @@ The modules, in the order a check runs:
     tables     table columns, reading and normalising the tables, Plan
     prices     unit prices, tariffs, resale price
     contracts  offers, volumes, take-or-pay, tiers, prepayment credits
-    network    arcs, facility balances and capacity
+    builds     build options: timing, ramped capacity, facility_build, builds.csv
+    network    arcs, facility balances and capacity (with what built options add)
     origins    origin tags on the tables, origin.csv
     spot       spot availability, spot.csv
     demand     deliveries, demand balance, resale and stock
     rulerows   RuleRow, rule scopes, the facts rule rows read
     rules      one function per rule kind (RULE_CHECKS), check_rules
     ruletable  hard rows hold, rules.csv, rows held in expectation
-    objective  one function per cost term (COST_CHECKS), CVaR
+    objective  one function per cost term (COST_CHECKS), each per scenario and buyer, CVaR
     costs      costs.csv, scenario_costs.csv, fiscal costs, the objective
 
 It must stay independent of the model: the package imports only the schema, findings,
