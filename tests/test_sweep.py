@@ -86,12 +86,12 @@ def test_a_path_or_value_the_instance_refuses_is_a_finding_at_its_axis(tmp_path)
 
 
 def test_points_combine_as_product_zip_or_one_at_a_time(tmp_path):
-    def spec(combine: str, second: str = "values: [a, b, c]"):
+    def spec(combine: str, second: str = "values: [a, b, c]", name: str = "y"):
         return load_spec(write_spec(tmp_path, f"""\
             instance: {SMALL}
             axes:
               - {{set: p.x, name: x, range: {{start: 0.5, stop: 1.0, step: 0.25}}}}
-              - {{set: p.y, name: y, {second}}}
+              - {{set: p.y, name: {name}, {second}}}
             combine: {combine}
             """)).spec
 
@@ -110,6 +110,8 @@ def test_points_combine_as_product_zip_or_one_at_a_time(tmp_path):
     assert all(0.1 <= p.values["y"] <= 0.2 for p in sampled)
     with pytest.raises(InvalidInstance, match="zip needs axes of one length"):
         spec("zip", "values: [a]")
+    with pytest.raises(InvalidInstance, match="axis name 'status' is a record column"):
+        spec("product", "values: [a]", name="status")
 
 
 def test_the_crma_range_has_eleven_points_read_as_written(tmp_path):
@@ -162,15 +164,15 @@ def test_each_point_equals_the_same_solve_run_alone_with_set(tmp_path):
         summary = json.loads((out / "summary.json").read_text())
         assert rec["objective"] == pytest.approx(summary["objective"], rel=1e-9)
         costs = pd.read_csv(out / "costs.csv")
-        terms = costs[costs["in_objective"]]
-        for term, value in zip(terms["term"], terms["value"], strict=True):
+        terms = costs[costs["in_objective"]].groupby("term")["value"].sum()  # rows by buyer
+        for term, value in terms.items():
             assert rec[f"cost:{term}"] == pytest.approx(value, rel=1e-9, abs=1e-3), term
         third = costs[~costs["in_objective"]]
         assert rec["fiscal_total"] == pytest.approx(third["value"].sum(), rel=1e-9)
         for payer, value in third.groupby("payer")["value"].sum().items():
             assert rec[f"fiscal:{payer}"] == pytest.approx(value, rel=1e-9)
             assert rec[f"fiscal:{payer}:base"] == pytest.approx(value, rel=1e-9)
-        assert sum(rec[c] for c in frame.columns if c.startswith("buyer_cost:")) == \
+        assert sum(rec[c] for c in frame.columns if c.startswith("direct_cost:")) == \
             pytest.approx(rec["objective"], rel=1e-9)
         origin = pd.read_csv(out / "origin.csv", keep_default_na=False)
         totals = (origin.assign(total=origin["tonnes"] / origin["share"])
@@ -455,3 +457,73 @@ def test_a_tornado_of_one_at_a_time_changes(tmp_path):
     widths = sorted(p.get_width() for p in ax.patches)
     assert widths[-1] == pytest.approx((frame["objective"][3] - base) / 1e6)  # forbidden MP
     assert "change of objective (million USD, discounted)" in ax.get_xlabel()
+
+
+# --- side by side ----------------------------------------------------------------------------
+def test_compare_puts_stored_runs_and_points_side_by_side(tmp_path):
+    """Point 0 (cap 0.4, MP free) and point 1 (cap 0.4, MP forbidden) of the small sweep, and
+    the same solve as point 0 run alone into a folder: the run equals point 0 (no difference
+    in any figure, the same offers and tonnes); point 1 differs by its objective, by not
+    signing OFF-MP-IND, and by OFF-MP-IND's tonnes, all 0."""
+    from typer.testing import CliRunner
+
+    from offtake.analysis.comparison import (
+        item_from_run,
+        items_from_store,
+        key_figures,
+        signed_differences,
+        volume_differences,
+    )
+    from offtake.apps.cli import app
+
+    _, store = _sweep(write_spec(tmp_path, SMALL_SPEC), tmp_path / "store")
+    runner = CliRunner()
+    res = runner.invoke(app, ["solve", str(SMALL), "--out", str(tmp_path / "run"), "--set",
+                              "rules.SUPPLIER-CAP-50.max_share=0.4"])
+    assert res.exit_code == 0, res.output
+    run = item_from_run(tmp_path / "run", "alone")
+    p0, p1 = items_from_store(store, ["0", "1"])
+    assert p0.label == ("point 0 (rules.SUPPLIER-CAP-50.max_share=0.4, "
+                        "offers.OFF-MP-IND.decision=free)")
+    figures = key_figures([p0, run, p1]).set_index("measure")
+    assert abs(figures.loc["objective", f"alone - {p0.label}"]) < 1e-6 * p0.figures["objective"]
+    assert figures.loc["objective", f"{p1.label} - {p0.label}"] == pytest.approx(
+        p1.figures["objective"] - p0.figures["objective"])
+    assert figures.loc["fiscal:US DoD", p1.label] == 0
+    assert signed_differences([p0, run]).empty and volume_differences([p0, run]).empty
+    signed = signed_differences([p0, p1]).set_index("offer")
+    assert signed.loc["OFF-MP-IND"].tolist() == ["yes", "no"]
+    tonnes = volume_differences([p0, p1])
+    mp = tonnes[tonnes["offer"] == "OFF-MP-IND"]
+    assert len(mp) > 0 and (mp[f"{p1.label} (t)"] == 0).all()
+    res = runner.invoke(app, ["compare", "--run", str(tmp_path / "run"), "--store",
+                              str(tmp_path / "store"), "--point", "1", "--out",
+                              str(tmp_path / "cmp")])
+    assert res.exit_code == 0, res.output
+    assert "Offers signed in some and not in others" in res.output
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} == {"compare.csv", "signed.csv",
+                                                              "volumes.csv"}
+    res = runner.invoke(app, ["compare", "--store", str(tmp_path / "store"), "--point", "9"])
+    assert res.exit_code == 1 and "no single point '9'" in res.output
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "docs" / "sweeps").glob("*.yaml")))
+def test_the_shipped_specs_load_and_name_paths_their_instance_has(name):
+    from offtake.analysis.spec import check_paths
+    from offtake.io.loader import load_or_raise
+
+    loaded = load_spec(ROOT / "docs" / "sweeps" / name)
+    check_paths(loaded, load_or_raise(loaded.instance_path))
+    assert loaded.spec.size() >= 7
+
+
+def test_docs_extending_names_the_sweep_figures_where_they_are():
+    import offtake.analysis.sweep as sweep
+    import offtake.pipeline.figures as figures
+
+    text = (ROOT / "docs" / "extending.md").read_text()
+    for name, module in (("KeyFigures", figures), ("figure_columns", sweep)):
+        assert name in text and hasattr(module, name)
+    assert "test_each_point_equals_the_same_solve_run_alone_with_set" in text
+    assert "def test_each_point_equals_the_same_solve_run_alone_with_set" in Path(
+        __file__).read_text()

@@ -47,6 +47,12 @@ from offtake.domain.schema import Instance
 from offtake.domain.transforms import apply_sets
 
 Scalar = bool | int | float | str
+RESERVED = {"key", "point_id", "sweep", "index", "instance", "instance_sha256", "currency",
+            "code_version", "options", "sets", "axes", "status", "message", "objective",
+            "bound", "gap", "seconds", "warm", "attempts", "worker", "finished_at",
+            "expected_cost", "fiscal_total", "signed", "n_signed", "built", "epsilon",
+            "lambda"}
+"""Record columns (`analysis.sweep.point_record`) an axis may not be named after."""
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -153,6 +159,10 @@ class SweepSpec(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
         labels = [a.label for a in self.axes]
+        taken = sorted(x for x in labels if x in RESERVED or ":" in x)
+        if taken:
+            raise ValueError(f"axis name {taken[0]!r} is a record column (or has ':'): give "
+                             "the axis another name:")
         twice = sorted({x for x in labels if labels.count(x) > 1})
         if twice:
             raise ValueError(f"axis names must differ: {', '.join(twice)} twice (give name:)")

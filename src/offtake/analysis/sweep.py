@@ -16,7 +16,7 @@ changes, the options, `code_version()`), the axis values (one column per axis, n
 message, objective, bound, gap, seconds, whether it was a warm re-solve, attempts, worker,
 the currency; `cost:<term>`,
 `expected_cost`, `risk:<measure>`, `scenario_cost:<scenario>`, `fiscal:<payer>` (and
-`fiscal:<payer>:<scenario>`), `fiscal_total`, `buyer_cost:<buyer>` (and `buyer_cost:shared`),
+`fiscal:<payer>:<scenario>`), `fiscal_total`, `direct_cost:<buyer>` (and `direct_cost:shared`),
 `content:<material>:<stage>:<country>`, `largest_country_share:<material>:<stage>` (with
 `largest_country:...`), `recycled_share:<material>`, `delivered_t:<material>`,
 `rule_share:<rule>` (the binding side: highest share of a cap, lowest of a floor; with
@@ -90,6 +90,9 @@ class PointTask:
     index: int
     sets: tuple[str, ...]
     options: SolveOptions
+    warm: bool = True
+    """Re-solve in place when the worker's previous point had the same structure (False:
+    build every point afresh, for comparison)."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def sweep_task(base: Instance, task: PointTask) -> PointOutcome:
     except InvalidInstance as exc:
         return PointOutcome("invalid", "; ".join(str(f) for f in errors(exc.findings)), None,
                             worker)
-    cache = worker_cache()
+    cache = worker_cache() if task.warm else {}
     solver = cache.get(("sweep-solver", task.options))
     if solver is None:
         solver = cache[("sweep-solver", task.options)] = WarmSolver(task.options, figures=True)
@@ -187,7 +190,7 @@ def figure_columns(f: KeyFigures) -> dict[str, Any]:
     rec.update({f"fiscal:{p}": v for p, v in sorted(f.fiscal.items())})
     rec.update({f"fiscal:{p}:{s}": v for (p, s), v in sorted(f.fiscal_by_scenario.items())})
     rec["fiscal_total"] = sum(f.fiscal.values())
-    rec.update({f"buyer_cost:{b}": v for b, v in f.buyer_cost.items()})
+    rec.update({f"direct_cost:{b}": v for b, v in f.buyer_cost.items()})
     rec.update({f"content:{m}:{st}:{c}": v for (m, st, c), v in sorted(f.content.items())})
     largest: dict[tuple[str, str], tuple[float, str]] = {}
     for (m, st, c), v in sorted(f.content.items()):
@@ -233,7 +236,7 @@ OnPoint = Callable[[dict[str, Any], int, int], None]
 
 def run_sweep(loaded: LoadedSpec, store: SweepStore, executor: Executor,
               on_point: OnPoint | None = None, on_start: Callable[[int, int], None] | None
-              = None) -> SweepReport:
+              = None, warm: bool = True) -> SweepReport:
     """Solve the points of a spec into the store (see the module's docstring). The base
     instance is loaded and each axis's path checked first (`InvalidInstance` with located
     findings); `on_start(points to run, points in the sweep)` is called before the first
@@ -250,14 +253,16 @@ def run_sweep(loaded: LoadedSpec, store: SweepStore, executor: Executor,
     run = Run(spec.name or loaded.path.stem, base_load.instance.meta.name, base_load.sha256,
               base_load.instance.meta.currency)
     return run_points(run, base_load.instance, [(p, options) for p in spec.points()], store,
-                      executor, on_point=on_point, on_start=on_start)
+                      executor, on_point=on_point, on_start=on_start, warm=warm)
 
 
 def run_points(run: Run, base: Instance, points: Sequence[tuple[Point, SolveOptions]],
                store: SweepStore, executor: Executor, on_point: OnPoint | None = None,
-               on_start: Callable[[int, int], None] | None = None) -> SweepReport:
+               on_start: Callable[[int, int], None] | None = None, warm: bool = True
+               ) -> SweepReport:
     """Solve the points (each with its options) that the store does not hold, or holds as
-    failed or timed out; save each record (and plan) as it finishes."""
+    failed or timed out; save each record (and plan) as it finishes. `warm=False` builds
+    every point afresh (the same numbers, for comparison)."""
     start = time.perf_counter()
     with store.lock():
         done = store.statuses()
@@ -282,7 +287,8 @@ def run_points(run: Run, base: Instance, points: Sequence[tuple[Point, SolveOpti
             if on_point is not None:
                 on_point(record, sum(statuses.values()), len(todo))
 
-        tasks = [PointTask(points[i][0].index, points[i][0].sets, points[i][1]) for i in todo]
+        tasks = [PointTask(points[i][0].index, points[i][0].sets, points[i][1], warm)
+                 for i in todo]
         executor.map(sweep_task, tasks, shared=base, on_result=save)
     return SweepReport(len(points), len(points) - len(todo), statuses,
                        time.perf_counter() - start, executor.describe(), keys)

@@ -526,37 +526,72 @@ def frontier(
     cvar_alpha: Annotated[float, typer.Option(help="CVaR level alpha in (0, 1)")] = 0.95,
     out: Annotated[Path, typer.Option(help="folder for frontier.csv and .png")] = Path("out"),
 ) -> None:
-    """Efficient frontier: expected cost against CVaR over a range of lambda."""
-    from offtake.analysis.frontier import efficient_frontier
+    """Efficient frontier: expected cost against CVaR over a range of lambda (`offtake
+    pareto --metric cvar` with its plans in DIR/store; runs in this process)."""
+    from offtake.analysis.pareto import frontier_table, run_pareto
     from offtake.report import plots
+    from offtake.report.console import render
+    from offtake.report.sweep import value_text
+    from offtake.solvers.options import SolveOptions
     _solver_or_exit()
     loaded = _load_or_exit(instance)
-    try:
-        lams = [float(x) for x in lambdas.split(",") if x.strip()]
-    except ValueError as exc:
-        console.print(f"[red]--lambdas must be numbers separated by commas: {lambdas}[/]")
-        raise typer.Exit(EXIT["invalid"]) from exc
+    lams = _numbers(lambdas, "--lambdas")
     if any(x < 0 for x in lams) or not 0 < cvar_alpha < 1:
         console.print("[red]need lambdas >= 0 and 0 < --cvar-alpha < 1[/]")
         raise typer.Exit(EXIT["invalid"])
-    table = efficient_frontier(loaded.instance, lams, cvar_alpha)
     out.mkdir(parents=True, exist_ok=True)
+    store = _store_or_exit(out / "store", create=True)
+    with _executor_or_exit("serial", None, None, preload=()) as ex:
+        result = run_pareto(loaded.instance, loaded.sha256, "cvar", store, ex,
+                            SolveOptions(cvar_alpha=cvar_alpha), lambdas=lams)
+    table = frontier_table(result)
     table.to_csv(out / "frontier.csv", index=False)
     plots.frontier(table, loaded.instance.meta.currency, cvar_alpha).savefig(
         out / "frontier.png")
-    console.print(table.to_string(index=False))
-    console.print(f"written to {out}/ (frontier.csv, frontier.png)")
+    console.print(render(table, title=f"Efficient frontier ({loaded.instance.meta.currency}, "
+                         f"discounted; CVaR {cvar_alpha:.0%})",
+                         formats=dict.fromkeys(table.columns, value_text)))
+    console.print(f"written to {out}/ (frontier.csv, frontier.png, store/)")
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    """Comma-separated numbers, or a message naming the option and exit 1."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        console.print(f"[red]{option} must be numbers separated by commas: {text}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
 
 
 @app.command()
 def compare(
-    instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
-    rule: Annotated[list[str], typer.Option("--rule", help="rule to relax (repeatable)")],
+    instance: Annotated[Path | None, typer.Argument(
+        help="instance (YAML, .xlsx or CSV folder), with --rule")] = None,
+    rule: Annotated[list[str] | None, typer.Option(
+        "--rule", help="rule to relax (repeatable)")] = None,
     out: Annotated[Path | None, typer.Option(help="write compare.csv here")] = None,
     time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
     sets: SetOption = None,
+    run: Annotated[list[Path] | None, typer.Option(
+        "--run", help="a folder written by offtake solve (repeatable)")] = None,
+    store: Annotated[Path | None, typer.Option(
+        "--store", help="a results store of offtake sweep or pareto")] = None,
+    point: Annotated[list[str] | None, typer.Option(
+        "--point", help="a point of --store: its index, SWEEP:INDEX or key (repeatable; "
+        "default every point)")] = None,
 ) -> None:
-    """Cost of compliance: solve with every rule and without each named rule."""
+    """Cost of compliance (INSTANCE --rule R: solve with every rule and without each named
+    rule), or side by side any stored runs (--run DIR) and points of a results store
+    (--store DIR [--point N]): key figures, offers signed in some and not in others, and
+    contracted tonnes per year where the plans differ (compare.csv, signed.csv, volumes.csv
+    with --out)."""
+    if run or store is not None:
+        _compare_stored(run or [], store, point or [], out)
+        return
+    if instance is None or not rule:
+        console.print("[red]compare needs INSTANCE --rule RULE (cost of compliance) or "
+                      "--run DIR / --store DIR (stored solves side by side)[/]")
+        raise typer.Exit(EXIT["invalid"])
     from offtake.analysis.compliance import compare as compare_rules
     from offtake.report.console import compare_table
     from offtake.solvers.options import SolveOptions
@@ -573,6 +608,42 @@ def compare(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "compare.csv", index=False)
+
+
+def _compare_stored(runs: list[Path], store: Path | None, points: list[str],
+                    out: Path | None) -> None:
+    from offtake.analysis.comparison import (
+        item_from_run,
+        items_from_store,
+        key_figures,
+        signed_differences,
+        volume_differences,
+    )
+    from offtake.analysis.store import StoreError
+    from offtake.report.console import render
+    from offtake.report.sweep import value_text
+    try:
+        items = [item_from_run(r) for r in runs]
+        if store is not None:
+            items += items_from_store(_store_or_exit(store), points)
+    except StoreError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    if len(items) < 2:
+        console.print("[red]compare needs at least two runs or points[/]")
+        raise typer.Exit(EXIT["invalid"])
+    frames = {"compare": key_figures(items), "signed": signed_differences(items),
+              "volumes": volume_differences(items)}
+    for frame in frames.values():
+        formats = dict.fromkeys(frame.columns, value_text)
+        formats["year"] = "{}".format
+        console.print(render(frame, formats=formats,
+                             right=[c for c in frame.columns if c not in ("measure", "offer")]))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, frame in frames.items():
+            frame.to_csv(out / f"{name}.csv", index=False)
+        console.print(f"written to {out}/ (compare.csv, signed.csv, volumes.csv)")
 
 
 # --- sweeps and Pareto fronts ------------------------------------------------------------
@@ -965,6 +1036,101 @@ def why_not(
         console.print(render(why_not_frame(table, res.currency), overflow="fold", formats={
             "break_even_price_per_kg": lambda x: "" if x is None or x != x else f"{x:,.2f}"}))
     console.print(f"written to {out}/ (the solve's tables and why_not.csv)")
+
+
+@app.command()
+def pareto(
+    instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
+    metric: Annotated[str, typer.Option(
+        help="non_cn_content (share of demand with no step in the --exclude countries at "
+        "--stages), recycled_share, largest_country_share (at --stages) or cvar")],
+    store: StoreOption,
+    points: Annotated[int, typer.Option(help="points of a share front (with the cheapest)")]
+    = 11,
+    to: Annotated[float | None, typer.Option(
+        help="the last bound of a share front (default 1 for content and recycled share, "
+        "0 for the largest country share)")] = None,
+    stages: Annotated[str, typer.Option(help="comma-separated stages the share reads")] =
+    "MINE,SEP_L,SEP_H,METAL,MAGNET",
+    exclude: Annotated[str, typer.Option(help="countries that do not count as content")] =
+    "CN",
+    buyers: Annotated[str | None, typer.Option(
+        help="comma-separated buyers whose pooled demand the share is of (default all)")]
+    = None,
+    lambdas: Annotated[str, typer.Option(help="risk weights of a cvar front")] =
+    "0,0.1,0.25,0.5,1,2",
+    cvar_alpha: Annotated[float, typer.Option(help="CVaR level alpha in (0, 1)")] = 0.95,
+    mip_gap: Annotated[float, typer.Option(help="relative MIP gap")] = DEFAULT_MIP_GAP,
+    executor: ExecutorOption = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes (default: one per core)")] = None,
+    scheduler: SchedulerOption = None,
+    time_limit: Annotated[float | None, typer.Option(
+        help="wall-clock seconds per point (not with --executor serial)")] = None,
+    sets: SetOption = None,
+) -> None:
+    """Pareto front of least cost against a share that rules can read (epsilon constraint:
+    the share's rule added with a bound moved from the cheapest plan's share to --to) or
+    against CVaR (weighted sums over --lambdas). Each point's record and plan go to the
+    store; prints the front (dominated points marked, the knee named) and writes
+    DIR/pareto-METRIC.csv and .png."""
+    from offtake.analysis.pareto import METRICS, front_frame, run_pareto
+    from offtake.analysis.store import StoreError
+    from offtake.report.console import render
+    from offtake.report.sweep import front, value_text
+    from offtake.runtime.executor import default_workers
+    from offtake.solvers.options import SolveOptions
+    _solver_or_exit()
+    if metric not in METRICS:
+        console.print(f"[red]--metric must be one of {', '.join(METRICS)}, not {metric!r}[/]")
+        raise typer.Exit(EXIT["invalid"])
+    if points < 1 or not 0 < cvar_alpha < 1 or (to is not None and not 0 <= to <= 1):
+        console.print("[red]need --points >= 1, 0 < --cvar-alpha < 1 and 0 <= --to <= 1[/]")
+        raise typer.Exit(EXIT["invalid"])
+    kind, workers, scheduler = _executor_options(executor, workers, scheduler,
+                                                 default_workers())
+    if time_limit is not None and (time_limit <= 0 or kind == "serial"):
+        console.print("[red]--time-limit needs a positive number of seconds and --executor "
+                      "process or dask[/]")
+        raise typer.Exit(EXIT["invalid"])
+    loaded = _load_or_exit(instance, sets)
+    target = _store_or_exit(store, create=True)
+    from offtake.analysis.sweep import WORKER_MODULES
+    with _executor_or_exit(kind, workers, scheduler, timeout=time_limit,
+                           preload=WORKER_MODULES) as ex:
+        try:
+            result = run_pareto(
+                loaded.instance, loaded.sha256, metric, target, ex,
+                SolveOptions(mip_gap=mip_gap, cvar_alpha=cvar_alpha), points=points, to=to,
+                stages=[s.strip() for s in stages.split(",") if s.strip()],
+                exclude=[c.strip() for c in exclude.split(",") if c.strip()],
+                buyers=[b.strip() for b in buyers.split(",")] if buyers else None,
+                lambdas=_numbers(lambdas, "--lambdas"),
+                on_point=lambda rec, n, total: console.print(
+                    f"  point {rec['index']}: {rec['status']}"
+                    + (f", {rec['objective']:,.0f}" if rec.get("objective") is not None
+                       else f" {rec.get('message', '')}")))
+        except (InvalidInstance, ValueError) as exc:
+            if isinstance(exc, InvalidInstance):
+                _invalid_set(exc, "--metric / --stages / --exclude / --buyers")
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(EXIT["invalid"]) from exc
+        except StoreError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(EXIT["invalid"]) from exc
+    table = front_frame(result)
+    currency = loaded.instance.meta.currency
+    console.print(render(table.drop(columns=["key", "signed"]),
+                         formats=dict.fromkeys(table.columns, value_text)))
+    table.to_csv(store / f"pareto-{metric}.csv", index=False)
+    words = result.metric.axis([c.strip() for c in exclude.split(",") if c.strip()],
+                               [s.strip() for s in stages.split(",") if s.strip()])
+    front(table, words, "expected cost" if metric == "cvar" else "least cost", currency,
+          share=metric != "cvar", title=f"{loaded.instance.meta.name}: least cost against "
+          f"{result.metric.label}").savefig(store / f"pareto-{metric}.png")
+    console.print(f"written to {store}/ (pareto-{metric}.csv, pareto-{metric}.png, a record "
+                  "and a plan per point)")
+    raise typer.Exit(0 if len(table) else EXIT["no_solution"])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,9 +7,10 @@ what a sweep or a Pareto front records for each point.
 * third parties' fiscal cost per payer, expected and in each scenario: floor support (the
   `fiscal_floor_support` rows of `costs.csv`, from the `delivered` expression) plus the
   government-paid builds (`fiscal_build_support`, the same in every scenario);
-* the objective per buyer: each cost term's linear form split by the buyer its variables are
-  indexed by; what no single buyer's variable carries (signing, prepayments, rebates,
-  credits, supplier counts, builds) is `shared`;
+* the objective per buyer, directly: each cost term's linear form split by the buyer its
+  variables are indexed by; what no single buyer's variable carries (signing, prepayments,
+  rebates, credits, supplier counts, builds) is `shared`, not split (`costs.csv` splits
+  those items by the rule of formulation.md, "Cost per buyer", from the result tables);
 * content: of the tonnes delivered of each material (expected, all buyers and years), the
   share with a step at each (stage, country), and the recycled share (a RECYCLE step), as
   `origin.csv` counts them;
@@ -56,7 +57,8 @@ class KeyFigures:
     fiscal_by_scenario: dict[tuple[str, str], float]
     """(payer, scenario) -> fiscal cost in that scenario."""
     buyer_cost: dict[str, float]
-    """Buyer (or `shared`) -> expected cost; they sum to the cost terms' total."""
+    """Buyer (or `shared`) -> expected cost its own variables carry; they sum to the cost
+    terms' total."""
     content: dict[tuple[str, str, str], float]
     """(material, stage, country) -> share of the material's delivered tonnes with that step."""
     recycled: dict[str, float]

@@ -17,13 +17,15 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import StrMethodFormatter
 
 MILLION = 1e6
 SOLVED = ("optimal", "feasible")
-MONEY_PREFIXES = ("cost:", "risk:", "scenario_cost:", "fiscal:", "buyer_cost:")
+MONEY_PREFIXES = ("cost:", "risk:", "scenario_cost:", "fiscal:", "direct_cost:")
 MONEY = {"objective", "bound", "expected_cost", "fiscal_total", "cost_of_compliance"}
 SHARE_PREFIXES = ("content:", "largest_country_share:", "recycled_share:", "rule_share",
                   "metric:")
+THOUSANDS = StrMethodFormatter("{x:,.0f}")
 DEFAULT_COLUMNS = ["status", "objective", "gap", "expected_cost", "fiscal_total", "n_signed",
                    "seconds", "warm"]
 
@@ -137,6 +139,8 @@ def curve(frame: pd.DataFrame, x: str, ys: Sequence[str], baseline: float | None
                                      "from")
                 values = values - float(at.iloc[0])
             name = y if len(ys) > 1 or not suffix else suffix
+            if baseline is not None and y in ("objective", "expected_cost") and not suffix:
+                name = f"{y}: cost of compliance"
             if len(ys) > 1 and suffix:
                 name = f"{y} ({suffix})"
             ax.plot(_scaled(grp["_x"], x), _scaled(values, y), marker="o", label=name)
@@ -145,12 +149,13 @@ def curve(frame: pd.DataFrame, x: str, ys: Sequence[str], baseline: float | None
                                                                    strict=True))
         ax.text(0.01, 0.98, f"no solution at {x} = {where}", transform=ax.transAxes,
                 va="top", fontsize=8, color="tab:red", wrap=True)
-    ylabel = label(ys[0], currency) if len(ys) == 1 else f"({unit(ys[0], currency)})"
+    ylabel = label(ys[0], currency) if len(ys) == 1 else unit(ys[0], currency)
     if baseline is not None:
-        ylabel = f"change from {x} = {baseline:g}: {ylabel}"
+        ylabel = f"change from the point at {baseline:g}\n({unit(ys[0], currency)})"
     ax.set_xlabel(label(x, currency))
     ax.set_ylabel(ylabel)
     ax.set_title(title or f"{', '.join(ys)} against {x}")
+    ax.yaxis.set_major_formatter(THOUSANDS)
     ax.grid(alpha=0.3)
     if len(ax.get_lines()) > 1:
         ax.legend(fontsize=8)
@@ -203,31 +208,36 @@ def tornado(frame: pd.DataFrame, y: str, title: str | None = None) -> Figure:
     return fig
 
 
-def front(frame: pd.DataFrame, x: str, y: str, knee: Any = None, title: str | None = None,
-          dominated: pd.DataFrame | None = None) -> Figure:
-    """A Pareto front: `y` (a cost) against `x` (the metric), the non-dominated points
-    joined, dominated ones grey, the knee marked and named."""
-    currency = _currency(frame)
+def front(table: pd.DataFrame, metric: str, cost: str, currency: str,
+          share: bool = True, title: str | None = None) -> Figure:
+    """A Pareto front (`analysis.pareto.front_frame`): cost against the metric, the
+    non-dominated points joined, dominated ones grey, the knee circled and named; `share`:
+    the metric is a fraction (drawn in %), else money (in millions)."""
     fig = Figure(figsize=(7.5, 4.5), dpi=120, layout="constrained")
     ax = fig.add_subplot()
-    pts = frame.sort_values(x)
-    ax.plot(_scaled(pts[x], x), _scaled(pts[y], y), marker="o", color="tab:blue",
-            label="Pareto front")
-    if dominated is not None and len(dominated):
-        ax.scatter(_scaled(dominated[x], x), _scaled(dominated[y], y), color="grey",
-                   marker="x", label="dominated")
-    if knee is not None:
-        row = frame.loc[knee]
-        kx, ky = float(_scaled(pd.Series([row[x]]), x).iloc[0]), float(
-            _scaled(pd.Series([row[y]]), y).iloc[0])
-        ax.scatter([kx], [ky], s=120, facecolors="none", edgecolors="tab:red", linewidths=2,
+    mscale, mname = (0.01, f"{metric} (%)") if share else (MILLION, f"{metric} (million "
+                                                                   f"{currency}, discounted)")
+    good = table[~table["dominated"]].sort_values("metric")
+    bad = table[table["dominated"]]
+    ax.plot(good["metric"] / mscale, good["cost"] / MILLION, marker="o", color="tab:blue",
+            label=f"Pareto front ({len(good)} points)")
+    if len(bad):
+        ax.scatter(bad["metric"] / mscale, bad["cost"] / MILLION, color="grey", marker="x",
+                   label=f"dominated ({len(bad)})")
+    knee = table[table["knee"]]
+    if len(knee):
+        kx, ky = float(knee["metric"].iloc[0]) / mscale, float(knee["cost"].iloc[0]) / MILLION
+        ax.scatter([kx], [ky], s=160, facecolors="none", edgecolors="tab:red", linewidths=2,
                    label="knee", zorder=3)
-        ax.annotate(f"knee: {value_text(kx)} / {value_text(ky)}", (kx, ky),
-                    textcoords="offset points", xytext=(8, -14), fontsize=8,
-                    color="tab:red")
-    ax.set_xlabel(label(x, currency))
-    ax.set_ylabel(label(y, currency))
-    ax.set_title(title or f"{y} against {x}")
+        ax.annotate(f"knee: {kx:.4g} / {ky:,.1f}", (kx, ky), textcoords="offset points",
+                    xytext=(10, -16), fontsize=8, color="tab:red")
+    if table.attrs.get("caption"):
+        ax.text(0.01, 0.98, table.attrs["caption"], transform=ax.transAxes, va="top",
+                fontsize=8, wrap=True)
+    ax.set_xlabel(mname)
+    ax.set_ylabel(f"{cost} (million {currency}, discounted)")
+    ax.yaxis.set_major_formatter(THOUSANDS)
+    ax.set_title(title or table.attrs.get("title") or f"{cost} against {metric}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     return fig

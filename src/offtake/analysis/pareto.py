@@ -1,0 +1,252 @@
+"""Pareto fronts: least cost against a share that rules can read, by the epsilon-constraint
+method, and expected cost against CVaR (what `offtake frontier` did), on the sweep machinery:
+every point is solved on an executor into a results store, with its plan.
+
+A share metric is a rule kind added to the instance as `PARETO-EPSILON` (a validated
+transform) with a loose bound: `non_cn_content` (min_content_share: deliveries whose every
+step at the chosen stages lies outside the excluded countries, default CN), `recycled_share`
+(min_recycled_share) or `largest_country_share` (max_country_share: no single country above
+the bound at the chosen stages). Its rows are pooled over the scoped buyers, per material and
+year, and the metric of a solved point is the share its binding rows reach (the lowest for a
+floor, the highest for a cap: `rule_share:PARETO-EPSILON`). The base point (the bound
+loose) gives the cheapest plan and its metric m0; the other points move the bound from m0
+to `to` (default 1 for a floor, 0 for a cap) in equal steps, each the least-cost plan at that
+bound. Bounds past what the instance can reach come back infeasible and mark where the front
+ends.
+
+`cvar` solves min E[cost] + lambda CVaR for each lambda (weighted sums; the supported points
+of the front).
+
+The front (`front_frame`) keeps the solved points, marks those another point dominates
+(as good on both and better on one), and marks the knee: the non-dominated point farthest
+from the line between the two ends of the front, both axes scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import pandas as pd
+
+from offtake.analysis.spec import Point, value_text
+from offtake.analysis.store import SweepStore
+from offtake.analysis.sweep import OnPoint, Run, SweepReport, run_points
+from offtake.domain.schema import Instance
+from offtake.domain.transforms import from_data, to_data
+from offtake.runtime import Executor
+from offtake.solvers.options import SolveOptions
+
+RULE_ID = "PARETO-EPSILON"
+DEFAULT_STAGES = ("MINE", "SEP_L", "SEP_H", "METAL", "MAGNET")
+SOLVED = ("optimal", "feasible")
+TOL = 1e-9
+LOOSE_FLOOR = 1e-9
+"""The base point's floor: a floor of 0 writes no rows (nothing to read the share from);
+1e-9 of demand moves the cost by less than any MIP gap."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: str
+    """The rule kind whose bound is epsilon ('' for cvar)."""
+    field: str
+    """Its bound's field (min_share or max_share)."""
+    better: Literal["higher", "lower"]
+    label: str
+
+    def axis(self, exclude: Sequence[str] = ("CN",), stages: Sequence[str] = DEFAULT_STAGES
+             ) -> str:
+        """What the metric's axis reads, in words."""
+        if self.name == "cvar":
+            return self.label
+        label = (f"content with no step in {', '.join(exclude)}"
+                 if self.name == "non_cn_content" and tuple(exclude) != ("CN",) else self.label)
+        at = f" at {', '.join(stages)}" if self.kind != "min_recycled_share" else ""
+        return f"{label}{at} (share of demand, worst year)"
+
+
+METRICS = {
+    "non_cn_content": Metric("non_cn_content", "min_content_share", "min_share", "higher",
+                             "non-Chinese content"),
+    "recycled_share": Metric("recycled_share", "min_recycled_share", "min_share", "higher",
+                             "recycled share"),
+    "largest_country_share": Metric("largest_country_share", "max_country_share",
+                                    "max_share", "lower", "largest single-country share"),
+    "cvar": Metric("cvar", "", "", "lower", "CVaR of the scenario cost"),
+}
+
+
+def epsilon_rule(inst: Instance, metric: Metric, stages: Sequence[str] = DEFAULT_STAGES,
+                 exclude: Sequence[str] = ("CN",), buyers: Sequence[str] | None = None
+                 ) -> dict[str, Any]:
+    """The rule (as data) whose bound the front moves, with a bound that binds nothing (a
+    cap of 1, a floor of `LOOSE_FLOOR`)."""
+    rule: dict[str, Any] = {
+        "id": RULE_ID, "kind": metric.kind, "pooled": True,
+        "description": f"Pareto front: {metric.label} (epsilon constraint)",
+        "source": "offtake pareto", "scope": {"buyers": list(buyers) if buyers else None}}
+    if metric.kind == "min_content_share":
+        countries = sorted({f.country for f in inst.facilities}
+                           | {k.origin for k in inst.spot_markets}
+                           | {b.country for b in inst.buyers} - set(exclude))
+        rule.update(min_share=LOOSE_FLOOR, stages=list(stages), countries=countries)
+    elif metric.kind == "min_recycled_share":
+        rule.update(min_share=LOOSE_FLOOR)
+    elif metric.kind == "max_country_share":
+        rule.update(max_share=1.0, stages=list(stages))
+    else:
+        raise ValueError(f"metric {metric.name} has no rule")
+    return rule
+
+
+def with_rule(inst: Instance, rule: dict[str, Any]) -> Instance:
+    """The instance with one more rule, validated again."""
+    raw = to_data(inst)
+    if any(r["id"] == rule["id"] for r in raw["rules"]):
+        raise ValueError(f"the instance already has a rule {rule['id']}")
+    raw["rules"].append(rule)
+    return from_data(raw)
+
+
+@dataclass
+class ParetoResult:
+    metric: Metric
+    x: str
+    """The record column of the metric."""
+    y: str
+    """The record column of the cost."""
+    records: pd.DataFrame
+    """Every point's record, in order."""
+    reports: list[SweepReport]
+
+
+def run_pareto(inst: Instance, sha256: str, metric_name: str, store: SweepStore,
+               executor: Executor, options: SolveOptions | None = None, *, points: int = 11,
+               to: float | None = None, stages: Sequence[str] = DEFAULT_STAGES,
+               exclude: Sequence[str] = ("CN",), buyers: Sequence[str] | None = None,
+               lambdas: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0),
+               on_point: OnPoint | None = None,
+               on_start: Callable[[int, int], None] | None = None) -> ParetoResult:
+    """Solve the front's points into the store (what is stored already is reused) and
+    return their records; see the module's docstring. `sha256`: the instance file's hash
+    (the loader's)."""
+    metric = METRICS[metric_name]
+    options = options or SolveOptions()
+    name = f"pareto-{metric.name}"
+    if metric.name == "cvar":
+        run = Run(name, inst.meta.name, sha256, inst.meta.currency)
+        pts = [(Point(i, {"lambda": lam}, ()), replace(options, cvar_weight=lam))
+               for i, lam in enumerate(lambdas)]
+        report = run_points(run, inst, pts, store, executor, on_point, on_start)
+        return ParetoResult(metric, "risk:cvar", "expected_cost",
+                            _records(store, report), [report])
+    rule = epsilon_rule(inst, metric, stages, exclude, buyers)
+    base = with_rule(inst, rule)
+    digest = hashlib.sha256((sha256 + json.dumps(rule, sort_keys=True)).encode()).hexdigest()
+    run = Run(name, inst.meta.name, digest, inst.meta.currency)
+    path = f"rules.{RULE_ID}.{metric.field}"
+    first = run_points(run, base, [(Point(0, {"epsilon": None}, ()), options)], store,
+                       executor, on_point, on_start)
+    start = _records(store, first)
+    x = f"rule_share:{RULE_ID}"
+    reports = [first]
+    if start["status"].iloc[0] in SOLVED:
+        m0 = float(start[x].iloc[0])
+        end = (1.0 if metric.better == "higher" else 0.0) if to is None else to
+        grid = [m0 + (end - m0) * k / (points - 1) for k in range(1, points)] \
+            if points > 1 and abs(end - m0) > TOL else []
+        pts = [(Point(k + 1, {"epsilon": eps}, (f"{path}={value_text(eps)}",)), options)
+               for k, eps in enumerate(_bounds(grid))]
+        if pts:
+            reports.append(run_points(run, base, pts, store, executor, on_point, on_start))
+    frame = pd.concat([_records(store, r) for r in reports], ignore_index=True)
+    return ParetoResult(metric, x, "objective", frame, reports)
+
+
+def _bounds(grid: list[float]) -> list[float]:
+    """Bounds as written in the store: 6 decimals, within [0, 1], each once."""
+    return list(dict.fromkeys(min(max(round(eps, 6), 0.0), 1.0) for eps in grid))
+
+
+def _records(store: SweepStore, report: SweepReport) -> pd.DataFrame:
+    frame = store.frame(latest=False)
+    by_key = frame.drop_duplicates("key", keep="last").set_index("key")
+    return by_key.loc[report.keys].reset_index()
+
+
+# --- the front -----------------------------------------------------------------------------
+def front_frame(result: ParetoResult) -> pd.DataFrame:
+    """The solved points with their metric and cost, whether another point dominates them,
+    the knee, the cost above the cheapest point and the marginal cost per percentage point
+    of the metric between neighbouring points of the front."""
+    metric, x, y = result.metric, result.x, result.y
+    rec = result.records
+    solved = rec[rec["status"].isin(SOLVED)].copy()
+    if solved.empty or x not in solved or y not in solved:
+        solved = solved.iloc[0:0].assign(**{x: [], y: []}) if solved.empty else solved
+    axis = "lambda" if metric.name == "cvar" else "epsilon"
+    out = pd.DataFrame({
+        "key": solved["key"], axis: solved.get(axis),
+        "status": solved["status"], "metric": solved[x].astype(float),
+        "cost": solved[y].astype(float), "n_signed": solved.get("n_signed"),
+        "signed": solved.get("signed")}).reset_index(drop=True)
+    sign = -1.0 if metric.better == "higher" else 1.0  # smaller is better after the sign
+    m = sign * out["metric"]
+    c = out["cost"]
+    out["dominated"] = [bool(((m <= m[i] + TOL) & (c <= c[i] * (1 + TOL) + TOL)
+                              & ((m < m[i] - TOL) | (c < c[i] * (1 - TOL) - TOL))).any())
+                        for i in range(len(out))]
+    out["knee"] = False
+    best = out[~out["dominated"]].sort_values("metric")
+    best = best.drop_duplicates(subset=["metric", "cost"])
+    if len(best) >= 3:
+        out.loc[_knee(best), "knee"] = True
+    cheapest = out["cost"].min() if len(out) else None
+    out["cost_above_cheapest"] = out["cost"] - cheapest if cheapest is not None else None
+    marginal: dict[Any, float] = {}
+    ordered = best.sort_values("cost")
+    metrics, costs = ordered["metric"].tolist(), ordered["cost"].tolist()
+    for n, cur in enumerate(ordered.index[1:], start=1):
+        dm = abs(float(metrics[n]) - float(metrics[n - 1]))
+        if dm > TOL:
+            marginal[cur] = (float(costs[n]) - float(costs[n - 1])) / (dm * 100)
+    out["marginal_cost_per_pp"] = pd.Series(marginal, index=out.index, dtype=float)
+    out.attrs["title"] = f"Pareto front: least cost against {metric.label}"
+    ends = rec[~rec["status"].isin(SOLVED)]
+    out.attrs["caption"] = (f"{int((~out['dominated']).sum())} non-dominated of {len(out)} "
+                            "solved points" + (f"; no solution at {axis} = " + ", ".join(
+                                f"{v:g} ({s})" for v, s in zip(
+                                    ends[axis], ends["status"], strict=True))
+                                if len(ends) and axis in ends else ""))
+    return out.sort_values("metric").reset_index(drop=True)
+
+
+def _knee(front: pd.DataFrame) -> Any:
+    """The index of the point farthest from the chord between the ends (axes in [0, 1])."""
+    xs, ys = front["metric"], front["cost"]
+    sx = (xs - xs.min()) / ((xs.max() - xs.min()) or 1.0)
+    sy = (ys - ys.min()) / ((ys.max() - ys.min()) or 1.0)
+    first, last = front.index[0], front.index[-1]
+    dx, dy = sx[last] - sx[first], sy[last] - sy[first]
+    norm = (dx * dx + dy * dy) ** 0.5 or 1.0
+    dist = ((sx - sx[first]) * dy - (sy - sy[first]) * dx).abs() / norm
+    return dist.idxmax()
+
+
+def frontier_table(result: ParetoResult) -> pd.DataFrame:
+    """The CVaR front as `offtake frontier` writes it: one row per lambda with its status,
+    objective (expected cost + lambda CVaR), expected cost, CVaR and worst scenario cost,
+    whether another lambda's plan dominates it, and the knee."""
+    rec = result.records
+    front = front_frame(result).set_index("key")
+
+    return pd.DataFrame({
+        "lambda": rec["lambda"], "status": rec["status"], "objective": rec["objective"],
+        "expected_cost": rec.get("expected_cost"), "cvar": rec.get("risk:cvar"),
+        "worst": rec.get("risk:worst"), "dominated": rec["key"].map(front["dominated"]),
+        "knee": rec["key"].map(front["knee"])})
