@@ -60,15 +60,37 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SPEC = """name: cap-curve
+instance: {instance}
+axes:
+  - {{set: rules.SUPPLIER-CAP-50.max_share, values: [0.5, 0.7]}}
+combine: product
+"""
+
+
+def _cli(*args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "offtake.apps.cli", *args],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Output folders of the small instance and of its four-scenario version."""
+    """Output folders of the small instance and of its four-scenario version (with the
+    value of the stochastic solution), and a results store of a two-point sweep of the
+    small instance's supplier cap."""
     from offtake.pipeline.run import run
 
     root = tmp_path_factory.mktemp("dashboard-store")
     for name in ("us_ev_oem_small", "us_ev_oem_scenarios"):
         result = run(INSTANCES / f"{name}.yaml", root / name)
         assert result.results is not None and result.results.has_solution
+    _cli("value", str(INSTANCES / "us_ev_oem_scenarios.yaml"), "--out",
+         str(root / "us_ev_oem_scenarios"))
+    spec = root / "cap_curve.yaml"
+    spec.write_text(SPEC.format(instance=INSTANCES / "us_ev_oem_small.yaml"))
+    _cli("sweep", str(spec), "--store", str(root / "sweeps" / "cap_curve"),
+         "--executor", "serial")
     return root
 
 
@@ -146,24 +168,44 @@ def open_page(driver: webdriver.Chrome, url: str, title: str, images: int, table
 
 
 PAGES = [
-    # (path, title, figures, tables, text that must be on the page)
-    ("", "Portfolio", 1, 2, "Signed contracts"),
-    ("costs", "Costs", 2, 4, "Cost by term (discounted, expected)"),
-    ("rules", "Rules", 1, 2, "Binding rules (shadow price, USD)"),
+    # (path, title, figures, tables, text on the page; with several scenarios)
+    ("", "Portfolio", 1, 2, ("Signed contracts", "Signed contracts")),
+    ("costs", "Costs", 2, 4, ("Cost by term (discounted, expected)",) * 2),
+    ("custody", "Chain of custody", 1, 2, ("Concentration (HHI",) * 2),
+    ("rules", "Rules", 1, 2, ("Binding rules (shadow price, USD)",) * 2),
+    ("scenarios", "Scenarios", 0, 1, ("One scenario: no distribution",
+                                       "Value of modelling uncertainty (VSS and EVPI)")),
 ]
 
 
 @pytest.mark.parametrize("run", ["us_ev_oem_small", "us_ev_oem_scenarios"])
-def test_every_page_shows_its_figures_and_tables(app: str, browser: webdriver.Chrome,
-                                                 run: str) -> None:
-    for path, title, images, n_tables, text in PAGES:
-        try:
-            body = open_page(browser, f"{app}/{path}?run={run}", title, images, n_tables,
-                             f"{run}-{path or 'portfolio'}")
-        except TimeoutException:
-            pytest.fail(f"page {path or 'portfolio'} of {run}: no {title!r} with {images} "
-                        f"figures and {n_tables} tables within {WAIT:.0f} s; screenshot in "
-                        f"{ARTIFACTS}")
-        assert text in body
+def test_every_page_of_a_run_shows_its_figures_and_tables(app: str, browser: webdriver.Chrome,
+                                                          run: str) -> None:
+    several = run == "us_ev_oem_scenarios"
+    for path, title, images, n_tables, texts in PAGES:
+        if several and path == "scenarios":
+            images, n_tables = 1, 3  # the cost distribution; risk, value, scenario costs
+        body = _page(browser, f"{app}/{path}?run={run}", title, images, n_tables,
+                     f"{run}-{path or 'portfolio'}")
+        assert texts[several] in body
         assert f"run {run}" in body  # the run asked for in the address is the one shown
     print(f"screenshots in {ARTIFACTS}")
+
+
+def test_sweep_page_shows_the_curve_and_the_points(app: str, browser: webdriver.Chrome
+                                                    ) -> None:
+    body = _page(browser, f"{app}/sweeps?store=sweeps/cap_curve", "Sweeps", 1, 2, "sweeps")
+    assert "cap-curve: 2 point(s)" in body
+    axis = browser.find_element(By.CSS_SELECTOR, "[data-testid='stSelectbox'] input")
+    assert browser.find_elements(By.XPATH, "//*[text()='rules.SUPPLIER-CAP-50.max_share']") \
+        or axis.get_attribute("value") == "rules.SUPPLIER-CAP-50.max_share"
+    assert "Points side by side" in body
+
+
+def _page(driver: webdriver.Chrome, url: str, title: str, images: int, n_tables: int,
+          shot: str) -> str:
+    try:
+        return open_page(driver, url, title, images, n_tables, shot)
+    except TimeoutException:
+        pytest.fail(f"{url}: no {title!r} with {images} figures and {n_tables} tables within "
+                    f"{WAIT:.0f} s; screenshot in {ARTIFACTS}")

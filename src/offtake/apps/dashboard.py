@@ -206,10 +206,123 @@ def rules_page() -> None:
     show(binding)
 
 
+def custody_page() -> None:
+    st.title("Chain of custody")
+    got = current()
+    if got is None:
+        return
+    _, r = got
+    links = tables.origin_links_frame(r)
+    materials = sorted(set(links["material"])) if not links.empty else []
+    if not materials:
+        st.warning("No delivered tonne records more than one stage: there is no chain to "
+                   "draw (declare feed_origin of the sellers).")
+    for m in materials:
+        figure(plots.origin_sankey(links, m))
+    show(tables.origin_frame(r))
+    conc = tables.concentration_frame(r)
+    figure(plots.concentration(conc))
+    show(conc)
+
+
+def _value(folder: Path) -> dict[str, Any] | None:
+    """value.json of `offtake value --out DIR`, when the run's folder has it."""
+    import json
+
+    path = folder / "value.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def scenarios_page() -> None:
+    st.title("Scenarios")
+    chosen = pick_run()
+    if chosen is None:
+        return
+    name, folder = chosen
+    r = read(folder)
+    run_header(name, r)
+    if not r.has_solution:
+        return
+    prob = tables.probabilities(r)
+    sc = tables.scenario_costs_frame(r)
+    if len(prob) > 1:
+        costs_by = dict(zip(sc["scenario"].astype(str), sc["total"], strict=True))
+        figure(plots.cost_distribution(
+            prob, {"chosen portfolio": costs_by}, r.currency,
+            f"Scenario cost of the chosen portfolio ({len(prob)} scenarios)"))
+        show(tables.risk_frame(r), small=True)
+    else:
+        st.info("One scenario: no distribution to show.")
+    value = _value(folder)
+    if value is not None:
+        if value.get("VSS") is None and value.get("RP") is not None:
+            st.warning("The plan made for the average scenario (EV) cannot be carried out in "
+                       "every scenario (EEV has no value).")
+        show(tables.record([(k, v, r.currency) for k, v in value.items() if k != "status"],
+                           "Value of modelling uncertainty (VSS and EVPI)",
+                           "VSS = EEV - RP; EVPI = RP - WS"), small=True)
+    elif len(prob) > 1:
+        st.info("The value of the stochastic solution (VSS) and of perfect information "
+                "(EVPI) are not in this folder: run `offtake value INSTANCE --out "
+                f"{folder}` to add them.")
+    show(sc)
+
+
+def sweeps_page() -> None:
+    st.title("Sweeps")
+    from offtake.analysis.store import StoreError, SweepStore
+    from offtake.report import sweep
+
+    stores = catalog().stores
+    if not stores:
+        st.warning(f"No results store of `offtake sweep` under {STORE}: run `offtake sweep "
+                   f"SPEC --store {STORE}/NAME` and reload.")
+        return
+    names = list(stores)
+    wanted = st.query_params.get("store")
+    name = st.selectbox("Results store", names,
+                        index=names.index(wanted) if wanted in names else 0, key="store")
+    st.query_params["store"] = name
+    try:
+        frame = SweepStore(stores[name], create=False).frame()
+    except StoreError as exc:
+        st.error(str(exc))
+        return
+    if frame.empty:
+        st.info("no records yet")
+        return
+    axes = [a for a in sweep.axes_of(frame) if a in frame.columns]
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+               and c not in ("index", *axes) and frame[c].notna().any()]
+    if axes and numeric:
+        left, right = st.columns(2)
+        x = left.selectbox("Axis", axes, key="sweep_x")
+        y = right.selectbox("Metric", numeric,
+                            index=numeric.index("objective") if "objective" in numeric else 0,
+                            key="sweep_y")
+        try:
+            figure(sweep.curve(frame, x, [y]))
+        except ValueError as exc:
+            st.warning(str(exc))
+    show(sweep.points_frame(frame))
+    st.subheader("Points side by side")
+    labels = [f"{s} #{i}" for s, i in zip(frame["sweep"], frame["index"], strict=True)]
+    picked = st.multiselect("Points", labels, default=labels[:2], key="sweep_points")
+    if picked:
+        rows = frame.iloc[[labels.index(p) for p in picked]]
+        side = rows.drop(columns=[c for c in ("key", "plan") if c in rows]).T
+        side.columns = picked
+        st.dataframe(_display(side.rename_axis("column").reset_index()), hide_index=True,
+                     width="stretch")
+
+
 PAGES = [
     st.Page(portfolio_page, title="Portfolio", url_path="portfolio", default=True),
     st.Page(costs_page, title="Costs", url_path="costs"),
+    st.Page(custody_page, title="Chain of custody", url_path="custody"),
     st.Page(rules_page, title="Rules", url_path="rules"),
+    st.Page(scenarios_page, title="Scenarios", url_path="scenarios"),
+    st.Page(sweeps_page, title="Sweeps", url_path="sweeps"),
 ]
 
 
