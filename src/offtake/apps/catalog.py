@@ -10,7 +10,6 @@ Reads folders only; imports no solver, no Pyomo and no web framework.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,14 +63,26 @@ def scan(root: str | Path, depth: int = 3) -> Catalog:
     return Catalog(base, dict(sorted(runs.items())), dict(sorted(stores.items())))
 
 
-def sha256_of(path: Path) -> str:
-    """The SHA-256 the loader records for an instance file (its bytes)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def sha256_of(path: Path) -> str | None:
+    """The SHA-256 the loader records for an instance file (its bytes and those of the
+    packs it includes), or None when it does not load. Kept per file and modification time."""
+    stamp = path.stat().st_mtime_ns
+    known = _SHA.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    from offtake.io.loader import load_instance
+
+    digest = load_instance(path).sha256 or None
+    _SHA[path] = (stamp, digest)
+    return digest
+
+
+_SHA: dict[Path, tuple[int, str | None]] = {}
 
 
 def find_instance(sha256: str, folders: list[Path]) -> Path | None:
-    """The instance file (YAML or workbook) in `folders` (not below them) whose bytes have
-    this SHA-256, or None."""
+    """The instance file (YAML or workbook) in `folders` (not below them) whose SHA-256 as
+    the loader records it is `sha256`, or None."""
     for folder in folders:
         if not folder.is_dir():
             continue

@@ -862,7 +862,6 @@ def dashboard(
     """A local web app of saved runs (portfolio, costs, chain of custody, rules, scenarios,
     sweeps) and what-if runs compared with their base. Needs the `dashboard` extra."""
     import importlib.util
-    import subprocess
     if importlib.util.find_spec("streamlit") is None:
         console.print("[red]the dashboard needs Streamlit: pip install -e .[dashboard] "
                       "(python3 dev.py test installs it)[/]")
@@ -882,11 +881,8 @@ def dashboard(
     for folder in folders:
         cmd += ["--instances", str(folder.resolve())]
     console.print(f"offtake dashboard of {store} on http://127.0.0.1:{port} (Ctrl-C stops)")
-    try:
-        code = subprocess.call(cmd)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    sys.stdout.flush()
+    os.execv(sys.executable, cmd)  # the server replaces this process: a signal reaches it
 
 
 @app.command()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ import pandas as pd
 import streamlit as st
 from matplotlib.figure import Figure
 
-from offtake.apps.catalog import Catalog, scan
+from offtake.apps.catalog import Catalog, find_instance, scan
+from offtake.apps.whatif import Jobs, findings_of, from_base
 from offtake.report import plots, tables
 from offtake.results.tables import Results
 
@@ -73,6 +75,8 @@ def _text(v: Any) -> str:
     if isinstance(v, bool):
         return str(v)
     if isinstance(v, float):
+        if abs(v) < 1e-6:
+            return "0"
         return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.4g}"
     if isinstance(v, list):
         return ", ".join(map(str, v))
@@ -316,6 +320,138 @@ def sweeps_page() -> None:
                      width="stretch")
 
 
+# --- what-if runs ------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def jobs() -> Jobs:
+    """The what-if runs of this store (one queue and one executor per server)."""
+    return Jobs(STORE, ARGS.executor)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _offers(instance: str, stamp: float) -> list[str]:
+    from offtake.io.loader import load_instance
+
+    inst = load_instance(instance).instance
+    if inst is None:
+        return []
+    return [o.id for o in inst.offers] + [j.id for f in inst.facilities for j in f.builds]
+
+
+def whatif_page() -> None:
+    st.title("What-if")
+    chosen = pick_run()
+    if chosen is None:
+        return
+    name, folder = chosen
+    r = read(folder)
+    run_header(name, r)
+    folders = [Path(x) for x in ARGS.instances] + [STORE]
+    instance = find_instance(r.instance_sha256, folders)
+    if instance is None:
+        st.warning("The instance file of this run is not in "
+                   + ", ".join(str(f) for f in folders) + " (matched by its SHA-256): start "
+                   "the dashboard with --instances FOLDER to run what-ifs of it.")
+    else:
+        st.caption(f"instance {instance}; the base run's own changes and solve options are "
+                   "kept")
+        ids = _offers(str(instance), instance.stat().st_mtime)
+        with st.form("whatif"):
+            text = st.text_area(
+                "Changes, one PATH=VALUE a line (as `offtake solve --set`)",
+                placeholder="rules.SUPPLIER-CAP-50.max_share=0.7\n"
+                            "offers.OFF-MP-IND.price_per_kg.2030=95\n"
+                            "scenarios.base.probability=0.4", key="whatif_sets")
+            left, right = st.columns(2)
+            force = left.multiselect("Force (sign or build)", ids, key="whatif_force")
+            forbid = right.multiselect("Forbid", ids, key="whatif_forbid")
+            go = st.form_submit_button("Run what-if")
+        if go:
+            sets = [line.strip() for line in text.splitlines() if line.strip()]
+            job = from_base(folder, instance, sets, force, forbid)
+            if not job.changes:
+                st.warning("No change: write a PATH=VALUE line or pick an ID to force or "
+                           "forbid.")
+            else:
+                findings = findings_of(job)
+                if findings:
+                    st.error("The what-if was not run: its changes do not hold.")
+                    show(tables.findings_frame(findings, "Findings"), small=True)
+                else:
+                    queued = jobs().submit(job, label=name)
+                    st.success(f"queued as {queued}")
+    busy = jobs().busy()
+    st.fragment(run_every=1.0 if busy else None)(_whatif_runs)(str(folder), busy)
+
+
+def _whatif_runs(base: str, was_busy: bool) -> None:
+    """The what-ifs of this run, newest first: state and time; the chosen one side by side
+    with the base. Polled while one is queued or running."""
+    records = [rec for rec in jobs().records() if rec["job"]["base"] == base]
+    if was_busy and not jobs().busy():
+        st.rerun()  # the last one finished: draw the page once more, without polling
+    st.subheader("What-if runs of this run")
+    if not records:
+        st.info("none yet")
+        return
+    now = time.time()
+    for rec in records:
+        changes = "; ".join(rec["job"].get("changes") or []) or "-"
+        state = rec["state"]
+        if state == "running":
+            st.info(f"{rec['name']}: running for {now - rec['started']:.0f} s "
+                    f"(solve, write, check) · {changes}")
+        elif state == "queued":
+            st.info(f"{rec['name']}: queued for {now - rec['submitted']:.0f} s · {changes}")
+        elif state == "done":
+            res = rec.get("result") or {}
+            st.write(f"**{rec['name']}**: done in {rec['finished'] - rec['started']:.1f} s, "
+                     f"{res.get('status')} · {changes}")
+        else:
+            st.error(f"{rec['name']}: {state} · {changes}\n\n{rec.get('error', '')}")
+    done = [rec for rec in records if rec["state"] == "done"
+            and (Path(rec["out"]) / "summary.json").exists()]
+    if not done:
+        return
+    labels = [rec["name"] for rec in done]
+    pick = st.selectbox("Compare with the base", labels, key="whatif_pick")
+    rec = done[labels.index(pick)]
+    _side_by_side(read(Path(base)), read(Path(rec["out"])))
+
+
+def _side_by_side(base: Results, what: Results) -> None:
+    """The base and the what-if: objective and cost by term with their difference, the
+    offers signed in one and not the other, both portfolios."""
+    st.subheader("Difference to the base")
+    money = f"cost ({base.currency})"
+    a, b = tables.costs_frame(base), tables.costs_frame(what)
+    both = a[["term", money]].merge(b[["term", money]], on="term", how="outer",
+                                    suffixes=(" base", " what-if"), sort=False).fillna(0.0)
+    both[f"difference ({base.currency})"] = both[f"{money} what-if"] - both[f"{money} base"]
+    both = both[(both[[f"{money} base", f"{money} what-if"]].abs() > 0.5).any(axis=1)]
+    head = pd.DataFrame({"term": ["status", "objective"],
+                         f"{money} base": [base.status, base.objective],
+                         f"{money} what-if": [what.status, what.objective],
+                         f"difference ({base.currency})": [
+                             "", None if base.objective is None or what.objective is None
+                             else what.objective - base.objective]})
+    diff = pd.concat([head.astype(object), both.astype(object)], ignore_index=True)
+    st.table(_display(diff).set_index("term"))
+    signed = []
+    for r in (base, what):
+        c = tables.contracts_frame(r)
+        signed.append(set(c["offer"]) if not c.empty else set())
+    st.write("Signed only in the what-if: " + (", ".join(sorted(signed[1] - signed[0])) or
+                                               "none") +
+             " · only in the base: " + (", ".join(sorted(signed[0] - signed[1])) or "none"))
+    left, right = st.columns(2)
+    with left:
+        st.caption("base")
+        figure(plots.portfolio(tables.plan_frame(base)))
+    with right:
+        st.caption("what-if")
+        figure(plots.portfolio(tables.plan_frame(what)))
+
+
 PAGES = [
     st.Page(portfolio_page, title="Portfolio", url_path="portfolio", default=True),
     st.Page(costs_page, title="Costs", url_path="costs"),
@@ -323,6 +459,7 @@ PAGES = [
     st.Page(rules_page, title="Rules", url_path="rules"),
     st.Page(scenarios_page, title="Scenarios", url_path="scenarios"),
     st.Page(sweeps_page, title="Sweeps", url_path="sweeps"),
+    st.Page(whatif_page, title="What-if", url_path="whatif"),
 ]
 
 
