@@ -203,7 +203,8 @@ def tables(
                            "shortfall_t": 0.0, "price_per_kg": p, "price_term": term,
                            "tier": "", "tariff_rate": rates.get((o.id, t), 0.0),
                            "fiscal_payer": payer, "fiscal_per_kg": fiscal_kg,
-                           "tag": own_tag(inst, o.supplier)}
+                           "tag": own_tag(inst, o.supplier), "curtailed_t": 0.0,
+                           "damages": 0.0}
                     row.update(rows.get((o.id, b.id, t, "*"), {}))
                     row.update(rows.get((o.id, b.id, t, s), {}))
                     d = row["delivered_t"]
@@ -1239,12 +1240,14 @@ def test_take_or_pay_shortfall():
 
 
 def test_take_or_pay_only_where_agreed():
-    """An offer without take-or-pay delivers what it commits: 50 t of 100 is reported."""
+    """An offer without take-or-pay delivers what it commits where no scenario cuts its
+    supplier (force_majeure_delivery with a = 1): 50 t of 100 is reported."""
     inst = econ([offer("O", price_per_kg=70)], horizon={"first_year": 2026, "last_year": 2026})
     costs = {"contract_payments": 3_500_000.0, "spot_purchases": 4_750_000.0}
     t = econ_plan(inst, {("O", 2026): 100.0}, costs, spot={2026: 50.0},
                   delivered={("O", 2026): 50.0})
-    only(check_tables(inst, t, 8_250_000.0, None), "table", "contracts.csv,O,OEM,2026,base", 50)
+    only(check_tables(inst, t, 8_250_000.0, None), "force_majeure_delivery", "O,OEM,2026,base",
+         50)
 
 
 def test_resale():
@@ -1422,7 +1425,9 @@ def cut_plan(inst: Instance, costs: dict[str, float], spot_price: float = 190.0,
 def test_scenario_changes_scale_demand_spot_capacity_and_index():
     """Contracts 8M; spot 0.5 x 50 t x 190,000 = 4.75M. Pricing the cut-scenario spot at the
     base 95, buying no spot for the larger demand, or the old index path, are caught; a
-    capacity cut to 5 % for covered (FOC) origins from 2027 leaves F-CN 50 t short in 'cut'."""
+    capacity cut to 5 % for covered (FOC) origins from 2027 curtails F-CN's contract to 5 t in
+    'cut' (force_majeure): delivering its 100 t is reported three ways (the delivery, the
+    curtailed tonnes, and 50 t above F-CN's capacity)."""
     index = {"id": "IDX", "price_per_kg": 50, "by_scenario": {"cut": 60}}
     offers = [offer("O", "F-CN", price_per_kg=40), offer("X", index="IDX")]
     inst = econ(offers, scenarios=CUT, price_indices=[index])
@@ -1442,8 +1447,11 @@ def test_scenario_changes_scale_demand_spot_capacity_and_index():
     cut = copy.deepcopy(CUT)
     cut[1]["capacity"] = [{"groups": ["FOC"], "from_year": 2027, "multiplier": 0.05}]
     inst = econ(offers, scenarios=cut, price_indices=[index])
-    only(check_tables(inst, cut_plan(inst, costs), 12_750_000.0, None),
-         "facility_capacity_max", "F-CN,2027,cut", 50)
+    report = check_tables(inst, cut_plan(inst, costs), 12_750_000.0, None)
+    assert kinds(report) == {"force_majeure_delivery", "table", "facility_capacity_max"}
+    assert found(report, "force_majeure_delivery", "O,OEM,2027,cut").amount == pytest.approx(95)
+    assert "curtailed_t" in found(report, "table", "contracts.csv row 4").message
+    assert found(report, "facility_capacity_max", "F-CN,2027,cut").amount == pytest.approx(50)
 
 
 def test_scenario_costs_table():

@@ -1,6 +1,7 @@
 """Evaluating a fixed portfolio in many scenarios from one compiled template
 (offtake.analysis.evaluate): hand-derived costs, agreement with the extensive form scenario by
-scenario, infeasible scenarios reported, and the affinity guard of offtake.linear."""
+scenario, curtailed contracts priced, scenarios a hard rule makes infeasible reported, and
+the affinity guard of offtake.linear."""
 
 from __future__ import annotations
 
@@ -39,9 +40,11 @@ def test_hand_derived_costs_of_two_portfolios():
     assert ev.expected == approx(8_500_000)
 
 
-def test_a_plan_that_cannot_be_delivered_is_reported_not_priced():
-    """Without take-or-pay the contracted 200 t must be delivered; a scenario that cuts the
-    supplier to 10 % of 1,000 t cannot, and says so."""
+def test_a_plan_under_a_capacity_cut_is_curtailed_and_priced():
+    """A scenario that cuts the supplier to 10 % of 1,000 t curtails the contracted 200 t to
+    20 t (force_majeure, pro rata), paid 1.2M; the other 80 t of demand come from spot at
+    100: 8.0M, so 'cut' costs 9.2M and the expected cost is (12.0M + 9.2M) / 2 = 10.6M.
+    (Before contracts could be curtailed this scenario was infeasible for the plan.)"""
     raw = copy.deepcopy(TWO_STAGE)
     del raw["offers"][0]["take_or_pay_share"]
     raw["scenarios"] = [
@@ -50,7 +53,31 @@ def test_a_plan_that_cannot_be_delivered_is_reported_not_priced():
          "capacity": [{"facilities": ["S"], "multiplier": 0.1}]},
     ]
     res = evaluate_plan(build_data(instance(raw)), _plan(200))
-    assert res.status["open"] == "optimal" and res.cost["open"] == approx(12_000_000)
+    assert res.status == {"open": "optimal", "cut": "optimal"}
+    assert res.cost == {"open": approx(12_000_000), "cut": approx(9_200_000)}
+    assert res.expected == approx(10_600_000)
+
+
+def test_a_scenario_a_hard_rule_makes_infeasible_is_reported_not_priced():
+    """What can still make a fixed plan impossible in a scenario is a hard rule: a 60 %
+    cap on the supplier's share of purchases, with the other supplier cut to 10 % and no
+    spot, leaves the 100 t from S at 100 % of purchases in 'cut'."""
+    raw = copy.deepcopy(TWO_STAGE)
+    del raw["offers"][0]["take_or_pay_share"]
+    raw["facilities"].append({"id": "T", "company": "T", "country": "US", "stage": "MAGNET",
+                              "product": "MAG", "capacity_t": 1000})
+    raw["offers"].append({**raw["offers"][0], "id": "P", "supplier": "T"})
+    raw["spot_markets"] = []
+    raw["rules"] = [{"id": "CAP", "kind": "max_supplier_share", "max_share": 0.6}]
+    raw["scenarios"] = [
+        {"id": "open", "probability": 0.5},
+        {"id": "cut", "probability": 0.5,
+         "capacity": [{"facilities": ["T"], "multiplier": 0.1}]},
+    ]
+    plan = {"v_signed": {"O": 1.0, "P": 1.0},
+            "v_volume_t": {("O", "B", 2026): 50, ("P", "B", 2026): 50}}
+    res = evaluate_plan(build_data(instance(raw)), plan)
+    assert res.status["open"] == "optimal" and res.cost["open"] == approx(6_000_000)
     assert res.status["cut"] == "Infeasible" and "cut" not in res.cost
     assert res.expected is None
 

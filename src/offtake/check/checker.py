@@ -16,6 +16,7 @@ from offtake.check.contracts import (
     check_contract_start,
     check_contract_volume,
     check_credit_rows,
+    check_force_majeure,
     check_offer_decision,
     check_prepayment_credit,
     check_take_or_pay,
@@ -75,6 +76,7 @@ def check_tables(
     check_contract_start(c, t, plan)
     check_contract_volume(c, plan)
     check_take_or_pay(c, plan)
+    check_force_majeure(c, plan)
     check_volume_tiers(c, t, plan)
     check_prepayment_credit(c, plan)
     check_facility_build(c, t, plan)

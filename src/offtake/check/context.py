@@ -209,15 +209,34 @@ class Ctx:
 
     def capacity_factor(self, f: str, year: int, s: str) -> float:
         """kappa_fts: the product of the scenario's capacity changes that match f in year."""
-        fac = self.facilities[f]
         value = 1.0
+        for ch in self._capacity_changes(f, year, s):
+            value *= ch.multiplier
+        return value
+
+    def _capacity_changes(self, f: str, year: int, s: str) -> list[Any]:
+        fac = self.facilities[f]
+        out = []
         for ch in self.scenarios[s].capacity:
             where = self.countries(ch.groups, ch.countries)
             if (_from(ch, year) and (ch.facilities is None or f in ch.facilities)
                     and (not where or fac.country in where)
                     and (ch.stages is None or str(fac.stage) in {str(x) for x in ch.stages})):
-                value *= ch.multiplier
-        return value
+                out.append(ch)
+        return out
+
+    def curtailment(self, o: Offer, year: int, s: str) -> tuple[float, float]:
+        """(a_ots, g_ots) of formulation.md's force_majeure: the share of the contracted
+        volume the supplier delivers, min(1, kappa) over every matching capacity change, and
+        the share the supplier owes damages on, max(0, min(1, kappa_cov) - a), kappa_cov over
+        the changes whose cause the offer's force-majeure clause covers."""
+        kappa = kappa_cov = 1.0
+        for ch in self._capacity_changes(o.supplier, year, s):
+            kappa *= ch.multiplier
+            if ch.cause in o.force_majeure:
+                kappa_cov *= ch.multiplier
+        a = min(1.0, kappa)
+        return a, max(0.0, min(1.0, kappa_cov) - a)
 
     def _spot_changes(self, k: str, year: int, s: str) -> Iterable[Any]:
         origin = self.markets[k].origin

@@ -2,9 +2,10 @@
 
 Owns the checks of `offer_decision`, `contract_start_link`, `contract_volume_min/max` (with
 nonanticipativity of the commitment), `take_or_pay_delivery_max` /
-`take_or_pay_shortfall_min`, `volume_tier_link` (all-units and incremental tiers, annual or
-total basis), `prepayment_credit_max/total`, and of the rows of offers.csv, contracts.csv,
-tiers.csv and credits.csv.
+`take_or_pay_shortfall_min`, `force_majeure_delivery` (contracts curtailed by capacity cuts),
+`volume_tier_link` (all-units and incremental tiers, annual or total basis),
+`prepayment_credit_max/total`, and of the rows of offers.csv, contracts.csv (curtailed tonnes
+and liquidated damages included), tiers.csv and credits.csv.
 """
 
 from __future__ import annotations
@@ -117,28 +118,44 @@ def check_contract_volume(c: Ctx, plan: Plan) -> None:
                        "signed offer below its minimum")
 
 
-@family_check("take_or_pay")
-def check_take_or_pay(c: Ctx, plan: Plan) -> None:
-    """take_or_pay_delivery_max: d_obts <= q_obt; take_or_pay_shortfall_min: f_obts >=
-    theta q_obt - d_obts. Offers without take-or-pay deliver what they commit (d = q, no
-    shortfall), in every scenario."""
+def _deliveries(c: Ctx, plan: Plan) -> list[tuple[Offer, str, int, str, float, float, float]]:
+    """(offer, buyer, year, scenario, committed q, delivered d, shortfall f) of every
+    contract row and scenario."""
     keys = {(o, b, t) for (o, b, t) in plan.volume}
     keys |= {(o, b, t) for (o, b, t, _s) in plan.delivered}
-    for o_id, b, year in sorted(keys):
-        o, q = c.offers[o_id], plan.volume.get((o_id, b, year), 0.0)
-        for s in c.probability:
-            index = index_of(o_id, b, year, s)
-            d = plan.delivered.get((o_id, b, year, s), 0.0)
-            f = plan.shortfall.get((o_id, b, year, s), 0.0)
-            c.at_most("take_or_pay_delivery_max", index, d, q, "delivered above committed")
-            if o.take_or_pay_share is None:
-                c.equal("table", "contracts.csv," + index, d, q,
-                        "delivered_t vs volume_t (offer without take-or-pay)")
-                c.at_most("table", "contracts.csv," + index, f, 0.0,
-                          "shortfall_t on an offer without take-or-pay")
-            else:
-                c.at_least("take_or_pay_shortfall_min", index, f, o.take_or_pay_share * q - d,
-                           f"shortfall below {o.take_or_pay_share:g} x committed - delivered")
+    return [(c.offers[o], b, year, s, plan.volume.get((o, b, year), 0.0),
+             plan.delivered.get((o, b, year, s), 0.0), plan.shortfall.get((o, b, year, s), 0.0))
+            for o, b, year in sorted(keys) for s in c.probability]
+
+
+@family_check("take_or_pay")
+def check_take_or_pay(c: Ctx, plan: Plan) -> None:
+    """take_or_pay_delivery_max: d_obts <= a_ots q_obt; take_or_pay_shortfall_min: f_obts >=
+    theta a_ots q_obt - d_obts, a_ots the share the supplier can deliver (force_majeure).
+    Offers without take-or-pay have no shortfall."""
+    for o, b, year, s, q, d, f in _deliveries(c, plan):
+        index = index_of(o.id, b, year, s)
+        a, _g = c.curtailment(o, year, s)
+        if o.take_or_pay_share is None:
+            c.at_most("table", "contracts.csv," + index, f, 0.0,
+                      "shortfall_t on an offer without take-or-pay")
+            continue
+        c.at_most("take_or_pay_delivery_max", index, d, a * q,
+                  f"delivered above {a:g} x committed (what the supplier can deliver)")
+        c.at_least("take_or_pay_shortfall_min", index, f, o.take_or_pay_share * a * q - d,
+                   f"shortfall below {o.take_or_pay_share:g} x {a:g} x committed - delivered")
+
+
+@family_check("force_majeure")
+def check_force_majeure(c: Ctx, plan: Plan) -> None:
+    """force_majeure_delivery: an offer without take-or-pay delivers d_obts = a_ots q_obt,
+    a_ots = min(1, kappa) of its supplier's capacity changes in (t, s): pro rata (d = q
+    without a cut)."""
+    for o, b, year, s, q, d, _f in _deliveries(c, plan):
+        if o.take_or_pay_share is None:
+            a, _g = c.curtailment(o, year, s)
+            c.equal("force_majeure_delivery", index_of(o.id, b, year, s), d, a * q,
+                    f"delivered_t vs {a:g} x volume_t (the share the supplier can deliver)")
 
 
 def tier_bands(c: Ctx, o: Offer) -> list[tuple[float, float]]:
@@ -314,6 +331,12 @@ def _check_contract_money(c: Ctx, where: str, r: dict, o: Offer, up: UnitPrice) 
     c.equal("table", where, r["fiscal_per_kg"], up.fiscal_per_kg, "fiscal_per_kg")
     c.equal("table", where, r["fiscal_cost"], KG_PER_T * up.fiscal_per_kg * d,
             "fiscal_cost")
+    a, g = c.curtailment(o, year, r["scenario"])
+    c.equal("table", where, r["curtailed_t"], (1.0 - a) * r["volume_t"],
+            f"curtailed_t = (1 - {a:g}) x volume_t")
+    c.equal("table", where, r["damages"],
+            KG_PER_T * o.liquidated_damages_per_kg * g * r["volume_t"],
+            "damages = 1000 x liquidated_damages_per_kg x g x volume_t")
 
 
 def check_credit_rows(c: Ctx, t: dict[str, pd.DataFrame]) -> None:

@@ -122,6 +122,21 @@ def take_or_pay_shortfall(c: Ctx, plan: Plan, extra: TermInputs) -> ByBuyer:
     return out
 
 
+@cost_check("liquidated_damages")
+def liquidated_damages(c: Ctx, plan: Plan, extra: TermInputs) -> ByBuyer:
+    """-delta_t 1000 L_o g_ots q_obt: what the supplier owes buyer b for the curtailed tonnes
+    that its force-majeure clause does not excuse (force_majeure)."""
+    out: ByBuyer = {}
+    for (o, b, year), q in plan.volume.items():
+        offer = c.offers[o]
+        if offer.liquidated_damages_per_kg > 0:
+            for s in c.probability:
+                _a, g = c.curtailment(offer, year, s)
+                _add(out, s, b, -c.delta[year] * KG_PER_T * offer.liquidated_damages_per_kg
+                     * g * q)
+    return out
+
+
 @cost_check("tariffs")
 def tariffs(c: Ctx, plan: Plan, extra: TermInputs) -> ByBuyer:
     """delta_t rho 1000 P d (contracts, before rebates) + the same on spot flows, to the

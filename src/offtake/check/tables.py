@@ -29,7 +29,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "contracts": ("offer_id", "supplier", "company", "material", "buyer", "year", "scenario",
                   "signed", "volume_t", "delivered_t", "shortfall_t", "price_per_kg",
                   "price_term", "tier", "payment", "shortfall_payment", "tariff_rate", "tariff",
-                  "fiscal_payer", "fiscal_per_kg", "fiscal_cost", "tag"),
+                  "fiscal_payer", "fiscal_per_kg", "fiscal_cost", "tag", "curtailed_t",
+                  "damages"),
     "tiers": ("offer_id", "year", "scenario", "tier", "volume_t", "discount", "price_per_kg",
               "rebate"),
     "credits": ("offer_id", "year", "scenario", "credit"),
@@ -69,6 +70,11 @@ NEW_TABLES: dict[str, Callable[[Instance], bool]] = {
 feature that fills it (then it is reported missing)."""
 
 
+def _cuts(inst: Instance) -> bool:
+    """Some scenario cuts some capacity (contracts may be curtailed: force_majeure)."""
+    return any(ch.multiplier < 1 for sc in inst.scenarios for ch in sc.capacity)
+
+
 def _third_party(inst: Instance) -> bool:
     return any(o.floor_paid_by != "buyer" for o in inst.offers)
 
@@ -81,6 +87,9 @@ OPTIONAL_COLUMNS: dict[tuple[str, str], tuple[str | float, Callable[[Instance], 
     ("costs", "payer"): ("buyer", _third_party),
     ("costs", "in_objective"): ("True", _third_party),
     ("costs", "buyer"): ("", lambda inst: False),
+    ("contracts", "curtailed_t"): (0.0, lambda inst: _cuts(inst)),
+    ("contracts", "damages"): (0.0, lambda inst: _cuts(inst) and any(
+        o.liquidated_damages_per_kg > 0 for o in inst.offers)),
 }
 """Columns older folders do not have: (default, does the instance need the column?)."""
 
@@ -115,7 +124,8 @@ REQUIRED_NUMBERS: dict[str, tuple[str, ...]] = {
 """Numbers a row cannot do without; a row missing one is reported and dropped."""
 
 QUANTITY_COLUMNS = frozenset({"volume_t", "flow_t", "production_t", "unmet_t", "demand_t",
-                              "delivered_t", "shortfall_t", "stock_t", "tonnes", "credit"})
+                              "delivered_t", "shortfall_t", "stock_t", "tonnes", "credit",
+                              "curtailed_t"})
 """Tonnes (and credits): never negative."""
 
 

@@ -101,7 +101,8 @@ def count_kinds() -> frozenset[str]:
 
 
 FAMILIES: tuple[str, ...] = (
-    "offer_decision", "contract_start", "contract_volume", "take_or_pay", "volume_tiers",
+    "offer_decision", "contract_start", "contract_volume", "take_or_pay", "force_majeure",
+    "volume_tiers",
     "prepayment_credit", "facility_build",
     "facility_capacity", "facility_output", "facility_input", "spot_availability",
     "demand_balance",
@@ -113,7 +114,8 @@ RISK_FAMILIES: tuple[str, ...] = ("cvar",)
 """Families of the risk measure (added after the cost terms they read)."""
 
 COST_TERMS: tuple[str, ...] = (
-    "contract_payments", "volume_rebates", "take_or_pay_shortfall", "tariffs",
+    "contract_payments", "volume_rebates", "take_or_pay_shortfall", "liquidated_damages",
+    "tariffs",
     "signing_costs", "prepayments", "prepayment_credits", "build_costs", "spot_purchases",
     "freight",
     "operating_costs", "resale_credit", "holding_costs", "unmet_demand_penalty",

@@ -8,6 +8,7 @@ Pure functions over plain data and the schema; no Pyomo.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -84,16 +85,43 @@ def _from(change: Any, year: int) -> bool:
     return change.from_year is None or year >= change.from_year
 
 
-def capacity_factor(scenario: Any, facility: Any, year: int, groups: dict[str, set]) -> float:
-    """Product of the multipliers of the scenario's capacity changes that match."""
-    out = 1.0
+def capacity_changes(scenario: Any, facility: Any, year: int, groups: dict[str, set]
+                     ) -> list[Any]:
+    """The scenario's capacity changes that match the facility in that year."""
+    out = []
     for ch in scenario.capacity:
         where = set(ch.countries).union(*(groups[g] for g in ch.groups))
         if ((ch.facilities is None or facility.id in ch.facilities)
                 and (not where or facility.country in where)
                 and (ch.stages is None or facility.stage in ch.stages) and _from(ch, year)):
-            out *= ch.multiplier
+            out.append(ch)
     return out
+
+
+def capacity_factor(scenario: Any, facility: Any, year: int, groups: dict[str, set]) -> float:
+    """Product of the multipliers of the scenario's capacity changes that match."""
+    out = 1.0
+    for ch in capacity_changes(scenario, facility, year, groups):
+        out *= ch.multiplier
+    return out
+
+
+def curtailment(scenario: Any, facility: Any, year: int, groups: dict[str, set],
+                covered: Iterable[str]) -> tuple[float, float]:
+    """(a, g) of a contract with the facility (formulation.md, force_majeure): the share of
+    the contracted volume delivered, a = min(1, kappa) with kappa the product of the
+    matching capacity multipliers (pro rata: every customer keeps the share of the capacity
+    left), and the share for which the supplier owes liquidated damages, g = max(0,
+    min(1, kappa_cov) - a) with kappa_cov the product over the causes `covered` by the
+    contract's force-majeure clause (covered causes count first)."""
+    kappa = kappa_cov = 1.0
+    causes = set(covered)
+    for ch in capacity_changes(scenario, facility, year, groups):
+        kappa *= ch.multiplier
+        if ch.cause in causes:
+            kappa_cov *= ch.multiplier
+    a = min(1.0, kappa)
+    return a, max(0.0, min(1.0, kappa_cov) - a)
 
 
 def demand_factor(scenario: Any, buyer: str, material: str, year: int) -> float:

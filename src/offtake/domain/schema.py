@@ -231,6 +231,17 @@ class Buyer(_Strict):
     source: str = ""
 
 
+Cause = Literal["export_control", "sanctions", "disaster", "operational", "other"]
+"""Why a scenario cuts capacity: `export_control` (an export ban or licensing regime of the
+supplier's government), `sanctions` (measures of the buyer's side), `disaster` (natural
+disaster, epidemic, war), `operational` (the supplier's own outage, strike or
+under-performance), `other`. Offers say which causes their force-majeure clause covers."""
+
+
+DEFAULT_FORCE_MAJEURE: tuple[Cause, ...] = ("export_control",)
+"""What an offer's force-majeure clause covers unless it says otherwise."""
+
+
 class Tier(_Strict):
     """A volume tier: from `from_t` tonnes on, `discount` (fraction) off the unit price."""
 
@@ -290,6 +301,15 @@ class Offer(_Strict):
     decision: Literal["free", "forced", "forbidden"] = "free"
     """Whether the optimizer chooses to sign it ("free"), must sign it ("forced": already
     signed, or a what-if), or must not ("forbidden")."""
+    # --- under disruption ---------------------------------------------------------------------
+    force_majeure: list[Cause] = Field(default_factory=lambda: list(DEFAULT_FORCE_MAJEURE))
+    """Causes of a capacity cut that the contract's force-majeure clause covers. A scenario
+    that cuts the supplier's capacity curtails the contract pro rata whatever the cause; for
+    a covered cause the supplier is excused, for any other it owes `liquidated_damages_per_kg`.
+    Empty: no force-majeure clause."""
+    liquidated_damages_per_kg: PricePerKg = 0.0
+    """What the supplier pays the buyer per kg of contracted volume curtailed by a capacity
+    cut that its force-majeure clause does not cover (0: no damages)."""
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     source: str = ""
     notes: str = ""
@@ -562,6 +582,9 @@ class CapacityChange(_Strict):
     stages: list[StageField] | None = None
     from_year: Year | None = None
     multiplier: Multiplier
+    cause: Cause = "other"
+    """Why the capacity changes (a cut curtails the facility's contracts pro rata; the
+    offer's force-majeure clause decides whether the supplier owes damages for it)."""
 
 
 class DemandChange(_Strict):

@@ -1,13 +1,19 @@
 """Constraint families of the contracts (first-stage decisions and their terms): decisions
-taken before the optimisation, start windows, volume bounds, take-or-pay, volume tiers,
-prepayment credits."""
+taken before the optimisation, start windows, volume bounds, take-or-pay, curtailment under
+force majeure, volume tiers, prepayment credits."""
 
 from __future__ import annotations
 
 import pyomo.environ as pyo
 
 from offtake.formulation.data import ModelData
-from offtake.formulation.expressions import active, delivered, family_builder, group_by
+from offtake.formulation.expressions import (
+    active,
+    available,
+    delivered,
+    family_builder,
+    group_by,
+)
 
 
 @family_builder("offer_decision")
@@ -71,20 +77,43 @@ def add_contract_volume(m: pyo.ConcreteModel, d: ModelData) -> None:
 
 @family_builder("take_or_pay")
 def add_take_or_pay(m: pyo.ConcreteModel, d: ModelData) -> None:
-    """Take-or-pay: the buyer takes delivery of at most its contracted volume in each scenario,
-    and any delivery below the take-or-pay share of it is a shortfall (paid for).
+    """Take-or-pay: the buyer takes delivery of at most what the supplier can deliver of its
+    contracted volume in each scenario, and any delivery below the take-or-pay share of that
+    is a shortfall (paid for); curtailed tonnes are not the buyer's shortfall.
 
-    .. math:: d_{obts} \\le q_{obt}, \\qquad f_{obts} \\ge \\theta_o q_{obt} - d_{obts}
+    .. math:: d_{obts} \\le a_{ots}\\, q_{obt}, \\qquad f_{obts} \\ge \\theta_o\\, a_{ots}\\,
+        q_{obt} - d_{obts}
 
-    Reads take_or_pay_share. Dual (shortfall row): value of taking one more tonne
-    (currency per t).
+    Reads take_or_pay_share (and a_ots: force_majeure). Dual (shortfall row): value of taking
+    one more tonne (currency per t).
     """
     m.take_or_pay_delivery_max = pyo.Constraint(
-        m.DELIVERIES, rule=lambda _, o, b, y, s: m.v_delivered_t[o, b, y, s]
-        <= m.v_volume_t[o, b, y])
+        m.SHORTFALLS, rule=lambda _, o, b, y, s: m.v_delivered_t[o, b, y, s]
+        <= available(d, o, y, s) * m.v_volume_t[o, b, y])
     m.take_or_pay_shortfall_min = pyo.Constraint(
-        m.DELIVERIES, rule=lambda _, o, b, y, s: m.v_shortfall_t[o, b, y, s]
-        >= d.offer_top_share[o] * m.v_volume_t[o, b, y] - m.v_delivered_t[o, b, y, s])
+        m.SHORTFALLS, rule=lambda _, o, b, y, s: m.v_shortfall_t[o, b, y, s]
+        >= d.offer_top_share[o] * available(d, o, y, s) * m.v_volume_t[o, b, y]
+        - m.v_delivered_t[o, b, y, s])
+
+
+@family_builder("force_majeure")
+def add_force_majeure(m: pyo.ConcreteModel, d: ModelData) -> None:
+    """A scenario that cuts the supplier's capacity curtails its contracts pro rata: without
+    take-or-pay, the delivery is the share of the contracted volume the supplier can still
+    deliver (with take-or-pay: at most that, see take_or_pay).
+
+    .. math:: d_{obts} = a_{ots}\\, q_{obt}
+
+    Reads offers' force_majeure and liquidated_damages_per_kg (the damages are a cost term)
+    and the scenarios' capacity changes (multipliers and causes). Dual: value of one more
+    tonne delivered under the contract (currency per t).
+    """
+    top = set(d.TAKE_OR_PAY)
+    m.CURTAILED_DELIVERIES = pyo.Set(initialize=[k for k in m.DELIVERIES if k[0] not in top],
+                                     dimen=4, ordered=True)
+    m.force_majeure_delivery = pyo.Constraint(
+        m.CURTAILED_DELIVERIES, rule=lambda _, o, b, y, s: m.v_delivered_t[o, b, y, s]
+        == available(d, o, y, s) * m.v_volume_t[o, b, y])
 
 
 @family_builder("volume_tiers")

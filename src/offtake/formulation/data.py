@@ -42,7 +42,13 @@ from offtake.domain.network import (
     upstream_of,
 )
 from offtake.domain.origin import combos, own_feed_tag, spot_tag
-from offtake.domain.scenarios import capacity_factor, demand_factor, index_path, spot_factors
+from offtake.domain.scenarios import (
+    capacity_factor,
+    curtailment,
+    demand_factor,
+    index_path,
+    spot_factors,
+)
 from offtake.domain.schema import Instance
 from offtake.formulation.ruledata import RuleRow, count_rule_offers, rule_rows
 
@@ -115,6 +121,15 @@ class OfferData:
     offer_prepayment_credit: dict[str, float]
     contract_tariff_rate: dict[tuple[str, str, int], float]
     """(offer, buyer, year) -> stacked ad valorem duty on that purchase."""
+    CURTAILED: tuple[tuple[str, int], ...]
+    """(offer, year) that some scenario curtails: a cut of the supplier's capacity
+    (force_majeure)."""
+    offer_available_share: dict[tuple[str, int, str], float]
+    """(offer, year, scenario) -> a_ots, the share of the contracted volume the supplier can
+    deliver, for the CURTAILED offer-years (1 elsewhere)."""
+    offer_damages_per_t: dict[tuple[str, int, str], float]
+    """(offer, year, scenario) -> 1000 L_o g_ots: liquidated damages per t contracted, for
+    the CURTAILED offer-years of offers with damages."""
 
 
 @dataclass(frozen=True)
@@ -311,6 +326,8 @@ def _offer_data(src: _Sources) -> OfferData:
     offer_by = {o.id: o for o in inst.offers}
     buyer_country = {b.id: b.country for b in inst.buyers}
     offer_years, obys, price, term, fiscal, starts, cover = [], [], {}, {}, {}, [], {}
+    share: dict[tuple[str, int, str], float] = {}
+    damages: dict[tuple[str, int, str], float] = {}
     for o in inst.offers:
         runs: dict[int, list[int]] = {}
         for y0 in start_options(o):
@@ -328,6 +345,7 @@ def _offer_data(src: _Sources) -> OfferData:
                 fiscal[(o.id, y, s)] = up.fiscal_per_kg * KG_PER_T
             obys += [(o.id, b, y) for b in src.buyers
                      if offer_eligible(o, b) and o.supplier in src.relevant[b]]
+            _curtail(src, o, y, share, damages)
     return OfferData(
         OFFERS=tuple(sorted({o for o, _ in offer_years})),
         offer_supplier={o.id: o.supplier for o in inst.offers},
@@ -362,7 +380,24 @@ def _offer_data(src: _Sources) -> OfferData:
                                  for o in inst.offers},
         contract_tariff_rate={(o, b, y): tariff_rate(
             inst, fac[offer_by[o].supplier].country, buyer_country[b], offer_by[o].material, y)
-            for o, b, y in obys})
+            for o, b, y in obys},
+        CURTAILED=tuple(sorted({(o, y) for o, y, _ in share})),
+        offer_available_share=share,
+        offer_damages_per_t=damages)
+
+
+def _curtail(src: _Sources, o, y: int, share: dict, damages: dict) -> None:
+    """a_ots and 1000 L_o g_ots of offer o in year y in every scenario (force_majeure), kept
+    only when some scenario curtails it (and damages only when some are owed)."""
+    fac = src.fac[o.supplier]
+    cut = {sc.id: curtailment(sc, fac, y, src.groups, o.force_majeure)
+           for sc in src.inst.scenarios}
+    if all(a >= 1.0 for a, _ in cut.values()):
+        return
+    share.update({(o.id, y, s): a for s, (a, _) in cut.items()})
+    if o.liquidated_damages_per_kg > 0 and any(g > 0 for _, g in cut.values()):
+        damages.update({(o.id, y, s): o.liquidated_damages_per_kg * KG_PER_T * g
+                        for s, (_, g) in cut.items()})
 
 
 def _chain_data(src: _Sources, offers: OfferData) -> ChainData:

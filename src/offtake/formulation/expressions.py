@@ -31,9 +31,15 @@ def active(m: pyo.ConcreteModel, d: ModelData, o: str, y: int):
     return sum(m.v_start[o, y0] for y0 in cover)
 
 
+def available(d: ModelData, o: str, y: int, s: str):
+    """a_ots: the share of the contracted volume the supplier can deliver in (y, s) after
+    capacity cuts (force_majeure); 1 where no scenario curtails the offer."""
+    return d.offer_available_share.get((o, y, s), 1.0)
+
+
 def delivered(m: pyo.ConcreteModel, o: str, b: str, y: int, s: str):
-    """Tonnes delivered under o to b in (y, s): the contracted volume, or under take-or-pay
-    the (second-stage) delivery."""
+    """Tonnes delivered under o to b in (y, s): the contracted volume, or the (second-stage)
+    delivery under take-or-pay or when a scenario curtails the offer."""
     if (o, b, y, s) in m.DELIVERIES:
         return m.v_delivered_t[o, b, y, s]
     return m.v_volume_t[o, b, y]

@@ -76,9 +76,12 @@ def add_sets(m: pyo.ConcreteModel, d: ModelData) -> None:
     m.UNMET = pyo.Set(initialize=d.DEMANDS, dimen=4, ordered=True)
     m.OFFER_STARTS = pyo.Set(initialize=d.OFFER_STARTS, dimen=2, ordered=True)
     m.BUILDS = pyo.Set(initialize=d.BUILDS, ordered=True)
-    top = set(d.TAKE_OR_PAY)
+    top, curtailed = set(d.TAKE_OR_PAY), set(d.CURTAILED)
     m.DELIVERIES = pyo.Set(initialize=[(o, b, y, s) for o, b, y in d.OFFER_BUYER_YEARS
-                                       if o in top for s in S], dimen=4, ordered=True)
+                                       if o in top or (o, y) in curtailed for s in S],
+                           dimen=4, ordered=True)
+    m.SHORTFALLS = pyo.Set(initialize=[k for k in m.DELIVERIES if k[0] in top], dimen=4,
+                           ordered=True)
     m.TIER_CHOICES = pyo.Set(initialize=tier_choices(d), dimen=3, ordered=True)
     m.TIER_VOLUMES = pyo.Set(initialize=[(o, y, k) for o, k in d.TIERS for oo, y in d.OFFER_YEARS
                                          if oo == o], dimen=3, ordered=True)
@@ -114,7 +117,7 @@ def add_variables(m: pyo.ConcreteModel, d: ModelData) -> None:
                           bounds=lambda _, b, mat, y, s: (0, d.demand_t[b, mat, y, s]))
     m.v_start = pyo.Var(m.OFFER_STARTS, domain=pyo.Binary)
     m.v_delivered_t = pyo.Var(m.DELIVERIES, domain=pyo.NonNegativeReals)
-    m.v_shortfall_t = pyo.Var(m.DELIVERIES, domain=pyo.NonNegativeReals)
+    m.v_shortfall_t = pyo.Var(m.SHORTFALLS, domain=pyo.NonNegativeReals)
     m.v_tier = pyo.Var(m.TIER_CHOICES, domain=pyo.Binary)
     m.v_tier_t = pyo.Var(m.TIER_VOLUMES, domain=pyo.NonNegativeReals)
     m.v_credit = pyo.Var(m.CREDITS, domain=pyo.NonNegativeReals)

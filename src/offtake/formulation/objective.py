@@ -68,7 +68,15 @@ def _volume_rebates(m, d):
 def _take_or_pay_shortfall(m, d):
     return _per_scenario(d, ((s, d.discount[y] * d.offer_shortfall_fraction[o]
                                  * d.offer_price_per_t[o, y, s] * m.v_shortfall_t[o, b, y, s])
-                             for o, b, y, s in m.DELIVERIES))
+                             for o, b, y, s in m.SHORTFALLS))
+
+
+@cost_term("liquidated_damages")
+def _liquidated_damages(m, d):
+    return _per_scenario(d, ((s, -d.discount[y] * d.offer_damages_per_t[o, y, s]
+                                 * m.v_volume_t[o, b, y])
+                             for o, b, y in m.OFFER_BUYER_YEARS for s in d.SCENARIOS
+                             if (o, y, s) in d.offer_damages_per_t))
 
 
 @cost_term("tariffs")

@@ -41,6 +41,7 @@ def split_by_buyer(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame],
     add("contract_payments", ((*k, x) for k, x in zip(keys, c["payment"], strict=True)))
     add("take_or_pay_shortfall", ((*k, x) for k, x in zip(keys, c["shortfall_payment"],
                                                            strict=True)))
+    add("liquidated_damages", ((*k, -x) for k, x in zip(keys, c["damages"], strict=True)))
     add("tariffs", ((*k, x) for k, x in zip(keys, c["tariff"], strict=True)))
     s = t["spot"]
     add("spot_purchases", zip(s["buyer"], s["year"], s["scenario"], s["cost"], strict=True))

@@ -32,7 +32,8 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "contracts": ["offer_id", "supplier", "company", "material", "buyer", "year", "scenario",
                   "signed", "volume_t", "delivered_t", "shortfall_t", "price_per_kg",
                   "price_term", "tier", "payment", "shortfall_payment", "tariff_rate", "tariff",
-                  "fiscal_payer", "fiscal_per_kg", "fiscal_cost", "tag"],
+                  "fiscal_payer", "fiscal_per_kg", "fiscal_cost", "tag", "curtailed_t",
+                  "damages"],
     "tiers": ["offer_id", "year", "scenario", "tier", "volume_t", "discount", "price_per_kg",
               "rebate"],
     "credits": ["offer_id", "year", "scenario", "credit"],
@@ -467,7 +468,9 @@ def _contract_rows(d: ModelData, v: dict[str, pd.DataFrame], facs: dict,
                 shortfall_payment=d.offer_shortfall_fraction[o] * price * sf * KG_PER_T,
                 tariff_rate=rate, tariff=rate * price * got * KG_PER_T,
                 fiscal_payer=d.offer_payer.get(o, ""), fiscal_per_kg=fiscal,
-                fiscal_cost=fiscal * got * KG_PER_T, tag=d.offer_tag[o]))
+                fiscal_cost=fiscal * got * KG_PER_T, tag=d.offer_tag[o],
+                curtailed_t=(1.0 - d.offer_available_share.get((o, y, s), 1.0)) * q,
+                damages=d.offer_damages_per_t.get((o, y, s), 0.0) * q))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["contracts"])
 
 
