@@ -269,8 +269,10 @@ class Ctx:
 
 
 def _from(change: Any, year: int) -> bool:
-    """A scenario change applies from its from_year on (always without one)."""
-    return change.from_year is None or year >= change.from_year
+    """A scenario change applies from its from_year through its to_year (every year without
+    them)."""
+    return ((change.from_year is None or year >= change.from_year)
+            and (change.to_year is None or year <= change.to_year))
 
 
 # --- helpers of the table checks --------------------------------------------------------------

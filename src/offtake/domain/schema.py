@@ -571,37 +571,55 @@ Rule = Annotated[
 Multiplier = Annotated[float, Field(ge=0, le=100)]
 
 
-class CapacityChange(_Strict):
-    """Scale the capacity of matching facilities from a year on. A facility matches when it
-    is listed (or none are), its country is in `countries` or a member of `groups` (or both
-    are empty), and its stage is listed (or none are). Several matching changes multiply."""
+class _Dated(_Strict):
+    """A scenario change that applies from `from_year` (None: the first year) through
+    `to_year` (None: the last year)."""
+
+    @model_validator(mode="after")
+    def _window(self) -> _Dated:
+        first, last = getattr(self, "from_year", None), getattr(self, "to_year", None)
+        if first is not None and last is not None and last < first:
+            raise ValueError(f"to_year {last} is before from_year {first}")
+        return self
+
+
+class CapacityChange(_Dated):
+    """Scale the capacity of matching facilities from a year on (through `to_year`, when
+    given). A facility matches when it is listed (or none are), its country is in
+    `countries` or a member of `groups` (or both are empty), and its stage is listed (or none
+    are). Several matching changes multiply."""
 
     facilities: list[Id] | None = None
     countries: list[CountryCode] = Field(default_factory=list)
     groups: list[Id] = Field(default_factory=list)
     stages: list[StageField] | None = None
     from_year: Year | None = None
+    to_year: Year | None = None
     multiplier: Multiplier
     cause: Cause = "other"
     """Why the capacity changes (a cut curtails the facility's contracts pro rata; the
     offer's force-majeure clause decides whether the supplier owes damages for it)."""
 
 
-class DemandChange(_Strict):
-    """Scale the demand of matching buyers and materials from a year on."""
+class DemandChange(_Dated):
+    """Scale the demand of matching buyers and materials from a year on (through
+    `to_year`, when given)."""
 
     buyers: list[Id] | None = None
     materials: list[Id] | None = None
     from_year: Year | None = None
+    to_year: Year | None = None
     multiplier: Multiplier
 
 
-class SpotChange(_Strict):
-    """Scale the availability and price of matching spot markets from a year on."""
+class SpotChange(_Dated):
+    """Scale the availability and price of matching spot markets from a year on (through
+    `to_year`, when given)."""
 
     markets: list[Id] | None = None
     origins: list[CountryCode] = Field(default_factory=list)
     from_year: Year | None = None
+    to_year: Year | None = None
     availability_multiplier: Multiplier = 1.0
     price_multiplier: Multiplier = 1.0
 
@@ -638,17 +656,118 @@ class IndexSampling(_Strict):
     with annual volatility `volatility` from the first year (mean preserved)."""
 
     index: Id
-    n: Annotated[int, Field(ge=1, le=10_000)]
+    n: Annotated[int, Field(ge=1, le=10_000)] = 1
+    """Paths per combination of factor levels (with `draws`: unused, one path per draw)."""
     volatility: Annotated[float, Field(ge=0, le=3)]
     seed: int = 0
 
 
+Probabilities = dict[Year, Fraction]
+
+
+class ExportControlEvent(_Strict):
+    """An export ban or licensing regime of covered nations on chosen stages and materials:
+    it starts in a year (with a probability per year; the rest: not in the horizon) and
+    lasts a number of years (with a probability per duration; the rest: until the end of the
+    horizon, i.e. not suspended in it). While it lasts, the capacity of the matching
+    facilities (country covered, stage and product chosen) is cut to `supply_share`
+    (cause export_control: contracts curtailed, see force_majeure), the availability of the
+    covered nations' spot markets of the materials too, the listed price indices jump by
+    their multipliers and the other origins' spot markets of the materials by
+    `outside_price_multiplier`. Becomes a factor whose levels are `none` and
+    `from<year>-<k>y` / `from<year>-open`."""
+
+    kind: Literal["export_control"]
+    id: Id
+    countries: list[CountryCode] = Field(default_factory=list)
+    groups: list[Id] = Field(default_factory=list)
+    """Covered nations: the union of `countries` and the members of `groups` (not empty)."""
+    stages: list[StageField] | None = None
+    """Stages controlled (None: all)."""
+    materials: list[Id] | None = None
+    """Materials controlled: facilities' products and spot markets' materials (None: all)."""
+    supply_share: Fraction = 0.0
+    """Share of normal supply that still gets out: 0 for a ban, e.g. 0.3 under licensing."""
+    start: Probabilities = Field(min_length=1)
+    """Probability that the event starts in each year (they sum to at most 1)."""
+    duration_years: dict[Annotated[int, Field(ge=1, le=100)], Fraction] = Field(
+        default_factory=dict)
+    """Probability that it lasts k years (they sum to at most 1; the rest: it is not
+    suspended within the horizon)."""
+    index_multipliers: dict[Id, Multiplier] = Field(default_factory=dict)
+    """Price jumps of price indices while the event lasts."""
+    outside_price_multiplier: Multiplier = 1.0
+    """Price jump of the spot markets of the materials outside the covered nations."""
+    description: str = ""
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _probabilities(self) -> ExportControlEvent:
+        if not self.countries and not self.groups:
+            raise ValueError("an export control needs covered countries or groups")
+        for name in ("start", "duration_years"):
+            total = sum(getattr(self, name).values())
+            if total > 1 + 1e-9:
+                raise ValueError(f"{name} probabilities sum to {total:g}, above 1")
+        return self
+
+
+class DeficitEvent(_Strict):
+    """A market deficit of some materials (e.g. CRU's 2,920 t Dy/Tb oxide shortfall by 2035):
+    with `probability` it grows linearly from `from_year` to its full size in `full_year`,
+    where `shortfall_t` of `world_demand_t` finds no supply. In year t the ramp r_t =
+    min(1, (t - from_year + 1) / (full_year - from_year + 1)) scales the availability of the
+    materials' spot markets by 1 - r_t x shortfall_t / world_demand_t and their prices, and
+    those of price indices of the materials, by 1 + r_t (price_multiplier - 1). Becomes a
+    factor with levels `none` and `on`."""
+
+    kind: Literal["deficit"]
+    id: Id
+    materials: Annotated[list[Id], Field(min_length=1)]
+    probability: Fraction
+    from_year: Year
+    full_year: Year
+    shortfall_t: Tonnes
+    world_demand_t: Annotated[float, Field(gt=0, le=MAX_TONNES)]
+    price_multiplier: Multiplier = 1.0
+    markets: list[Id] | None = None
+    """Spot markets hit (None: every market of the materials)."""
+    description: str = ""
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _sizes(self) -> DeficitEvent:
+        if self.full_year < self.from_year:
+            raise ValueError(f"full_year {self.full_year} is before from_year {self.from_year}")
+        if self.shortfall_t > self.world_demand_t:
+            raise ValueError("shortfall_t is above world_demand_t")
+        return self
+
+
+Event = Annotated[ExportControlEvent | DeficitEvent, Field(discriminator="kind")]
+
+
+class Draws(_Strict):
+    """Draw `n` scenarios at random from the spec's distribution (each draws one level of
+    every factor and event and, with `sampling`, a price path; probability 1/n each)
+    instead of the product of all levels."""
+
+    n: Annotated[int, Field(ge=1, le=100_000)]
+    seed: int = 0
+    method: Literal["monte_carlo", "latin_hypercube"] = "monte_carlo"
+    """Independent draws, or a Latin hypercube: each uniform behind a level choice or a
+    yearly price step is stratified into n equal slices, one draw in each."""
+
+
 class ScenarioSpec(_Strict):
-    """A compact scenario set: the product of independent factors' levels, optionally each
-    combined with sampled index paths (probability split evenly)."""
+    """A compact scenario set: the product of independent factors' levels (disruption
+    `events` are factors too), optionally each combined with sampled index paths
+    (probability split evenly); or, with `draws`, a random sample of that distribution."""
 
     factors: list[Factor] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
     sampling: IndexSampling | None = None
+    draws: Draws | None = None
 
 
 class Instance(_Strict):
