@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from pyomo.environ import value as pyo_value
+from pyomo.core import value as pyo_value
 
 from offtake.analysis.evaluate import evaluate_plan
 from offtake.domain.schema import Instance
@@ -135,7 +135,7 @@ def _other_optimum(ev_data: ModelData, plan: dict, ev_objective: float | None,
     """A second EV-optimal portfolio (cost within the MIP gap of the optimum) that signs as
     many offers differently from `plan` as possible; None when every EV optimum signs the
     same offers."""
-    import pyomo.environ as pyo
+    import pyomo.core as pyo
 
     if ev_objective is None:
         return None

@@ -5,7 +5,7 @@ the optimisation."""
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from offtake.formulation.data import ModelData
 from offtake.formulation.expressions import family_builder, group_by

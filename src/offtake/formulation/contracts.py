@@ -4,7 +4,7 @@ force majeure, volume tiers, prepayment credits."""
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from offtake.formulation.data import ModelData
 from offtake.formulation.expressions import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from offtake.domain.registry import FAMILIES, implementation_table
 from offtake.formulation.data import ModelData

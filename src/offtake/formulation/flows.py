@@ -3,7 +3,7 @@ output and input balances by origin tag, spot availability, demand balance."""
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from offtake.formulation.data import ModelData
 from offtake.formulation.expressions import (

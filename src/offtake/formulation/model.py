@@ -13,7 +13,7 @@ The formulation package is the only code that builds Pyomo components. It reads 
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 import offtake.formulation.builds  # noqa: F401  (registers the build options' family)
 import offtake.formulation.contracts  # noqa: F401  (registers the contract families)

@@ -4,7 +4,7 @@ values, summed by the objective), `scenario_cost` and `scenario_term_cost`."""
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from offtake.domain.registry import COST_TERMS as REGISTERED_TERMS
 from offtake.domain.registry import implementation_table

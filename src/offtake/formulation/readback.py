@@ -5,7 +5,7 @@ whose duals are shadow prices)."""
 from __future__ import annotations
 
 import pandas as pd
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from offtake.domain.registry import COST_TERMS, RULE_KINDS
 from offtake.formulation.data import ModelData

@@ -5,7 +5,7 @@ and added here by one generic function (`build_rule_rows`)."""
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from offtake.domain.registry import RULE_KINDS, implementation_table
 from offtake.formulation.data import EXPECTED, FIRST_STAGE_ROW, ModelData

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 from pyomo.repn.standard_repn import generate_standard_repn
 
 from offtake.domain.origin import steps

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from offtake.solvers.linear import compile_linear
 from offtake.solvers.options import (  # noqa: F401  (re-exported: callers import them here)

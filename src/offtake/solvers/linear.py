@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyomo.environ as pyo
+import pyomo.core as pyo
 from pyomo.core.expr.numvalue import native_numeric_types
 from pyomo.core.expr.visitor import identify_mutable_parameters
 from pyomo.repn.standard_repn import generate_standard_repn
