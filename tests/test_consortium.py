@@ -207,6 +207,17 @@ def test_the_command_writes_its_files(tmp_path):
     assert set(pd.read_csv(out / "allocation.csv")["method"]) == {
         "proportional", "shapley", "nucleolus", "least_core"}
     assert (out / "consortium.png").stat().st_size > 0
+    # read back (the dashboard's view): the same summary, coalitions and allocations
+    from offtake.analysis.consortium import read_result
+
+    back = read_result(out)
+    assert json.loads(json.dumps(back.as_dict(), default=str)) == summary
+    for name, frame in (("coalitions", back.coalitions_frame()),
+                        ("allocation", back.allocation_frame())):
+        assert frame.to_csv(index=False) == (out / f"{name}.csv").read_text()
+    assert back.allocations[1].method == "shapley" and not back.allocations[1].in_core
+    with pytest.raises(ValueError, match="coalitions.csv"):
+        read_result(tmp_path)
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and json.loads(
         (out / "consortium.json").read_text())["resumed"] == 7

@@ -71,6 +71,23 @@ def test_a_cap_front_ends_where_no_plan_can_meet_the_bound(tmp_path):
         "no solution at epsilon = 0.4 (infeasible), 0.2 (infeasible), 0 (infeasible)")
 
 
+def test_a_front_read_back_from_its_store_is_the_front_solved(tmp_path):
+    """What the dashboard draws: the store's records of pareto-largest_country_share give
+    the same front table (points, dominated, knee, caption with the infeasible ends) as the
+    result run_pareto returned; a sweep that is no front is refused."""
+    from offtake.analysis.pareto import front_frame, front_sweeps, read_front
+
+    result, store = _front(tmp_path, "largest_country_share", points=5)
+    records = store.frame(latest=False)
+    assert front_sweeps(records) == ["pareto-largest_country_share"]
+    back = front_frame(read_front(records, "pareto-largest_country_share"))
+    solved = front_frame(result)
+    pd.testing.assert_frame_equal(back, solved)
+    assert back.attrs == solved.attrs
+    with pytest.raises(ValueError, match="not a Pareto front"):
+        read_front(records, "cap-curve")
+
+
 def test_dominated_points_and_the_knee_as_derived_by_hand():
     """Higher share is better. (0.65, 120) is dominated by (0.7, 110). The non-dominated
     points scaled to [0, 1] are (0, 0), (0.5, 0.1), (1, 1): the chord is y = x, and

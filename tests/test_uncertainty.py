@@ -173,6 +173,14 @@ def test_cli_value_and_frontier_write_their_files(tmp_path):
     f = pd.read_csv(tmp_path / "f" / "frontier.csv")
     assert list(f["expected_cost"]) == [approx(8_000_000), approx(9_000_000)]
     assert list(f["cvar"]) == [approx(13_000_000), approx(9_000_000)]
+    # the front read back from its store (the dashboard's view): both lambdas, though
+    # their records share one point_id (no changes; lambda is a solve option)
+    from offtake.analysis.pareto import front_frame, read_front
+    from offtake.analysis.store import SweepStore
+
+    back = front_frame(read_front(SweepStore(tmp_path / "f" / "store", create=False)
+                                  .frame(latest=False), "pareto-cvar"))
+    assert sorted(back["cost"]) == [approx(8_000_000), approx(9_000_000)]
 
 
 def test_rule_in_every_scenario_or_in_expectation(tmp_path):

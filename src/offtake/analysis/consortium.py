@@ -29,7 +29,8 @@ finishes (`Executor.map`'s `on_result`); a later run with the same instance, mem
 and options reads it back and solves only what is missing.
 
 Owns the coalitions, the game's allocations and the journal. Builds no model of its own (one
-solve per coalition: `pipeline.solve.solve_instance`); writes only the journal.
+solve per coalition: `pipeline.solve.solve_instance`); writes only the journal, and reads
+back the folder `offtake consortium --out` writes (`read_result`, for the dashboard).
 """
 
 from __future__ import annotations
@@ -700,3 +701,57 @@ def analyse_consortium(inst: Instance, members: Sequence[str] | None = None,
         allocs, eps = allocations(game, players)
     return ConsortiumResult(inst.meta.name, inst.meta.currency, players, options, solved,
                             allocs, eps, time.perf_counter() - start, runtime, resumed)
+
+
+# --- reading a result back -------------------------------------------------------------------
+RESULT_FILES = ("consortium.json", "coalitions.csv")
+"""What `read_result` needs of the folder `offtake consortium --out DIR` writes."""
+
+
+def read_result(folder: str | Path) -> ConsortiumResult:
+    """The result `offtake consortium --out DIR` wrote to `folder` (consortium.json for the
+    members, options and allocations; coalitions.csv for every coalition), so that
+    `as_dict()`, the frames and the figure come out as the command's. What a coalition used
+    of the market (`Coalition.use`) is not written and comes back empty. A missing file or
+    field raises ValueError naming it."""
+    root = Path(folder)
+    missing = [name for name in RESULT_FILES if not (root / name).is_file()]
+    if missing:
+        raise ValueError(f"{root}: no {' or '.join(missing)} (not a folder of "
+                         "`offtake consortium --out`)")
+    try:
+        d = json.loads((root / "consortium.json").read_text())
+        table = pd.read_csv(root / "coalitions.csv", keep_default_na=False,
+                            na_values={c: [""] for c in ("cost", "bound", "gap")},
+                            dtype={"coalition": str, "built": str, "signed": str,
+                                   "error": str, "status": str, "market": str})
+
+        def number(v: Any) -> float | None:
+            return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+        def ids(text: str) -> tuple[str, ...]:
+            return tuple(x for x in text.split(";") if x)
+
+        coalitions: dict[Members, Coalition] = {}
+        for row in table.to_dict("records"):
+            members = tuple(row["coalition"].split("+"))
+            coalitions[members] = Coalition(
+                members, row["market"], row["status"], number(row["cost"]),
+                number(row["bound"]), number(row["gap"]), ids(row["built"]),
+                ids(row["signed"]), float(row["seconds"]), row["error"])
+        allocs = [Allocation(method, {b: float(x) for b, x in a["cost"].items()},
+                             float(a["max_excess"]), tuple(a["worst_coalition"]),
+                             a.get("note") or "")
+                  for method, a in d["allocations"].items()]
+        options = ConsortiumOptions(d["market"], float(d["mip_gap_requested"]),
+                                    number(d.get("time_limit")))
+        members = tuple(d["members"])
+        if members not in coalitions or any((m,) not in coalitions for m in members):
+            raise ValueError("coalitions.csv lacks the grand coalition or a member alone")
+        return ConsortiumResult(d["instance"], d["currency"], members, options, coalitions,
+                                allocs, number(d.get("least_core_epsilon")),
+                                float(d["seconds"]), d.get("executor") or {},
+                                int(d.get("resumed") or 0))
+    except KeyError as exc:
+        raise ValueError(f"{root}: consortium.json or coalitions.csv has no field {exc}") \
+            from exc

@@ -250,3 +250,30 @@ def frontier_table(result: ParetoResult) -> pd.DataFrame:
         "expected_cost": rec.get("expected_cost"), "cvar": rec.get("risk:cvar"),
         "worst": rec.get("risk:worst"), "dominated": rec["key"].map(front["dominated"]),
         "knee": rec["key"].map(front["knee"])})
+
+
+def read_front(records: pd.DataFrame, sweep: str) -> ParetoResult:
+    """The front of `offtake pareto --metric METRIC` as its store holds it: the records of
+    the sweep named `pareto-METRIC` in `records` (`SweepStore.frame(latest=False)`: every
+    point of a CVaR front has the same changes, none, and so the same point_id, which
+    `frame()` would keep one of), the newest of each key, in the front's order, read as
+    `run_pareto` returns them (for `front_frame`). A sweep name that is not a front raises
+    ValueError."""
+    metric = METRICS.get(sweep.removeprefix("pareto-")) if sweep.startswith("pareto-") \
+        else None
+    if metric is None:
+        raise ValueError(f"{sweep!r} is not a Pareto front (pareto-METRIC, METRIC one of "
+                         f"{', '.join(METRICS)})")
+    rows = (records[records["sweep"] == sweep].sort_values("finished_at")
+            .drop_duplicates("key", keep="last").sort_values("index", kind="stable")
+            .reset_index(drop=True))
+    if metric.name == "cvar":
+        return ParetoResult(metric, "risk:cvar", "expected_cost", rows, [])
+    return ParetoResult(metric, f"rule_share:{RULE_ID}", "objective", rows, [])
+
+
+def front_sweeps(records: pd.DataFrame) -> list[str]:
+    """The sweeps of a store's records that are Pareto fronts (`read_front` reads them)."""
+    names = records.get("sweep", pd.Series(dtype=object)).dropna().unique()
+    return [s for s in names if s.startswith("pareto-")
+            and s.removeprefix("pareto-") in METRICS]

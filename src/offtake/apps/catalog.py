@@ -1,7 +1,8 @@
 """What the dashboard can show from a folder of saved runs (`offtake dashboard --store DIR`):
 the output folders of `offtake solve` (a `summary.json`), the results stores of
-`offtake sweep` / `offtake pareto` (a `points/` folder), and the what-if runs the dashboard
-made itself (under `DIR/whatif/`). DIR itself may be any of these.
+`offtake sweep` / `offtake pareto` (a `points/` folder), the output folders of
+`offtake consortium` (a `consortium.json`), and the what-if runs the dashboard made itself
+(under `DIR/whatif/`). DIR itself may be any of these.
 
 Also finds the instance file a run was solved from, by the SHA-256 its summary records.
 
@@ -10,7 +11,7 @@ Reads folders only; imports no solver, no Pyomo and no web framework.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 WHATIF = "whatif"
@@ -28,6 +29,8 @@ class Catalog:
     """Output folders of a solve (with summary.json)."""
     stores: dict[str, Path]
     """Results stores of sweeps (with points/)."""
+    consortia: dict[str, Path] = field(default_factory=dict)
+    """Output folders of `offtake consortium` (with consortium.json)."""
 
 
 def _name(root: Path, path: Path) -> str:
@@ -36,15 +39,19 @@ def _name(root: Path, path: Path) -> str:
 
 
 def scan(root: str | Path, depth: int = 3) -> Catalog:
-    """The output folders and sweep stores at most `depth` folders below `root`, sorted by
-    name; what-if runs first by the order they were made (their names start with a stamp)."""
+    """The output folders, sweep stores and consortium results at most `depth` folders
+    below `root`, sorted by name; what-if runs first by the order they were made (their
+    names start with a stamp)."""
     base = Path(root)
     runs: dict[str, Path] = {}
     stores: dict[str, Path] = {}
+    consortia: dict[str, Path] = {}
 
     def walk(folder: Path, level: int) -> None:
         if (folder / "summary.json").is_file():
             runs[_name(base, folder)] = folder
+        if (folder / "consortium.json").is_file():
+            consortia[_name(base, folder)] = folder
         if (folder / "points").is_dir():
             stores[_name(base, folder)] = folder
             return  # a store's plans/ and points/ hold no runs
@@ -60,7 +67,8 @@ def scan(root: str | Path, depth: int = 3) -> Catalog:
 
     if base.is_dir():
         walk(base, 0)
-    return Catalog(base, dict(sorted(runs.items())), dict(sorted(stores.items())))
+    return Catalog(base, dict(sorted(runs.items())), dict(sorted(stores.items())),
+                   dict(sorted(consortia.items())))
 
 
 def sha256_of(path: Path) -> str | None:

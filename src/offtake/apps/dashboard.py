@@ -1,9 +1,10 @@
 """The web dashboard (`offtake dashboard --store DIR`), a Streamlit script: pages of the saved
-runs under DIR (output folders of `offtake solve`, results stores of `offtake sweep`) and
-what-if runs made from them.
+runs under DIR (output folders of `offtake solve`, results stores of `offtake sweep` and
+`offtake pareto`, output folders of `offtake consortium`) and what-if runs made from them.
 
 Renders the frames of `offtake.report.tables` and the figures of `offtake.report.plots` /
-`offtake.report.sweep`; reads runs with `Results.read` and stores with `SweepStore`;
+`offtake.report.sweep`; reads runs with `Results.read`, stores with `SweepStore` (a Pareto
+front with `analysis.pareto.read_front`), consortia with `analysis.consortium.read_result`;
 computes nothing of its own beyond choosing rows to show (a scenario, a rule kind) and the
 difference of two runs' figures. What-if runs go through `offtake.apps.whatif`.
 
@@ -81,6 +82,14 @@ def _text(v: Any) -> str:
     if isinstance(v, list):
         return ", ".join(map(str, v))
     return str(v)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every number as text (thousands separated, as `_text` writes them),
+    its title and caption kept: for tables of money read rather than sorted."""
+    out = frame.astype(object)
+    out.attrs.update(frame.attrs)
+    return out
 
 
 def show(frame: pd.DataFrame, small: bool = False) -> None:
@@ -288,24 +297,28 @@ def sweeps_page() -> None:
                         index=names.index(wanted) if wanted in names else 0, key="store")
     st.query_params["store"] = name
     try:
-        frame = SweepStore(stores[name], create=False).frame()
+        store = SweepStore(stores[name], create=False)
+        frame = store.frame()
+        if frame.empty:
+            st.info("no records yet")
+            return
+        fronts = _fronts(store.frame(latest=False))
     except StoreError as exc:
         st.error(str(exc))
         return
-    if frame.empty:
-        st.info("no records yet")
-        return
-    axes = [a for a in sweep.axes_of(frame) if a in frame.columns]
-    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
-               and c not in ("index", *axes) and frame[c].notna().any()]
-    if axes and numeric:
+    curves = frame[~frame["sweep"].isin(set(fronts["sweep"]))] if len(fronts) else frame
+    frame = pd.concat([curves, fronts], ignore_index=True) if len(fronts) else frame
+    axes = [a for a in sweep.axes_of(curves) if a in curves.columns]
+    numeric = [c for c in curves.columns if pd.api.types.is_numeric_dtype(curves[c])
+               and c not in ("index", *axes) and curves[c].notna().any()]
+    if axes and numeric and len(curves):
         left, right = st.columns(2)
         x = left.selectbox("Axis", axes, key="sweep_x")
         y = right.selectbox("Metric", numeric,
                             index=numeric.index("objective") if "objective" in numeric else 0,
                             key="sweep_y")
         try:
-            figure(sweep.curve(frame, x, [y]))
+            figure(sweep.curve(curves, x, [y]))
         except ValueError as exc:
             st.warning(str(exc))
     show(sweep.points_frame(frame))
@@ -318,6 +331,93 @@ def sweeps_page() -> None:
         side.columns = picked
         st.dataframe(_display(side.rename_axis("column").reset_index()), hide_index=True,
                      width="stretch")
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _consortium(folder: str, stamp: float) -> Any:
+    from offtake.analysis.consortium import read_result
+
+    return read_result(folder)
+
+
+def consortium_page() -> None:
+    st.title("Consortium")
+    found = catalog().consortia
+    if not found:
+        st.warning(f"No output folder of `offtake consortium` under {STORE}: run `offtake "
+                   f"consortium INSTANCE --out {STORE}/NAME` and reload.")
+        return
+    names = list(found)
+    wanted = st.query_params.get("consortium")
+    name = st.sidebar.selectbox("Consortium", names,
+                                index=names.index(wanted) if wanted in names else 0,
+                                key="consortium_choice")
+    st.query_params["consortium"] = name
+    folder = found[name]
+    try:
+        res = _consortium(str(folder), (folder / "consortium.json").stat().st_mtime)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    st.caption(f"consortium **{name}** · {res.instance} · members {', '.join(res.members)} · "
+               f"market {res.options.market}")
+    show(tables.consortium_frame(res), small=True)
+    show(_as_text(tables.coalitions_frame(res)))
+    if not res.allocations:
+        st.warning("Not every coalition has a solution: the grand coalition's cost is not "
+                   "split (" + ", ".join("+".join(c.members) for c in res.failed) + ").")
+        return
+    figure(plots.allocations(res.allocation_frame(), res.currency,
+                             f"{res.instance}: who pays what of the grand coalition's cost"))
+    show(_as_text(tables.allocation_frame(res)))
+    st.subheader(f"Core check ({res.currency})")
+    check = pd.DataFrame([{
+        "method": a.method, "in the core": a.in_core,
+        "coalition that objects": "none" if a.in_core else "+".join(a.worst),
+        "it pays more than alone by": None if a.in_core else a.max_excess, "note": a.note}
+        for a in res.allocations]).astype(object)
+    st.table(_display(check).set_index("method"))
+    st.caption("An allocation is in the core when no coalition S pays more than it would "
+               "alone: x(S) <= c(S) for every S. "
+               + ("The core is empty: every split leaves some coalition better off alone by "
+                  f"at least the least-core epsilon, {res.least_core_epsilon:,.0f} "
+                  f"{res.currency}." if res.least_core_epsilon else
+                  "The core is not empty."))
+
+
+def _fronts(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Pareto fronts of `offtake pareto` in a store (`frame`: every record of it): the
+    front figure of `report.sweep.front` (the command's pareto-METRIC.png) and its table,
+    dominated points greyed or left out. Returns the records of every front (the newest of
+    each key; empty when the store holds no front)."""
+    from offtake.analysis.pareto import front_frame, front_sweeps, read_front
+    from offtake.report import sweep
+
+    names = front_sweeps(frame)
+    if not names:
+        return frame.iloc[0:0]
+    every = pd.concat([read_front(frame, n).records for n in names], ignore_index=True)
+    left, right = st.columns(2)
+    name = left.selectbox("Pareto front", names, key="front") if len(names) > 1 else names[0]
+    rows = frame[frame["sweep"] == name]
+    instances = list(rows["instance"].dropna().unique())
+    if len(instances) > 1:
+        which = right.selectbox("Instance", instances, key="front_instance")
+        rows = rows[rows["instance"] == which]
+    hide = st.checkbox("leave dominated points out", value=False, key="front_hide")
+    result = read_front(rows, name)
+    table = front_frame(result)
+    shown = table[~table["dominated"]] if hide else table
+    shown.attrs.update(table.attrs)
+    cvar = result.metric.name == "cvar"
+    words = result.metric.label + ("" if cvar else " (share of demand, worst year)")
+    currency = str(rows["currency"].iloc[0]) if "currency" in rows else ""
+    figure(sweep.front(shown, words, "expected cost" if cvar else "least cost", currency,
+                       share=not cvar, title=f"{rows['instance'].iloc[0]}: least cost "
+                       f"against {result.metric.label}"))
+    show(_as_text(shown.drop(columns=["key", "signed"])).rename(columns={
+        "metric": result.metric.label, "cost": f"cost ({currency})"}))
+    return every
 
 
 # --- what-if runs ------------------------------------------------------------------------
@@ -459,6 +559,7 @@ PAGES = [
     st.Page(rules_page, title="Rules", url_path="rules"),
     st.Page(scenarios_page, title="Scenarios", url_path="scenarios"),
     st.Page(sweeps_page, title="Sweeps", url_path="sweeps"),
+    st.Page(consortium_page, title="Consortium", url_path="consortium"),
     st.Page(whatif_page, title="What-if", url_path="whatif"),
 ]
 

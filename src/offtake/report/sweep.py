@@ -229,8 +229,15 @@ def front(table: pd.DataFrame, metric: str, cost: str, currency: str,
         kx, ky = float(knee["metric"].iloc[0]) / mscale, float(knee["cost"].iloc[0]) / MILLION
         ax.scatter([kx], [ky], s=160, facecolors="none", edgecolors="tab:red", linewidths=2,
                    label="knee", zorder=3)
-        ax.annotate(f"knee: {kx:.4g} / {ky:,.1f}", (kx, ky), textcoords="offset points",
-                    xytext=(10, -16), fontsize=8, color="tab:red")
+        # the label inside the axes: left of a knee in the right half, above one in the
+        # lower half
+        xs, ys = table["metric"] / mscale, table["cost"] / MILLION
+        right = kx > (float(xs.min()) + float(xs.max())) / 2
+        low = ky < (float(ys.min()) + float(ys.max())) / 2
+        ax.annotate(f"knee: {kx:,.4g}{' %' if share else ''} / {ky:,.1f} million",
+                    (kx, ky), textcoords="offset points",
+                    xytext=(-12 if right else 12, 12 if low else -16),
+                    ha="right" if right else "left", fontsize=8, color="tab:red")
     if table.attrs.get("caption"):
         ax.text(0.01, 0.98, table.attrs["caption"], transform=ax.transAxes, va="top",
                 fontsize=8, wrap=True)
@@ -239,5 +246,6 @@ def front(table: pd.DataFrame, metric: str, cost: str, currency: str,
     ax.yaxis.set_major_formatter(THOUSANDS)
     ax.set_title(title or table.attrs.get("title") or f"{cost} against {metric}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
+    ax.margins(0.08)
     return fig
