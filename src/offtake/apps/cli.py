@@ -1,5 +1,5 @@
 """Command-line interface: `offtake validate | solve | check | value | evaluate | decompose |
-frontier | compare`. `evaluate` and `decompose` run their scenario LPs on one executor of
+saa | frontier | compare`. `evaluate` and `decompose` run their scenario LPs on one executor of
 `offtake.runtime` (--executor, --workers, --scheduler), made here and closed when they end.
 
 Starts fast: each command imports what it runs (Pyomo, HiGHS, scipy, matplotlib, Dask) when
@@ -516,6 +516,94 @@ def decompose(
     console.print(decomposition_table(res, loaded.instance.meta.currency))
     console.print(f"written to {out}/ (decomposition.json, plan.json, scenario_costs.csv)")
     raise typer.Exit(0 if res.status == "optimal" else EXIT["no_solution"])
+
+
+@app.command()
+def saa(
+    instance: Annotated[Path, typer.Argument(help="YAML instance with a scenario_spec")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out"),
+    replications: Annotated[int, typer.Option(
+        "--replications", "-M", help="M: independent samples for the lower bound")] = 10,
+    sample: Annotated[int, typer.Option(
+        "--sample", "-N", help="N: scenarios per sample")] = 10,
+    candidate_sample: Annotated[int | None, typer.Option(
+        help="scenarios of the candidate's own sample (default N)")] = None,
+    evaluation: Annotated[int, typer.Option(
+        help="out-of-sample scenarios for the upper bound")] = 2000,
+    seed: Annotated[int, typer.Option(help="seed every sample derives from")] = 0,
+    method: Annotated[str, typer.Option(
+        metavar="latin_hypercube|monte_carlo",
+        help="how the candidate's and the replications' samples are drawn (the "
+        "out-of-sample one is always Monte Carlo)")] = "latin_hypercube",
+    confidence: Annotated[float, typer.Option(help="level of the intervals")] = 0.95,
+    mip_gap: Annotated[float, typer.Option(help="relative MIP gap of each solve")] = 1e-4,
+    time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
+    grow_to: Annotated[float | None, typer.Option(
+        "--grow-to", metavar="GAP",
+        help="double N until the paired gap's interval is below GAP (relative, e.g. 0.005)")]
+    = None,
+    max_sample: Annotated[int, typer.Option(help="largest N when growing")] = 1000,
+    budget: Annotated[float | None, typer.Option(help="seconds for the run when growing")]
+    = None,
+    executor: ExecutorOption = None,
+    workers: Annotated[int | None, typer.Option(
+        help="worker processes (of the pool, or of dask's local cluster) (default: 2, a "
+        "process pool; with --executor process or dask: one per core)")] = None,
+    scheduler: SchedulerOption = None,
+    sets: SetOption = None,
+) -> None:
+    """Sample average approximation with a certified gap (Mak-Morton-Wood): M samples of N
+    scenarios drawn from the instance's scenario_spec are solved on the executor, a
+    candidate plan from its own sample is priced in each of them and out of sample; the
+    lower and upper bounds with confidence limits and the gap's confidence intervals. Writes
+    DIR/saa.json, summary.json, replications.csv, evaluation.csv and plan.json."""
+    from offtake.analysis.saa import (
+        WORKER_MODULES,
+        SaaError,
+        SaaOptions,
+        run_saa,
+        spec_of_file,
+    )
+    from offtake.report.console import saa_table
+    from offtake.report.tables import saa_replications_frame
+    from offtake.results.tables import write_plan
+    _solver_or_exit()
+    kind, workers, scheduler = _executor_options(executor, workers, scheduler, 2)
+    options = SaaOptions(replications=replications, sample=sample,
+                         candidate_sample=candidate_sample, evaluation=evaluation, seed=seed,
+                         method=method, confidence=confidence, mip_gap=mip_gap,
+                         time_limit=time_limit, grow_to=grow_to, max_sample=max_sample,
+                         budget=budget)
+    try:
+        options.check()
+        spec = spec_of_file(instance)
+    except (SaaError, ValueError) as exc:  # a spec the schema refuses is a ValidationError
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    loaded = _load_or_exit(instance, sets)
+    with _executor_or_exit(kind, workers, scheduler, preload=WORKER_MODULES) as ex:
+        try:
+            res = run_saa(loaded.instance, spec, options, ex,
+                          progress=lambda text: console.print(f"[dim]{text}[/]"))
+        except InvalidInstance as exc:
+            _invalid_set(exc, "scenario_spec")
+        except SaaError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(EXIT["no_solution"]) from exc
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "saa.json").write_text(json.dumps(res.as_dict(), indent=2, default=str) + "\n")
+    summary = {"command": "saa", "instance": str(instance), "instance_sha256": loaded.sha256,
+               "currency": loaded.instance.meta.currency, **res.summary()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    saa_replications_frame(res).to_csv(out / "replications.csv", index=False)
+    rows = ["scenario,cost"] + [f"{s},{c!r}" for s, c in res.evaluation_costs.items()]
+    rows += [f"{s}," for s in res.evaluation_failed]
+    (out / "evaluation.csv").write_text("\n".join(rows) + "\n")
+    write_plan(out / "plan.json", res.plan)
+    console.print(saa_table(res, loaded.instance.meta.currency))
+    console.print(f"written to {out}/ (saa.json, summary.json, replications.csv, "
+                  "evaluation.csv, plan.json)")
+    raise typer.Exit(0 if summary["status"] == "ok" else EXIT["no_solution"])
 
 
 @app.command()

@@ -21,6 +21,7 @@ from offtake.report import tables
 
 if TYPE_CHECKING:  # result types only: importing them would load Pyomo into `validate`
     from offtake.analysis.decompose import DecomposeResult
+    from offtake.analysis.saa import SaaResult
     from offtake.analysis.stochastic import StochasticValue
     from offtake.check import CheckReport
     from offtake.pipeline.diagnose import Diagnosis
@@ -288,6 +289,18 @@ def evaluation_table(report: dict, currency: str) -> Table:
     short = {"VaR": "var", "CVaR": "cvar"}
     return render_record(frame, formats=formats,
                          label=lambda m: short.get(m.split()[0], m))
+
+
+def saa_table(res: SaaResult, currency: str) -> Table:
+    frame = tables.saa_frame(res, currency)
+    formats: dict[str, Format] = {m: _amount() for m in frame["measure"]}
+    for m in frame["measure"]:
+        if m.endswith("relative"):
+            formats[m] = lambda x: "" if x is None else f"{x:.3%}"
+        elif m.startswith("seconds"):
+            formats[m] = lambda x: "" if x is None else f"{x:,.1f}"
+    formats["replications x scenarios"] = str
+    return render_record(frame, formats=formats)
 
 
 def decomposition_table(res: DecomposeResult, currency: str) -> Table:

@@ -26,6 +26,7 @@ from offtake.domain.findings import Finding
 if TYPE_CHECKING:  # result types only: importing them would load Pyomo into `validate`
     from offtake.analysis.consortium import ConsortiumResult
     from offtake.analysis.decompose import DecomposeResult
+    from offtake.analysis.saa import SaaResult
     from offtake.analysis.stochastic import StochasticValue
     from offtake.check import CheckReport
     from offtake.pipeline.diagnose import Diagnosis
@@ -256,6 +257,50 @@ def decomposition_frame(res: DecomposeResult, currency: str) -> pd.DataFrame:
     ]
     return record(rows, f"Decomposition ({currency}, expected, discounted)",
                   f"{res.seconds['total']:.1f} s")
+
+
+def saa_frame(res: SaaResult, currency: str) -> pd.DataFrame:
+    """Sample average approximation (`analysis.saa`): the lower bound from the replications,
+    the candidate's out-of-sample upper bound, each with its confidence limit, and the two
+    MMW gap intervals (paired and independent), in money and relative to the upper bound."""
+    s = res.summary()
+    conf, half = s["confidence"], 1 - (1 - s["confidence"]) / 2
+    rows: list[tuple[str, Any, str]] = [
+        ("replications x scenarios", f"{s['replications']} x {s['sample']}", ""),
+        ("lower bound", s["lower_bound"], currency),
+        (f"lower limit ({half:.1%})", s["lower_limit"], currency),
+        ("upper bound", s["upper_bound"], currency),
+        (f"upper limit ({half:.1%})", s["upper_limit"], currency),
+        ("gap estimate", s["gap_estimate"], currency),
+        (f"gap CI ({conf:.0%}, upper end)", None if s["gap_ci"] is None else s["gap_ci"][1],
+         currency),
+        ("gap CI relative", s["gap_ci_relative"], "of upper bound"),
+        ("paired gap estimate", s["paired_gap_estimate"], currency),
+        (f"paired gap CI ({conf:.0%}, upper end)",
+         None if s["paired_gap_ci"] is None else s["paired_gap_ci"][1], currency),
+        ("paired gap CI relative", s["paired_gap_ci_relative"], "of upper bound"),
+        ("seconds per replication", s["seconds_per_replication"], "s"),
+        ("seconds", s["seconds"], "s"),
+    ]
+    return record(rows, f"Sample average approximation ({currency}, expected, discounted)",
+                  f"{s['evaluation']} out-of-sample scenarios; {s['rounds']} round(s), "
+                  f"{s['stopped']}; candidate signs "
+                  f"{', '.join(res.as_dict()['rounds'][-1]['signed']) or 'nothing'}")
+
+
+def saa_replications_frame(res: SaaResult) -> pd.DataFrame:
+    """One row per solve of every round: the candidate's sample (replication -1) and each
+    replication: status, objective, dual bound, the candidate's average cost on the sample
+    and the paired gap G_i = f_Ni(x^) - b_i, seconds."""
+    rows = []
+    for r in res.rounds:
+        for x in [r.candidate, *r.replications]:
+            rows.append({"sample": r.sample, "replication": x.index, "seed": x.seed,
+                         "status": x.status, "objective": x.objective, "bound": x.bound,
+                         "mip_gap": x.mip_gap, "candidate_cost": x.candidate_cost,
+                         "gap": x.gap, "seconds": x.seconds})
+    return _titled(pd.DataFrame(rows), "SAA replications",
+                   "replication -1: the candidate's own sample")
 
 
 # --- the portfolio, its cost and its origins (results.xlsx and the HTML report) -------------
