@@ -3,7 +3,9 @@ samples drawn from an instance's `scenario_spec` (models/formulation.md, Scenari
 average approximation").
 
 1. A candidate plan x^ is the optimum of an independent sample of N_c scenarios (its own
-   seed; default N_c = N), so that it does not depend on the replications below.
+   seed; default N_c = N), so that it does not depend on the replications below; or, with
+   `candidate_pool`, of N_c scenarios kept by forward selection from a larger independent
+   sample (`analysis.reduce`).
 2. M independent replications, each a sample of N scenarios (`domain.scenarios.draw`, seeds
    derived from one seed), are solved as extensive forms through the ordinary lean solve
    (`pipeline.solve.solve_lean_task`), together with the candidate's sample, as tasks of one
@@ -42,6 +44,7 @@ from offtake.analysis.evaluate import (
     plan_vector,
     solve_scenarios,
 )
+from offtake.analysis.reduce import reduce_scenarios, reduced_instance
 from offtake.domain.scenarios import draw
 from offtake.domain.schema import Instance, ScenarioSpec
 from offtake.domain.transforms import to_data
@@ -67,6 +70,9 @@ class SaaOptions:
     """N: scenarios per replication (probability 1/N each)."""
     candidate_sample: int | None = None
     """N_c: scenarios of the candidate's own sample (default N)."""
+    candidate_pool: int | None = None
+    """With a number P: the candidate's sample is P Monte Carlo draws reduced to N_c
+    scenarios by forward selection (`analysis.reduce`) instead of N_c draws."""
     evaluation: int = 2000
     """N': out-of-sample scenarios (Monte Carlo) on which the candidate is priced."""
     seed: int = 0
@@ -96,6 +102,9 @@ class SaaOptions:
             problems.append("replications must be at least 2 (a standard error needs two)")
         if self.sample < 1 or (self.candidate_sample is not None and self.candidate_sample < 1):
             problems.append("samples need at least one scenario")
+        if self.candidate_pool is not None and self.candidate_pool < (
+                self.candidate_sample or self.sample):
+            problems.append("the candidate pool must hold at least the candidate's sample")
         if self.evaluation < 2:
             problems.append("the evaluation sample needs at least 2 scenarios")
         if self.method not in METHODS:
@@ -160,6 +169,8 @@ class SaaRound:
     candidate_plan: dict[str, dict] = field(default_factory=dict, repr=False)
     failed_in: list[str] = field(default_factory=list)
     """Replication scenarios where the candidate could not be carried out (a hard rule)."""
+    reduction: dict[str, Any] | None = None
+    """With a candidate pool: its size, the Kantorovich distance of the reduced sample."""
 
     @property
     def in_sample(self) -> float | None:
@@ -223,6 +234,7 @@ class SaaResult:
             "status": "ok" if self.upper is not None and f.lower is not None else "incomplete",
             "replications": len(f.replications), "sample": f.sample,
             "candidate_sample": self.options.candidate_sample or f.sample,
+            "candidate_pool": self.options.candidate_pool,
             "evaluation": self.options.evaluation, "confidence": self.options.confidence,
             "method": self.options.method, "seed": self.options.seed,
             "lower_bound": None if f.lower is None else f.lower.estimate,
@@ -250,6 +262,7 @@ class SaaResult:
                 "replications": [_replication_dict(x) for x in r.replications],
                 "lower": _estimate_dict(r.lower), "paired_gap": _estimate_dict(r.paired_gap),
                 "candidate_infeasible_in": r.failed_in,
+                "candidate_reduction": r.reduction,
                 "signed": signed_offers(r.candidate_plan)})
         costs = list(self.evaluation_costs.values())
         return {"summary": self.summary(), "options": asdict(self.options),
@@ -432,10 +445,19 @@ def _round(sampler: Sampler, options: SaaOptions, solve_options: SolveOptions, e
            say: Any) -> SaaRound:
     start = time.perf_counter()
     n_c = options.candidate_sample or n
-    samples = [sampler.scenarios(n_c, round_seeds[0], options.method, "c")]
-    samples += [sampler.scenarios(n, s, options.method, f"r{i}-")
-                for i, s in enumerate(round_seeds[1:])]
-    instances = [sampler.instance(sc) for sc in samples]
+    reduction = None
+    if options.candidate_pool is not None:
+        pool = sampler.instance(sampler.scenarios(options.candidate_pool, round_seeds[0],
+                                                  "monte_carlo", "c"))
+        red = reduce_scenarios(pool, n_c)
+        first = reduced_instance(pool, red)
+        reduction = {"pool": options.candidate_pool, "kept": len(red.kept),
+                     "distance": red.distance[-1], "relative_distance": red.relative}
+    else:
+        first = sampler.instance(sampler.scenarios(n_c, round_seeds[0], options.method, "c"))
+    samples = [sampler.scenarios(n, s, options.method, f"r{i}-")
+               for i, s in enumerate(round_seeds[1:])]
+    instances = [first] + [sampler.instance(sc) for sc in samples]
     results = ex.map(solve_lean_task, instances, shared=solve_options)
     solved: list[Replication] = []
     outcomes: list[LeanOutcome | None] = []
@@ -456,9 +478,9 @@ def _round(sampler: Sampler, options: SaaOptions, solve_options: SolveOptions, e
         raise SaaError(f"the candidate's sample (seed {round_seeds[0]}) has no solution: "
                        f"{candidate.status}")
     say(f"the candidate in the replications' {n * options.replications} scenarios")
-    pooled = [sc for s in samples[1:] for sc in s]
+    pooled = [sc for s in samples for sc in s]
     costs, failed = _price(sampler, ex, plan, pooled)
-    for r, sample in zip(replications, samples[1:], strict=True):
+    for r, sample in zip(replications, samples, strict=True):
         ids = [sc["id"] for sc in sample]
         if all(s in costs for s in ids):
             r.candidate_cost = float(np.mean([costs[s] for s in ids]))
@@ -468,7 +490,7 @@ def _round(sampler: Sampler, options: SaaOptions, solve_options: SolveOptions, e
     gaps = [r.gap for r in replications if r.gap is not None]
     paired = gap_estimate(gaps, level_one) if len(gaps) == len(replications) else None
     return SaaRound(n, candidate, replications, lower, paired, time.perf_counter() - start,
-                    plan, sorted(failed))
+                    plan, sorted(failed), reduction)
 
 
 def _price(sampler: Sampler, ex: Executor, plan: dict[str, dict], scenarios: list[dict]

@@ -1,6 +1,7 @@
 """Command-line interface: `offtake validate | solve | check | value | evaluate | decompose |
-saa | frontier | compare`. `evaluate` and `decompose` run their scenario LPs on one executor of
-`offtake.runtime` (--executor, --workers, --scheduler), made here and closed when they end.
+saa | reduce | frontier | compare`. `evaluate`, `decompose` and `saa` run their solves on one
+executor of `offtake.runtime` (--executor, --workers, --scheduler), made here and closed when
+they end.
 
 Starts fast: each command imports what it runs (Pyomo, HiGHS, scipy, matplotlib, Dask) when
 it runs; `offtake --help` and `offtake validate` load none of them.
@@ -528,6 +529,9 @@ def saa(
         "--sample", "-N", help="N: scenarios per sample")] = 10,
     candidate_sample: Annotated[int | None, typer.Option(
         help="scenarios of the candidate's own sample (default N)")] = None,
+    candidate_pool: Annotated[int | None, typer.Option(
+        help="draw this many scenarios and keep the candidate's sample among them by "
+        "forward selection (scenario reduction)")] = None,
     evaluation: Annotated[int, typer.Option(
         help="out-of-sample scenarios for the upper bound")] = 2000,
     seed: Annotated[int, typer.Option(help="seed every sample derives from")] = 0,
@@ -570,7 +574,8 @@ def saa(
     _solver_or_exit()
     kind, workers, scheduler = _executor_options(executor, workers, scheduler, 2)
     options = SaaOptions(replications=replications, sample=sample,
-                         candidate_sample=candidate_sample, evaluation=evaluation, seed=seed,
+                         candidate_sample=candidate_sample, candidate_pool=candidate_pool,
+                         evaluation=evaluation, seed=seed,
                          method=method, confidence=confidence, mip_gap=mip_gap,
                          time_limit=time_limit, grow_to=grow_to, max_sample=max_sample,
                          budget=budget)
@@ -604,6 +609,54 @@ def saa(
     console.print(f"written to {out}/ (saa.json, summary.json, replications.csv, "
                   "evaluation.csv, plan.json)")
     raise typer.Exit(0 if summary["status"] == "ok" else EXIT["no_solution"])
+
+
+@app.command()
+def reduce(
+    instance: Annotated[Path, typer.Argument(help="instance with scenarios (YAML, .xlsx, CSVs)")],
+    k: Annotated[int, typer.Option("-k", help="scenarios to keep")],
+    out: Annotated[Path, typer.Option(help="the reduced instance (YAML) to write")],
+    draw_n: Annotated[int | None, typer.Option(
+        "--draw", metavar="N",
+        help="reduce N scenarios drawn from the instance's scenario_spec instead of its own")]
+    = None,
+    seed: Annotated[int, typer.Option(help="seed of --draw")] = 0,
+    sets: SetOption = None,
+) -> None:
+    """Scenario reduction by forward selection: keep K scenarios, give each dropped one's
+    probability to its nearest kept one, report the Kantorovich distance to the original
+    distribution; write the reduced instance (valid YAML, its scenarios explicit) and
+    OUT.reduction.json."""
+    from offtake.analysis.reduce import (
+        ReductionError,
+        reduce_scenarios,
+        reduced_instance,
+    )
+    from offtake.analysis.saa import SaaError, Sampler, spec_of_file
+    from offtake.io.loader import instance_yaml
+    from offtake.report.console import render
+    from offtake.report.tables import reduction_frame
+    if k < 1 or (draw_n is not None and draw_n < 1):
+        console.print("[red]need -k >= 1 and --draw >= 1[/]")
+        raise typer.Exit(EXIT["invalid"])
+    loaded = _load_or_exit(instance, sets)
+    inst = loaded.instance
+    try:
+        if draw_n is not None:
+            sampler = Sampler(inst, spec_of_file(instance))
+            inst = sampler.instance(sampler.scenarios(draw_n, seed, "monte_carlo"))
+        red = reduce_scenarios(inst, k)
+    except (SaaError, ReductionError, ValueError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# {len(red.kept)} of {red.scenarios} scenarios of {instance.name} kept "
+                   "by forward selection (offtake reduce)\n"
+                   + instance_yaml(reduced_instance(inst, red)))
+    report = out.with_suffix(".reduction.json")
+    report.write_text(json.dumps(red.as_dict(), indent=2) + "\n")
+    console.print(render(reduction_frame(red)))
+    console.print(f"written {out} and {report}")
 
 
 @app.command()

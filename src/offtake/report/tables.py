@@ -26,6 +26,7 @@ from offtake.domain.findings import Finding
 if TYPE_CHECKING:  # result types only: importing them would load Pyomo into `validate`
     from offtake.analysis.consortium import ConsortiumResult
     from offtake.analysis.decompose import DecomposeResult
+    from offtake.analysis.reduce import Reduction
     from offtake.analysis.saa import SaaResult
     from offtake.analysis.stochastic import StochasticValue
     from offtake.check import CheckReport
@@ -103,7 +104,7 @@ def costs_frame(r: Results) -> pd.DataFrame:
         rows.append((f"risk: {weight:g} x CVaR {alpha:.0%}", "risk", risk))
         rows.append(("objective (buyer total + risk)", "objective",
                      sum(terms.values()) + risk))
-    rows += [(f"fiscal floor support paid by {payer}", "third party", value)
+    rows += [(f"fiscal cost paid by {payer}", "third party", value)
              for payer, value in r.fiscal_costs().items()]
     return _titled(pd.DataFrame(rows, columns=["term", "line", money]),
                    "Cost by term (discounted, expected)")
@@ -286,6 +287,25 @@ def saa_frame(res: SaaResult, currency: str) -> pd.DataFrame:
                   f"{s['evaluation']} out-of-sample scenarios; {s['rounds']} round(s), "
                   f"{s['stopped']}; candidate signs "
                   f"{', '.join(res.as_dict()['rounds'][-1]['signed']) or 'nothing'}")
+
+
+def reduction_frame(red: Reduction) -> pd.DataFrame:
+    """Forward selection (`analysis.reduce`): each kept scenario in the order chosen, its new
+    probability, how many scenarios were merged into it, and the Kantorovich distance to the
+    original distribution once it was kept."""
+    merged = {s: 0 for s in red.kept}
+    for s, to in red.assigned.items():
+        if s != to:
+            merged[to] += 1
+    rows = [{"step": i + 1, "scenario": s, "probability": red.probability[s],
+             "merged": merged[s], "distance": red.distance[i]}
+            for i, s in enumerate(red.kept)]
+    rel = red.relative
+    return _titled(pd.DataFrame(rows, columns=["step", "scenario", "probability", "merged",
+                                               "distance"]),
+                   f"Scenario reduction: {len(red.kept)} of {red.scenarios} scenarios",
+                   "Kantorovich distance in standardised units"
+                   + ("" if rel is None else f"; {rel:.1%} of keeping one scenario"))
 
 
 def saa_replications_frame(res: SaaResult) -> pd.DataFrame:
