@@ -335,6 +335,46 @@ def test_the_store_holds_one_writer_and_ignores_half_written_files(tmp_path):
         SweepStore(tmp_path / "other")
 
 
+def test_the_store_merges_record_files_and_keeps_the_newest_record_of_each_key(tmp_path):
+    """compact_at=4: the 4th and 8th writes merge the record files into a segment (two
+    segments, no record file); a 9th write of key k2 (failed, finished later) is a record
+    file again; leaving the lock merges everything into one segment holding 8 records, k2's
+    the newest. A merge cut short (its record files put back beside the segment) leaves each
+    key twice on disk and still once in every read."""
+    import shutil
+
+    from offtake.analysis.store import SweepStore
+
+    store = SweepStore(tmp_path / "s", compact_at=4)
+
+    def record(i: int, status: str = "optimal", day: int = 1) -> dict:
+        return {"key": f"k{i}", "point_id": f"p{i}", "sweep": "s", "index": i,
+                "status": status, "finished_at": f"2026-01-0{day}T00:00:00",
+                "objective": float(i)}
+
+    with store.lock():
+        for i in range(8):
+            store.write(record(i))
+        assert len(list(store.segments.glob("*.parquet"))) == 2
+        assert not list(store.points.glob("*.parquet"))
+        store.write(record(2, "failed", day=2))
+        assert len(list(store.points.glob("*.parquet"))) == 1
+        kept = tmp_path / "kept"
+        shutil.copytree(store.points, kept)
+    assert len(list(store.segments.glob("*.parquet"))) == 1
+    assert not list(store.points.glob("*.parquet"))
+    frame = store.frame()
+    assert list(frame["key"]) == [f"k{i}" for i in range(8)]
+    assert store.statuses()["k2"] == "failed"
+    assert list(frame["objective"]) == [float(i) for i in range(8)]
+    for path in kept.glob("*.parquet"):
+        shutil.copy(path, store.points / path.name)
+    assert len(store.frame(latest=False)) == 8
+    assert store.statuses() == {**{f"k{i}": "optimal" for i in range(8)}, "k2": "failed"}
+    with store.lock():
+        assert store.compact(segments=True) == 8
+
+
 # --- the process pool and Dask ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster():
@@ -386,6 +426,7 @@ def test_key_figures_of_a_government_paid_build():
 def test_the_cli_runs_a_spec_resumes_shows_and_plots(tmp_path):
     from typer.testing import CliRunner
 
+    from offtake.analysis.store import SweepStore
     from offtake.apps.cli import app
 
     runner = CliRunner()
@@ -398,6 +439,10 @@ def test_the_cli_runs_a_spec_resumes_shows_and_plots(tmp_path):
     again = runner.invoke(app, ["sweep", "run", str(spec), "--store", str(store),
                                 "--executor", "serial"])
     assert again.exit_code == 0 and "4 already stored, solved nothing" in again.output
+    fresh = runner.invoke(app, ["sweep", "run", str(spec), "--store", str(store),
+                                "--executor", "serial", "--fresh"])
+    assert fresh.exit_code == 0 and "0 already stored, solved 4 optimal" in fresh.output
+    assert len(SweepStore(store).frame(latest=False)) == 4  # replaced, not added
     shown = runner.invoke(app, ["sweep", "show", str(store), "--where",
                                 "\"offers.OFF-MP-IND.decision\" = 'forbidden'", "--columns",
                                 "objective,fiscal:US DoD", "--csv", str(tmp_path / "t.csv")])

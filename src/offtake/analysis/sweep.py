@@ -236,8 +236,9 @@ OnPoint = Callable[[dict[str, Any], int, int], None]
 
 def run_sweep(loaded: LoadedSpec, store: SweepStore, executor: Executor,
               on_point: OnPoint | None = None, on_start: Callable[[int, int], None] | None
-              = None, warm: bool = True) -> SweepReport:
-    """Solve the points of a spec into the store (see the module's docstring). The base
+              = None, warm: bool = True, fresh: bool = False) -> SweepReport:
+    """Solve the points of a spec into the store (see the module's docstring); `fresh`
+    solves every point again, each new record replacing the stored one of its key. The base
     instance is loaded and each axis's path checked first (`InvalidInstance` with located
     findings); `on_start(points to run, points in the sweep)` is called before the first
     solve, `on_point` after each point is saved."""
@@ -253,19 +254,20 @@ def run_sweep(loaded: LoadedSpec, store: SweepStore, executor: Executor,
     run = Run(spec.name or loaded.path.stem, base_load.instance.meta.name, base_load.sha256,
               base_load.instance.meta.currency)
     return run_points(run, base_load.instance, [(p, options) for p in spec.points()], store,
-                      executor, on_point=on_point, on_start=on_start, warm=warm)
+                      executor, on_point=on_point, on_start=on_start, warm=warm, fresh=fresh)
 
 
 def run_points(run: Run, base: Instance, points: Sequence[tuple[Point, SolveOptions]],
                store: SweepStore, executor: Executor, on_point: OnPoint | None = None,
-               on_start: Callable[[int, int], None] | None = None, warm: bool = True
-               ) -> SweepReport:
+               on_start: Callable[[int, int], None] | None = None, warm: bool = True,
+               fresh: bool = False) -> SweepReport:
     """Solve the points (each with its options) that the store does not hold, or holds as
     failed or timed out; save each record (and plan) as it finishes. `warm=False` builds
-    every point afresh (the same numbers, for comparison)."""
+    every point afresh (the same numbers, for comparison); `fresh=True` solves every point,
+    stored or not."""
     start = time.perf_counter()
     with store.lock():
-        done = store.statuses()
+        done = {} if fresh else store.statuses()
         keys = [point_key(run, p, o) for p, o in points]
         todo: list[int] = []
         queued: set[str] = set()

@@ -833,6 +833,9 @@ def sweep_run(
     time_limit: Annotated[float | None, typer.Option(
         help="wall-clock seconds per point: a point still running then is stopped and "
         "recorded as 'timeout' (HiGHS's own limit is the spec's options.time_limit)")] = None,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="solve every point again, stored or not (each new record replaces "
+        "the stored one of its point)")] = False,
 ) -> None:
     """Solve the points of SPEC that the store does not hold yet (a point that failed or
     timed out is tried again), one record per point saved as it finishes; Ctrl-C keeps
@@ -888,7 +891,8 @@ def sweep_run(
                            preload=WORKER_MODULES) as ex:
         try:
             with progress:
-                report = run_sweep(loaded, target, ex, on_point=saved, on_start=started)
+                report = run_sweep(loaded, target, ex, on_point=saved, on_start=started,
+                                   fresh=fresh)
         except InvalidInstance as exc:
             console.print(_findings_table(exc.findings, f"Findings in {spec}"))
             raise typer.Exit(EXIT["invalid"]) from exc
@@ -903,7 +907,7 @@ def sweep_run(
     rate = report.ran / report.seconds * 60 if report.seconds > 0 and report.ran else 0.0
     console.print(f"{report.total} points: {report.skipped} already stored, solved {counts} "
                   f"in {report.seconds:.1f} s ({rate:.1f} points per minute, "
-                  f"{ex.kind} x {ex.workers}); records in {store}/points")
+                  f"{ex.kind} x {ex.workers}); records in {store}/")
     failed = sum(report.statuses.get(s, 0) for s in ("failed", "timeout"))
     raise typer.Exit(EXIT["error"] if failed else 0)
 
