@@ -69,43 +69,68 @@ combine: product
 
 
 def _cli(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "offtake.apps.cli", *args],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    """An offtake command, run in this process (no second start-up of Python and the
+    solver's modules)."""
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+
+    done = CliRunner().invoke(app, list(args))
+    assert done.exit_code == 0, f"offtake {' '.join(args)}:\n{done.output}{done.exception!r}"
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Output folders of the small instance and of its four-scenario version (with the
-    value of the stochastic solution), and a results store of a two-point sweep of the
-    small instance's supplier cap."""
+RUNS = ["us_ev_oem_scenarios", "us_ev_oem_small", "medium_multitier"]
+
+
+@pytest.fixture(scope="session")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder the dashboard serves (filled by `store`)."""
+    return tmp_path_factory.mktemp("dashboard-store")
+
+
+@pytest.fixture(scope="session")
+def store(root: Path) -> Path:
+    """Solved once per test session: output folders of the small instance, its
+    four-scenario version (with the value of the stochastic solution) and the medium
+    instance; a results store of a two-point sweep of the small instance's supplier cap;
+    a store of a three-point Pareto front of the small instance (least cost against
+    non-Chinese content); and `offtake consortium` of allied_consortium.yaml (15
+    coalitions). Everything runs in this process, one after the other: on a machine
+    whose cores are busy, worker processes and more Python start-ups only cost time."""
     from offtake.pipeline.run import run
 
-    root = tmp_path_factory.mktemp("dashboard-store")
-    for name in ("us_ev_oem_small", "us_ev_oem_scenarios"):
+    for name in RUNS:
         result = run(INSTANCES / f"{name}.yaml", root / name)
         assert result.results is not None and result.results.has_solution
+    small = str(INSTANCES / "us_ev_oem_small.yaml")
     _cli("value", str(INSTANCES / "us_ev_oem_scenarios.yaml"), "--out",
          str(root / "us_ev_oem_scenarios"))
     spec = root / "cap_curve.yaml"
-    spec.write_text(SPEC.format(instance=INSTANCES / "us_ev_oem_small.yaml"))
-    _cli("sweep", str(spec), "--store", str(root / "sweeps" / "cap_curve"),
-         "--executor", "serial")
+    spec.write_text(SPEC.format(instance=small))
+    _cli("sweep", str(spec), "--store", str(root / "sweeps" / "cap_curve"), "--executor",
+         "serial")
+    _cli("pareto", small, "--metric", "non_cn_content", "--points", "3", "--store",
+         str(root / "fronts" / "non_cn"), "--executor", "serial")
+    _cli("consortium", str(INSTANCES / "allied_consortium.yaml"), "--out",
+         str(root / "allied_consortium"), "--executor", "serial")
     return root
 
 
 @pytest.fixture(scope="module")
-def app(store: Path) -> Iterator[str]:
-    """The dashboard of `store`, served by `offtake dashboard` on a free port: its URL."""
+def app(root: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The dashboard of the store, served by `offtake dashboard` on a free port: its URL.
+    Started before the store is filled (the app looks for runs on every page), so that
+    Streamlit starts while the runs are solved."""
     port = _free_port()
-    log = store / "dashboard.log"
+    log = root / "dashboard.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "offtake.apps.cli", "dashboard", "--store", str(store),
+            [sys.executable, "-m", "offtake.apps.cli", "dashboard", "--store", str(root),
              "--port", str(port), "--instances", str(INSTANCES)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
+        request.getfixturevalue("store")
         deadline = time.monotonic() + WAIT
         while True:
             try:
@@ -178,7 +203,7 @@ PAGES = [
 ]
 
 
-@pytest.mark.parametrize("run", ["us_ev_oem_small", "us_ev_oem_scenarios"])
+@pytest.mark.parametrize("run", RUNS)
 def test_every_page_of_a_run_shows_its_figures_and_tables(app: str, browser: webdriver.Chrome,
                                                           run: str) -> None:
     several = run == "us_ev_oem_scenarios"
@@ -200,6 +225,37 @@ def test_sweep_page_shows_the_curve_and_the_points(app: str, browser: webdriver.
     assert browser.find_elements(By.XPATH, "//*[text()='rules.SUPPLIER-CAP-50.max_share']") \
         or axis.get_attribute("value") == "rules.SUPPLIER-CAP-50.max_share"
     assert "Points side by side" in body
+
+
+def test_a_pareto_front_shows_its_figure_knee_and_table(app: str, browser: webdriver.Chrome
+                                                        ) -> None:
+    """The store of `offtake pareto`: the front's figure (the command's pareto-METRIC.png)
+    and table; its three points are all on the front (a tighter floor never costs less:
+    test_pareto), with one knee; every point in the points table, side by side."""
+    body = _page(browser, f"{app}/sweeps?store=fronts/non_cn", "Sweeps", 1, 3,
+                 "sweeps-pareto-front")
+    assert "Pareto front: least cost against non-Chinese content" in body
+    assert "3 non-dominated of 3 solved points" in body
+    assert "pareto-non_cn_content: 3 point(s)" in body
+    assert "leave dominated points out" in body
+
+
+def test_the_consortium_page_shows_coalitions_allocations_and_the_core_check(
+        app: str, browser: webdriver.Chrome) -> None:
+    """allied_consortium.yaml through `offtake consortium`: the record (only the four
+    together build both plants), the coalitions, the allocations' figure and table, and
+    the core check (the core is empty: test_consortium and the instance's notes)."""
+    body = _page(browser, f"{app}/consortium?consortium=allied_consortium", "Consortium", 1,
+                 4, "consortium")
+    assert "Consortium of 4 (USD, discounted, expected)" in body
+    assert "G-CONS-MAG-BUILD, S-CONS-HRE-BUILD" in body  # plants built by all
+    assert "coalitions\n15" in body
+    assert "Coalitions (USD; market: alone)" in body
+    assert "Allocation of the grand coalition's cost (USD)" in body
+    core = body.split("Core check (USD)", 1)[1]
+    for method in ("proportional", "shapley", "nucleolus", "least_core"):
+        assert method in core
+    assert "The core is empty" in core
 
 
 def _whatif(driver: webdriver.Chrome, app: str, change: str, until: str) -> str:

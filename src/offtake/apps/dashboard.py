@@ -16,6 +16,7 @@ Started by `streamlit run` (the CLI does that); arguments after `--`: `--store D
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 from pathlib import Path
@@ -109,7 +110,11 @@ def show(frame: pd.DataFrame, small: bool = False) -> None:
 
 
 def figure(fig: Figure) -> None:
-    st.pyplot(fig, clear_figure=False)
+    """A report figure as an image at its own resolution (`report.plots` draws at 120 dpi;
+    `st.pyplot` would render it at 200, almost three times the pixels, on every rerun)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    st.image(buf.getvalue())
 
 
 def pick_run() -> tuple[str, Path] | None:
