@@ -108,6 +108,42 @@ def test_dominated_points_and_the_knee_as_derived_by_hand():
     assert by_key.loc["d", "cost_above_cheapest"] == 20.0
 
 
+def test_a_cvar_front_by_the_epsilon_constraint_finds_the_points_weights_cannot(tmp_path):
+    """TWO_STAGE of test_uncertainty (commit q t at 60 USD/kg, demand 50 or 150 t with
+    p = 1/2, spot at 100), alpha = 0.5. For 50 <= q <= 150: E = 7.5M + 10,000 q and
+    CVaR = 15M - 40,000 q, so the front is the segment E = 11.25M - CVaR / 4 from (CVaR
+    13M, E 8.0M) at q = 50 to (9M, 9.0M) at q = 150; past 150 t both grow. The safest end
+    (E + 100 CVaR) is q = 150. Five points: the ends and bounds 12M, 11M, 10M, at E =
+    8.25M, 8.5M, 8.75M (q = 75, 100, 125), none dominated. Weighted sums E + lambda CVaR
+    over lambda 0, 0.1, 0.2, 0.3, 1 give q = 50 below lambda = 1/4 and q = 150 above it:
+    two distinct points only."""
+    from test_uncertainty import TWO_STAGE
+
+    from offtake.analysis.pareto import front_frame, run_pareto
+    from offtake.analysis.store import SweepStore
+    from offtake.domain.schema import Instance
+    from offtake.runtime import make_executor
+    from offtake.solvers.options import SolveOptions
+
+    inst = Instance.model_validate(TWO_STAGE)
+    with make_executor("serial") as ex:
+        eps = run_pareto(inst, "two-stage", "cvar", SweepStore(tmp_path / "e"), ex,
+                         SolveOptions(cvar_alpha=0.5), points=5)
+        weights = run_pareto(inst, "two-stage", "cvar", SweepStore(tmp_path / "w"), ex,
+                             SolveOptions(cvar_alpha=0.5), lambdas=(0, 0.1, 0.2, 0.3, 1),
+                             method="weights")
+    rec = eps.records
+    assert list(rec["status"]) == ["optimal"] * 5
+    assert list(rec["epsilon"][2:]) == pytest.approx([12e6, 11e6, 10e6])
+    assert list(rec["risk:cvar"]) == pytest.approx([13e6, 9e6, 12e6, 11e6, 10e6], rel=1e-6)
+    assert list(rec["expected_cost"]) == pytest.approx([8e6, 9e6, 8.25e6, 8.5e6, 8.75e6],
+                                                       rel=1e-6)
+    table = front_frame(eps)
+    assert "epsilon" in table and not table["dominated"].any()
+    found = {round(c, -3) for c in weights.records["risk:cvar"]}
+    assert found == {13e6, 9e6}
+
+
 def test_the_pareto_command_writes_the_front_and_its_figure(tmp_path):
     from typer.testing import CliRunner
 

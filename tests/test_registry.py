@@ -59,7 +59,7 @@ def builders() -> dict[str, object]:
     """family -> its constraint builder, as build_model finds them."""
     out: dict[str, object] = {f: FAMILY_BUILDERS[f] for f in FAMILIES}
     out.update({e.family: RULE_BUILDERS[k] for k, e in RULE_KINDS.items()})
-    out.update(dict.fromkeys(RISK_FAMILIES, objective.add_cvar))
+    out.update({f: objective.RISK_BUILDERS[f] for f in RISK_FAMILIES})
     return out
 
 

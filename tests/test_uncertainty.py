@@ -80,6 +80,41 @@ def test_cvar_weight_buys_protection(tmp_path):
     assert res.objective == approx(10_600_000)
 
 
+def test_a_cvar_limit_buys_protection_at_least_expected_cost(tmp_path):
+    """The epsilon constraint of the risk front (formulation.md, cvar_limit), alpha = 0.5.
+    For 50 <= q <= 150 t (from the derivation above, per tonne x 1,000): E = 7.5M + 10,000 q
+    and CVaR_0.5 = the high-demand cost = 15M - 40,000 q (it is the costlier scenario while
+    q <= 150); below 50 t CVaR is the same line and E falls with q, so q < 50 never helps.
+    Unbounded, q = 50: E = 8.0M, CVaR = 13.0M. With L = 11M: q >= 100, E least at q = 100:
+    8.5M with CVaR exactly 11M. L = 14M binds nothing (8.0M). Above 150 t both scenarios
+    cost 60,000 q, so the least CVaR is 9.0M (q = 150): L = 8.9M is infeasible. The checker
+    recomputes CVaR from the plan's scenario costs: the 11M plan read against L = 10.5M is a
+    cvar_limit violation of 0.5M."""
+    import json
+
+    from offtake.check import check_folder
+
+    res = solve_checked(instance(TWO_STAGE), tmp_path / "a", cvar_limit=11_000_000,
+                        cvar_alpha=0.5)
+    assert res.objective == approx(8_500_000)
+    assert list(res.tables["contracts"]["volume_t"]) == [approx(100)] * 2
+    assert res.risk["cvar"] == approx(11_000_000)
+    assert "risk_cvar" not in res.cost_terms() or res.cost_terms()["risk_cvar"] == approx(0)
+    loose = solve_checked(instance(TWO_STAGE), tmp_path / "b", cvar_limit=14_000_000,
+                          cvar_alpha=0.5)
+    assert loose.objective == approx(8_000_000)
+    tight = solve_checked(instance(TWO_STAGE), tmp_path / "c", cvar_limit=8_900_000,
+                          cvar_alpha=0.5)
+    assert tight.status == "infeasible"
+    summary_path = tmp_path / "a" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    assert summary["options"]["cvar_limit"] == 11_000_000
+    summary["options"]["cvar_limit"] = 10_500_000
+    summary_path.write_text(json.dumps(summary))
+    [bad] = check_folder(instance(TWO_STAGE), tmp_path / "a").violations
+    assert bad.constraint == "cvar_limit" and bad.amount == approx(500_000)
+
+
 def test_one_scenario_equals_the_deterministic_model(tmp_path):
     raw = copy.deepcopy(TWO_STAGE)
     raw["scenarios"] = [{"id": "only", "probability": 1.0, "demand": [{"multiplier": 1.5}]}]

@@ -14,8 +14,13 @@ to `to` (default 1 for a floor, 0 for a cap) in equal steps, each the least-cost
 bound. Bounds past what the instance can reach come back infeasible and mark where the front
 ends.
 
-`cvar` solves min E[cost] + lambda CVaR for each lambda (weighted sums; the supported points
-of the front).
+`cvar` by the epsilon constraint too (`method="epsilon"`): the cheapest plan (lambda = 0,
+its CVaR c0) and the safest (min E[cost] + RISK_END_WEIGHT x CVaR: a CVaR within
+(E-range) / RISK_END_WEIGHT of the least there is, c1, or `to` in money) are solved first;
+the other points minimise the expected cost under the solve option `cvar_limit` at bounds
+from c0 to c1 in equal steps (formulation.md, cvar_limit), which finds the points between
+the supported ones too. `method="weights"` solves min E[cost] + lambda CVaR for each lambda
+(weighted sums: only the supported points of the front; what `offtake frontier` shows).
 
 The front (`front_frame`) keeps the solved points, marks those another point dominates
 (as good on both and better on one), and marks the knee: the non-dominated point farthest
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -45,6 +51,8 @@ DEFAULT_STAGES = ("MINE", "SEP_L", "SEP_H", "METAL", "MAGNET")
 SOLVED = ("optimal", "feasible")
 TOL = 1e-9
 LOOSE_FLOOR = 1e-9
+RISK_END_WEIGHT = 100.0
+"""lambda of the safest end of a CVaR front: every unit of CVaR weighs 100 of expected cost."""
 """The base point's floor: a floor of 0 writes no rows (nothing to read the share from);
 1e-9 of demand moves the cost by less than any MIP gap."""
 
@@ -130,21 +138,25 @@ def run_pareto(inst: Instance, sha256: str, metric_name: str, store: SweepStore,
                to: float | None = None, stages: Sequence[str] = DEFAULT_STAGES,
                exclude: Sequence[str] = ("CN",), buyers: Sequence[str] | None = None,
                lambdas: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0),
+               method: Literal["epsilon", "weights"] = "epsilon",
                on_point: OnPoint | None = None,
                on_start: Callable[[int, int], None] | None = None) -> ParetoResult:
     """Solve the front's points into the store (what is stored already is reused) and
     return their records; see the module's docstring. `sha256`: the instance file's hash
-    (the loader's)."""
+    (the loader's). A CVaR front's `to` is money."""
     metric = METRICS[metric_name]
     options = options or SolveOptions()
     name = f"pareto-{metric.name}"
     if metric.name == "cvar":
         run = Run(name, inst.meta.name, sha256, inst.meta.currency)
-        pts = [(Point(i, {"lambda": lam}, ()), replace(options, cvar_weight=lam))
-               for i, lam in enumerate(lambdas)]
-        report = run_points(run, inst, pts, store, executor, on_point, on_start)
-        return ParetoResult(metric, "risk:cvar", "expected_cost",
-                            _records(store, report), [report])
+        if method == "weights":
+            pts = [(Point(i, {"lambda": lam}, ()), replace(options, cvar_weight=lam))
+                   for i, lam in enumerate(lambdas)]
+            report = run_points(run, inst, pts, store, executor, on_point, on_start)
+            return ParetoResult(metric, "risk:cvar", "expected_cost",
+                                _records(store, report), [report])
+        return _cvar_front(run, inst, store, executor, options, points, to, on_point,
+                           on_start)
     rule = epsilon_rule(inst, metric, stages, exclude, buyers)
     base = with_rule(inst, rule)
     digest = hashlib.sha256((sha256 + json.dumps(rule, sort_keys=True)).encode()).hexdigest()
@@ -168,6 +180,37 @@ def run_pareto(inst: Instance, sha256: str, metric_name: str, store: SweepStore,
     return ParetoResult(metric, x, "objective", frame, reports)
 
 
+def _cvar_front(run: Run, inst: Instance, store: SweepStore, executor: Executor,
+                options: SolveOptions, points: int, to: float | None,
+                on_point: OnPoint | None, on_start: Callable[[int, int], None] | None
+                ) -> ParetoResult:
+    """The CVaR front by the epsilon constraint (see the module's docstring)."""
+    ends = [(Point(0, {"lambda": 0.0, "epsilon": None}, ()), replace(options, cvar_weight=0.0)),
+            (Point(1, {"lambda": RISK_END_WEIGHT, "epsilon": None}, ()),
+             replace(options, cvar_weight=RISK_END_WEIGHT))]
+    first = run_points(run, inst, ends if to is None else ends[:1], store, executor,
+                       on_point, on_start)
+    reports = [first]
+    start = _records(store, first)
+    if (start["status"].isin(SOLVED)).all():
+        c0 = float(start["risk:cvar"].iloc[0])
+        c1 = float(start["risk:cvar"].iloc[1]) if to is None else to
+        # points - 1 steps from c0 to c1; the safest end is solved already unless `to` is
+        # given; bounds rounded up to a cent, never tighter than the safest plan's CVaR
+        last = points - 1 if to is not None else points - 2
+        bounds = list(dict.fromkeys(
+            math.ceil((c0 + (c1 - c0) * k / (points - 1)) * 100) / 100
+            for k in range(1, last + 1))) if points > 1 and abs(c0 - c1) > TOL * max(
+                1.0, abs(c0)) else []
+        pts = [(Point(k + 2, {"lambda": 0.0, "epsilon": eps}, ()),
+                replace(options, cvar_weight=0.0, cvar_limit=eps))
+               for k, eps in enumerate(bounds)]
+        if pts:
+            reports.append(run_points(run, inst, pts, store, executor, on_point, on_start))
+    frame = pd.concat([_records(store, r) for r in reports], ignore_index=True)
+    return ParetoResult(METRICS["cvar"], "risk:cvar", "expected_cost", frame, reports)
+
+
 def _bounds(grid: list[float]) -> list[float]:
     """Bounds as written in the store: 6 decimals, within [0, 1], each once."""
     return list(dict.fromkeys(min(max(round(eps, 6), 0.0), 1.0) for eps in grid))
@@ -189,7 +232,8 @@ def front_frame(result: ParetoResult) -> pd.DataFrame:
     solved = rec[rec["status"].isin(SOLVED)].copy()
     if solved.empty or x not in solved or y not in solved:
         solved = solved.iloc[0:0].assign(**{x: [], y: []}) if solved.empty else solved
-    axis = "lambda" if metric.name == "cvar" else "epsilon"
+    axis = "lambda" if metric.name == "cvar" and (
+        "epsilon" not in rec or rec["epsilon"].isna().all()) else "epsilon"
     out = pd.DataFrame({
         "key": solved["key"], axis: solved.get(axis),
         "status": solved["status"], "metric": solved[x].astype(float),

@@ -684,7 +684,8 @@ def frontier(
     store = _store_or_exit(out / "store", create=True)
     with _executor_or_exit("serial", None, None, preload=()) as ex:
         result = run_pareto(loaded.instance, loaded.sha256, "cvar", store, ex,
-                            SolveOptions(cvar_alpha=cvar_alpha), lambdas=lams)
+                            SolveOptions(cvar_alpha=cvar_alpha), lambdas=lams,
+                            method="weights")
     table = frontier_table(result)
     table.to_csv(out / "frontier.csv", index=False)
     plots.frontier(table, loaded.instance.meta.currency, cvar_alpha).savefig(
@@ -1198,8 +1199,13 @@ def pareto(
     buyers: Annotated[str | None, typer.Option(
         help="comma-separated buyers whose pooled demand the share is of (default all)")]
     = None,
-    lambdas: Annotated[str, typer.Option(help="risk weights of a cvar front")] =
-    "0,0.1,0.25,0.5,1,2",
+    lambdas: Annotated[str, typer.Option(
+        help="risk weights of a cvar front by --method weights")] = "0,0.1,0.25,0.5,1,2",
+    method: Annotated[str, typer.Option(
+        help="a cvar front by 'epsilon' (least expected cost under a CVaR limit moved from "
+        "the cheapest plan's CVaR to the least, or to --to in money: every point of the "
+        "front) or 'weights' (expected cost + lambda CVaR over --lambdas: the supported "
+        "points only)")] = "epsilon",
     cvar_alpha: Annotated[float, typer.Option(help="CVaR level alpha in (0, 1)")] = 0.95,
     mip_gap: Annotated[float, typer.Option(help="relative MIP gap")] = DEFAULT_MIP_GAP,
     executor: ExecutorOption = None,
@@ -1212,7 +1218,8 @@ def pareto(
 ) -> None:
     """Pareto front of least cost against a share that rules can read (epsilon constraint:
     the share's rule added with a bound moved from the cheapest plan's share to --to) or
-    against CVaR (weighted sums over --lambdas). Each point's record and plan go to the
+    of expected cost against CVaR (epsilon constraint on CVaR, or weighted sums over
+    --lambdas with --method weights). Each point's record and plan go to the
     store; prints the front (dominated points marked, the knee named) and writes
     DIR/pareto-METRIC.csv and .png."""
     from offtake.analysis.pareto import METRICS, front_frame, run_pareto
@@ -1225,8 +1232,11 @@ def pareto(
     if metric not in METRICS:
         console.print(f"[red]--metric must be one of {', '.join(METRICS)}, not {metric!r}[/]")
         raise typer.Exit(EXIT["invalid"])
-    if points < 1 or not 0 < cvar_alpha < 1 or (to is not None and not 0 <= to <= 1):
-        console.print("[red]need --points >= 1, 0 < --cvar-alpha < 1 and 0 <= --to <= 1[/]")
+    share_to = to is not None and metric != "cvar" and not 0 <= to <= 1
+    if points < 1 or not 0 < cvar_alpha < 1 or share_to or method not in ("epsilon",
+                                                                           "weights"):
+        console.print("[red]need --points >= 1, 0 < --cvar-alpha < 1, --method epsilon or "
+                      "weights and 0 <= --to <= 1 (a share; money for --metric cvar)[/]")
         raise typer.Exit(EXIT["invalid"])
     kind, workers, scheduler = _executor_options(executor, workers, scheduler,
                                                  default_workers())
@@ -1247,6 +1257,7 @@ def pareto(
                 exclude=[c.strip() for c in exclude.split(",") if c.strip()],
                 buyers=[b.strip() for b in buyers.split(",")] if buyers else None,
                 lambdas=_numbers(lambdas, "--lambdas"),
+                method="weights" if method == "weights" else "epsilon",
                 on_point=lambda rec, n, total: console.print(
                     f"  point {rec['index']}: {rec['status']}"
                     + (f", {rec['objective']:,.0f}" if rec.get("objective") is not None

@@ -59,13 +59,15 @@ def check_tables(
     tol: float = 1e-6,
     cvar_weight: float | None = None,
     cvar_alpha: float | None = None,
+    cvar_limit: float | None = None,
 ) -> CheckReport:
     """Check result tables against the instance; see the package docstring.
 
     `reported_costs` (the buyer's terms) defaults to the `costs` table; None for the objective
     skips that check. Third parties' fiscal costs are always read from the `costs` table.
     `cvar_weight` / `cvar_alpha` are the solve options of the risk term; without them a
-    reported `risk_cvar` is taken as it is (it cannot be recomputed).
+    reported `risk_cvar` is taken as it is (it cannot be recomputed). `cvar_limit`: the solve
+    option bounding CVaR_alpha of the scenario cost, held by the plan.
     """
     c = Ctx(inst, tol)
     t = {name: normalize_table(c, name, tables.get(name)) for name in TABLE_COLUMNS}
@@ -103,4 +105,4 @@ def check_tables(
     rows = check_rules(c, t, plan, arrived)
     # money
     return check_costs(c, t, plan, TermInputs(arcs, rows), reported_objective, reported_costs,
-                       cvar_weight, cvar_alpha)
+                       cvar_weight, cvar_alpha, cvar_limit)

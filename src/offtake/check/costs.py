@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from offtake.check.builds import REPORTED_PAYERS, cost_year, modelled
-from offtake.check.context import KG_PER_T, CheckReport, Ctx, index_of, numbered
+from offtake.check.context import KG_PER_T, CheckReport, Ctx, family_check, index_of, numbered
 from offtake.check.objective import (
     ByBuyer,
     PerScenario,
     TermInputs,
     by_buyer,
     by_scenario,
+    cvar,
     expected,
     risk_cvar,
     term_splits,
@@ -45,7 +46,8 @@ FISCAL_TERMS = (FISCAL_TERM, BUILD_FISCAL_TERM)
 
 def check_costs(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan, extra: TermInputs,
                 reported_objective: float | None, reported_costs: dict[str, float] | None,
-                cvar_weight: float | None, cvar_alpha: float | None) -> CheckReport:
+                cvar_weight: float | None, cvar_alpha: float | None,
+                cvar_limit: float | None = None) -> CheckReport:
     """The money part of a check (see `offtake.check.checker.check_tables` for the
     arguments): every cost term recomputed in every scenario, against scenario_costs.csv and
     the reported terms; the risk term; third parties' fiscal costs; the objective. Returns the
@@ -60,6 +62,8 @@ def check_costs(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan, extra: TermInput
     risk = _check_risk_term(c, per_term, reported.risk, cvar_weight, cvar_alpha)
     if risk is not None:
         terms[RISK_TERM] = risk
+    if cvar_limit is not None:
+        check_cvar_limit(c, per_term, cvar_limit, cvar_alpha)
     fiscal = fiscal_costs(c, plan)
     check_fiscal_costs(c, fiscal, reported.fiscal)
     objective = sum(terms.values())
@@ -87,6 +91,19 @@ def _check_risk_term(c: Ctx, per_term: dict[str, PerScenario], reported: float |
             c.at_most("cost_term", RISK_TERM, abs(reported), 0.0, "risk term without risk")
         return reported  # lambda and alpha unknown: taken as reported
     return None
+
+
+@family_check("cvar_limit")
+def check_cvar_limit(c: Ctx, per_term: dict[str, PerScenario], limit: float,
+                     alpha: float | None) -> None:
+    """cvar_limit (formulation.md): CVaR_alpha of the scenario cost C_s, recomputed from the
+    plan (the mean of the worst 1 - alpha of probability), at most the limit."""
+    if alpha is None:
+        c.flag("cvar_limit", "CVaR", 1.0, "a CVaR limit without its alpha in the options")
+        return
+    totals = {s: sum(per[s] for per in per_term.values()) for s in c.probability}
+    c.at_most("cvar_limit", f"CVaR_{alpha:g}", cvar(totals, c.probability, alpha), limit,
+              "CVaR of the scenario cost vs the limit")
 
 
 def fiscal_costs(c: Ctx, plan: Plan) -> dict[tuple[str, str], float]:

@@ -54,7 +54,8 @@ def check_folder(inst: Instance, out_dir: Path, tol: float = 1e-6,
         return report
     options = summary.get("options") or {}
     report = check_tables(inst, read_tables(out_dir), summary.get("objective"), None, tol,
-                          options.get("cvar_weight"), options.get("cvar_alpha"))
+                          options.get("cvar_weight"), options.get("cvar_alpha"),
+                          options.get("cvar_limit"))
     if not summary:
         report.violations.append(Violation("summary", "summary.json", 1.0,
                                            "summary.json missing"))

@@ -110,7 +110,7 @@ FAMILIES: tuple[str, ...] = (
 """Constraint families that are not rule kinds, in the order `build_model` adds them; each
 has a builder `add_<family>` and a section `### <family>` in models/formulation.md."""
 
-RISK_FAMILIES: tuple[str, ...] = ("cvar",)
+RISK_FAMILIES: tuple[str, ...] = ("cvar", "cvar_limit")
 """Families of the risk measure (added after the cost terms they read)."""
 
 COST_TERMS: tuple[str, ...] = (

@@ -15,6 +15,7 @@ scenario. Must not import Pyomo.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 
 from offtake.domain.builds import (
@@ -236,6 +237,8 @@ class Settings:
     cvar_weight: float = 0.0
     """lambda: the objective is expected cost + lambda x CVaR_alpha(scenario cost)."""
     cvar_alpha: float = 0.95
+    cvar_limit: float | None = None
+    """A bound on CVaR_alpha(scenario cost) in money (the `cvar_cap` row), or None."""
 
 
 @dataclass(frozen=True)
@@ -265,16 +268,18 @@ class ModelData(Settings, RuleData, BuildData, MarketData, ChainData, OfferData,
 
 
 def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.0,
-               cvar_alpha: float = 0.95) -> ModelData:
+               cvar_alpha: float = 0.95, cvar_limit: float | None = None) -> ModelData:
     """The model data of a validated instance, part by part (see ModelData)."""
     if cvar_weight < 0 or not 0 < cvar_alpha < 1:
         raise ValueError(f"need cvar_weight >= 0 and 0 < cvar_alpha < 1, got {cvar_weight}, "
                          f"{cvar_alpha}")
+    if cvar_limit is not None and not math.isfinite(cvar_limit):
+        raise ValueError(f"cvar_limit must be a finite amount of money, got {cvar_limit}")
     src = _Sources.of(inst)
     offers = _offer_data(src)
     parts = (_dimensions(src), offers, _chain_data(src, offers), _market_data(src),
              _build_data(src, offers), _rule_settings(inst),
-             Settings(elastic, cvar_weight, cvar_alpha))
+             Settings(elastic, cvar_weight, cvar_alpha, cvar_limit))
     d = ModelData(**{f.name: getattr(part, f.name) for part in parts for f in fields(part)})
     return replace(d, RULE_SUPPLIER_OFFERS=tuple(sorted(count_rule_offers(inst, src.years))),
                    rule_rows=rule_rows(inst, d))

@@ -19,10 +19,10 @@ import offtake.formulation.builds  # noqa: F401  (registers the build options' f
 import offtake.formulation.contracts  # noqa: F401  (registers the contract families)
 import offtake.formulation.flows  # noqa: F401  (registers the physical-chain families)
 from offtake.domain.registry import COST_TERMS as TERM_ORDER
-from offtake.domain.registry import FAMILIES, RULE_KINDS, count_kinds
+from offtake.domain.registry import FAMILIES, RISK_FAMILIES, RULE_KINDS, count_kinds
 from offtake.formulation.data import ModelData
 from offtake.formulation.expressions import FAMILY_BUILDERS, tier_choices
-from offtake.formulation.objective import COST_TERMS, add_cvar
+from offtake.formulation.objective import COST_TERMS, RISK_BUILDERS
 from offtake.formulation.readback import (  # noqa: F401  (the model's public read-back API)
     FIRST_STAGE,
     PLAN,
@@ -54,7 +54,8 @@ def build_model(d: ModelData) -> pyo.ConcreteModel:
     m.scenario_term_cost = pyo.Expression(
         pyo.Set(initialize=[(n, s) for n in TERM_ORDER for s in d.SCENARIOS], dimen=2),
         rule=lambda _, n, s: by_scenario[n][s])
-    add_cvar(m, d)
+    for family in RISK_FAMILIES:
+        RISK_BUILDERS[family](m, d)
     if d.elastic:  # infeasibility diagnosis: least total violation of the hard rules
         m.total_violation = pyo.Objective(expr=total_violation(m, d), sense=pyo.minimize)
     else:

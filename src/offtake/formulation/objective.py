@@ -23,9 +23,10 @@ def add_cvar(m: pyo.ConcreteModel, d: ModelData) -> None:
         \\qquad \\xi_s \\ge C_s - \\eta
 
     Reads the solve options cvar_weight (lambda) and cvar_alpha. Dual of a tail row: the
-    probability weight the scenario gets in the risk measure.
+    probability weight the scenario gets in the risk measure. The variables are made for a
+    CVaR limit too (`add_cvar_limit`), with no term in the objective when lambda = 0.
     """
-    if d.cvar_weight <= 0:
+    if d.cvar_weight <= 0 and d.cvar_limit is None:
         m.cost_risk = pyo.Expression(expr=0.0)
         return
     m.v_var = pyo.Var(domain=pyo.Reals)
@@ -34,7 +35,23 @@ def add_cvar(m: pyo.ConcreteModel, d: ModelData) -> None:
         m.SCENARIOS, rule=lambda _, s: m.v_tail[s] >= m.scenario_cost[s] - m.v_var)
     m.cvar = pyo.Expression(expr=m.v_var + sum(d.probability[s] * m.v_tail[s]
                                                for s in d.SCENARIOS) / (1 - d.cvar_alpha))
-    m.cost_risk = pyo.Expression(expr=d.cvar_weight * m.cvar)
+    m.cost_risk = pyo.Expression(expr=d.cvar_weight * m.cvar if d.cvar_weight > 0 else 0.0)
+
+
+def add_cvar_limit(m: pyo.ConcreteModel, d: ModelData) -> None:
+    """The solve option cvar_limit L: CVaR_alpha of the scenario cost at most L, on the
+    variables of `add_cvar` (exact: their least value is the CVaR); nothing without L.
+
+    .. math:: \\eta + \\frac{1}{1-\\alpha}\\sum_s \\pi_s \\xi_s \\le L
+
+    Dual: the expected cost saved per unit of CVaR allowed more.
+    """
+    if d.cvar_limit is not None:
+        m.cvar_cap = pyo.Constraint(expr=m.cvar <= d.cvar_limit)
+
+
+RISK_BUILDERS = {"cvar": add_cvar, "cvar_limit": add_cvar_limit}
+"""family -> builder of the risk measure, added in the registry's RISK_FAMILIES order."""
 
 
 def _per_scenario(d: ModelData, items) -> dict[str, object]:

@@ -62,7 +62,8 @@ def run(path: str | Path, out_dir: str | Path, options: SolveOptions | None = No
     narrowed = {"buyers": list(buyers or []), "forced": list(force or []),
                 "forbidden": list(forbid or [])}
     start = time.perf_counter()
-    data = build_data(inst, cvar_weight=options.cvar_weight, cvar_alpha=options.cvar_alpha)
+    data = build_data(inst, cvar_weight=options.cvar_weight, cvar_alpha=options.cvar_alpha,
+                      cvar_limit=options.cvar_limit)
     gaps = origin_gaps(inst, data)
     conflicts = rule_conflicts(data)
     if conflicts:

@@ -31,7 +31,7 @@ def solve_instance(inst: Instance, options: SolveOptions | None = None, *,
     options = options or SolveOptions()
     clock = _Clock()
     data = data or build_data(inst, cvar_weight=options.cvar_weight,
-                              cvar_alpha=options.cvar_alpha)
+                              cvar_alpha=options.cvar_alpha, cvar_limit=options.cvar_limit)
     clock.lap("data")
     if options.objective_scale is None:
         options = replace(options,
@@ -124,7 +124,8 @@ class WarmSolver:
     def solve(self, inst: Instance) -> LeanOutcome:
         start = time.perf_counter()
         options = self.options
-        data = build_data(inst, cvar_weight=options.cvar_weight, cvar_alpha=options.cvar_alpha)
+        data = build_data(inst, cvar_weight=options.cvar_weight, cvar_alpha=options.cvar_alpha,
+                          cvar_limit=options.cvar_limit)
         if options.objective_scale is None:
             options = replace(options,
                               objective_scale=objective_scale_for(data.max_cost_coefficient()))

@@ -25,6 +25,9 @@ class SolveOptions:
     cvar_weight: float = 0.0
     """lambda >= 0: minimise expected cost + lambda x CVaR_alpha of the scenario cost."""
     cvar_alpha: float = 0.95
+    cvar_limit: float | None = None
+    """Hard bound on CVaR_alpha of the scenario cost (money): the epsilon constraint of a
+    risk front (formulation.md, cvar_limit). None: no bound."""
     objective_scale: int | None = None
     """HiGHS `user_objective_scale`: the objective is multiplied by 2**objective_scale inside
     HiGHS (results come back unscaled). None lets the pipeline choose from the data."""
