@@ -46,6 +46,8 @@ from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 ARTIFACTS = Path(os.environ.get("OFFTAKE_ARTIFACTS") or ROOT / "tests" / "artifacts") \
@@ -258,15 +260,45 @@ def test_the_consortium_page_shows_coalitions_allocations_and_the_core_check(
     assert "The core is empty" in core
 
 
-def _whatif(driver: webdriver.Chrome, app: str, change: str, until: str) -> str:
-    """Submit one change on the what-if page of the small run; the page's text once `until`
-    shows (or fail with a screenshot)."""
+def _open_whatif(driver: webdriver.Chrome, app: str) -> None:
     _page(driver, f"{app}/whatif?run=us_ev_oem_small", "What-if", 0, 0, "whatif-form")
     WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.TAG_NAME, "textarea"))
-    driver.find_element(By.TAG_NAME, "textarea").send_keys(change)
+
+
+def _widget(driver: webdriver.Chrome, testid: str, label: str) -> WebElement:
+    """The widget of kind `testid` whose label starts with `label` (waited for)."""
+    def find(d: webdriver.Chrome) -> WebElement | bool:
+        for w in d.find_elements(By.CSS_SELECTOR, f"[data-testid='{testid}']"):
+            lines = w.text.splitlines()
+            if lines and lines[0].startswith(label):
+                return w
+        return False
+    return WebDriverWait(driver, WAIT, poll_frequency=0.2).until(find)
+
+
+def _choose(driver: webdriver.Chrome, label: str, option: str) -> None:
+    """Pick `option` in the select box labelled `label` (type to filter, click it)."""
+    box = _widget(driver, "stSelectbox", label).find_element(By.TAG_NAME, "input")
+    box.click()
+    box.send_keys(option)
+    WebDriverWait(driver, WAIT, poll_frequency=0.2).until(lambda d: [
+        o for o in d.find_elements(By.CSS_SELECTOR, "[role='option']")
+        if o.text.strip() == option])[0].click()
+    WebDriverWait(driver, WAIT, poll_frequency=0.2).until(
+        lambda d: _widget(d, "stSelectbox", label).find_element(By.TAG_NAME, "input")
+        .get_attribute("value") == option)
+
+
+def _button(driver: webdriver.Chrome, text: str) -> WebElement:
     [button] = [b for b in driver.find_elements(By.TAG_NAME, "button")
-                if b.text.strip() == "Run what-if"]
-    button.click()
+                if b.text.strip() == text]
+    return button
+
+
+def _run_whatif(driver: webdriver.Chrome, until: str) -> str:
+    """Press 'Run what-if'; the page's text once `until` shows and nothing is queued or
+    running (or fail with a screenshot)."""
+    _button(driver, "Run what-if").click()
     try:
         WebDriverWait(driver, WAIT, poll_frequency=0.5).until(
             lambda d: until in (text := d.find_element(By.TAG_NAME, "body").text)
@@ -280,11 +312,25 @@ def _whatif(driver: webdriver.Chrome, app: str, change: str, until: str) -> str:
 
 def test_a_whatif_runs_in_the_background_and_shows_its_difference_to_the_base(
         app: str, browser: webdriver.Chrome, store: Path) -> None:
-    """Raising the small instance's single-supplier cap from 50 % to 70 % saves
-    5,564,750 USD (760,703,065 -> 755,138,315: the second point of the sweep above, solved
-    the same way), shown as the objective's difference; the run is kept in the store."""
-    body = _whatif(browser, app, "rules.SUPPLIER-CAP-50.max_share=0.7",
-                   "Signed only in the what-if")
+    """The change made with the per-field inputs (the rule, its max_share shown as 0.5,
+    0.7 typed, added as its PATH=VALUE line): raising the small instance's single-supplier
+    cap from 50 % to 70 % saves 5,564,750 USD (760,703,065 -> 755,138,315: the second point
+    of the sweep above, solved the same way), shown as the objective's difference; the run
+    is kept in the store."""
+    _open_whatif(browser, app)
+    _choose(browser, "Rule, offer, facility", "rule SUPPLIER-CAP-50")
+    _choose(browser, "Number", "max_share")
+    value = _widget(browser, "stNumberInput", "New value (now 0.5)").find_element(
+        By.TAG_NAME, "input")
+    assert value.get_attribute("value") == "0.5"
+    value.send_keys(Keys.CONTROL, "a")
+    value.send_keys("0.7", Keys.TAB)
+    _button(browser, "Add to the changes").click()
+    line = "rules.SUPPLIER-CAP-50.max_share=0.7"
+    WebDriverWait(browser, WAIT, poll_frequency=0.2).until(
+        lambda d: d.find_element(By.TAG_NAME, "textarea").get_attribute("value") == line)
+    browser.save_screenshot(str(ARTIFACTS / "whatif-one-number.png"))
+    body = _run_whatif(browser, "Signed only in the what-if")
     browser.save_screenshot(str(ARTIFACTS / "whatif-difference.png"))
     lines = [line.strip() for line in body.split("Difference to the base", 1)[1].splitlines()]
     at = lines.index("objective")  # the table's cells, one a line: base, what-if, difference
@@ -297,8 +343,12 @@ def test_a_whatif_runs_in_the_background_and_shows_its_difference_to_the_base(
 
 def test_a_bad_whatif_value_shows_located_findings(app: str, browser: webdriver.Chrome,
                                                    store: Path) -> None:
+    """A misspelt rule typed into the PATH=VALUE box."""
     before = set((store / "whatif").glob("*.json")) if (store / "whatif").exists() else set()
-    body = _whatif(browser, app, "rules.SUPPLIER-CAP-5.max_share=0.7", "was not run")
+    _open_whatif(browser, app)
+    browser.find_element(By.TAG_NAME, "textarea").send_keys(
+        "rules.SUPPLIER-CAP-5.max_share=0.7")
+    body = _run_whatif(browser, "was not run")
     browser.save_screenshot(str(ARTIFACTS / "whatif-findings.png"))
     assert "SUPPLIER-CAP-50" in body  # the did-you-mean of the misspelt rule
     after = set((store / "whatif").glob("*.json")) if (store / "whatif").exists() else set()

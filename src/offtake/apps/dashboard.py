@@ -27,7 +27,7 @@ import streamlit as st
 from matplotlib.figure import Figure
 
 from offtake.apps.catalog import Catalog, find_instance, scan
-from offtake.apps.whatif import Jobs, findings_of, from_base
+from offtake.apps.whatif import Jobs, assignment, findings_of, from_base, numbers_of
 from offtake.report import plots, tables
 from offtake.results.tables import Results
 
@@ -442,6 +442,45 @@ def _offers(instance: str, stamp: float) -> list[str]:
     return [o.id for o in inst.offers] + [j.id for f in inst.facilities for j in f.builds]
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _numbers(instance: str, stamp: float) -> dict[str, dict[str, tuple[str, float]]]:
+    from offtake.io.loader import load_instance
+
+    inst = load_instance(instance).instance
+    return {} if inst is None else numbers_of(inst)
+
+
+def _add_change(path: str) -> None:
+    """Put 'PATH=VALUE' of the number picked into the changes' box (replacing a line of the
+    same path); a button's callback, run before the page is drawn again."""
+    line = assignment(path, st.session_state[f"whatif_value:{path}"])
+    lines = [x for x in str(st.session_state.get("whatif_sets") or "").splitlines()
+             if x.strip() and not x.strip().startswith(f"{path}=")]
+    st.session_state["whatif_sets"] = "\n".join([*lines, line])
+
+
+def _one_number(numbers: dict[str, dict[str, tuple[str, float]]]) -> None:
+    """Pick a rule, offer, facility, scenario ... and one of its numbers, see its value in
+    the instance, type a new one: the PATH=VALUE line goes into the changes' box below."""
+    if not numbers:
+        return
+    with st.container(border=True):
+        st.markdown("**Change one number** (its line goes into the changes below)")
+        left, middle, right = st.columns([3, 2, 2])
+        item = left.selectbox("Rule, offer, facility, scenario, ...", list(numbers),
+                              key="whatif_item")
+        fields = numbers[item]
+        field = middle.selectbox("Number", list(fields), key=f"whatif_field:{item}")
+        path, now = fields[field]
+        right.number_input(f"New value (now {now:,.6g})", value=now, format="%g",
+                           step=0.05 if abs(now) <= 1 else 10.0 ** (len(str(int(abs(now))))
+                                                                    - 2),
+                           key=f"whatif_value:{path}")
+        st.button("Add to the changes", on_click=_add_change, args=(path,),
+                  key="whatif_add")
+        st.caption(f"`{path}` is {now:,.6g} in the instance")
+
+
 def whatif_page() -> None:
     st.title("What-if")
     chosen = pick_run()
@@ -460,6 +499,7 @@ def whatif_page() -> None:
         st.caption(f"instance {instance}; the base run's own changes and solve options are "
                    "kept")
         ids = _offers(str(instance), instance.stat().st_mtime)
+        _one_number(_numbers(str(instance), instance.stat().st_mtime))
         with st.form("whatif"):
             text = st.text_area(
                 "Changes, one PATH=VALUE a line (as `offtake solve --set`)",

@@ -32,6 +32,8 @@ from typing import Any
 
 from offtake.apps.catalog import WHATIF
 from offtake.domain.findings import Finding, InvalidInstance
+from offtake.domain.schema import Instance
+from offtake.domain.transforms import to_data
 
 STATES = ("queued", "running", "done", "failed", "interrupted")
 
@@ -91,6 +93,47 @@ def findings_of(job: WhatIf) -> list[Finding]:
     except InvalidInstance as exc:
         return list(exc.findings)
     return []
+
+
+SECTIONS = {"rules": "rule", "offers": "offer", "facilities": "facility",
+            "scenarios": "scenario", "spot_markets": "spot market",
+            "price_indices": "price index", "tariffs": "tariff", "buyers": "buyer",
+            "materials": "material"}
+"""The instance's sections whose numbers the what-if page offers, by the name of one item."""
+
+
+def numbers_of(inst: Instance) -> dict[str, dict[str, tuple[str, float]]]:
+    """Every number of the instance's items a what-if can change one at a time, as a
+    person picks it: {'rule SUPPLIER-CAP-50': {'max_share': ('rules.SUPPLIER-CAP-50.max_share',
+    0.5)}, 'facility MP-IND': {'capacity_t 2027': ('facilities.MP-IND.capacity_t.2027',
+    1000.0), ...}, ...}: item (section, ID) -> field (a year or key of a series after a
+    space) -> (the PATH of `offtake solve --set PATH=VALUE`, its current value). Whole and
+    yes/no fields, empty ones and numbers inside lists are left out."""
+    raw = to_data(inst)
+    out: dict[str, dict[str, tuple[str, float]]] = {}
+    for section, noun in SECTIONS.items():
+        for item in raw.get(section) or []:
+            fields: dict[str, tuple[str, float]] = {}
+            for name, value in item.items():
+                if name != "id":
+                    _leaves(f"{section}.{item['id']}.{name}", name, value, fields)
+            if fields:
+                out[f"{noun} {item['id']}"] = fields
+    return out
+
+
+def _leaves(path: str, label: str, value: Any, into: dict[str, tuple[str, float]]) -> None:
+    if isinstance(value, float):
+        into[label] = (path, value)
+    elif isinstance(value, dict):
+        for key, sub in value.items():
+            text = str(getattr(key, "value", key))
+            _leaves(f"{path}.{text}", f"{label} {text}", sub, into)
+
+
+def assignment(path: str, value: float) -> str:
+    """'PATH=VALUE' for `apply_sets`, the value written so YAML reads it back as a number."""
+    return f"{path}={float(value)!r}"
 
 
 def solve_whatif(_shared: Any, item: tuple[WhatIf, str]) -> dict[str, Any]:
