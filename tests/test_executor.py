@@ -336,6 +336,29 @@ def test_the_cli_evaluates_in_a_process_pool_at_the_expected_cost_it_gets_serial
         reports["serial"]["expected_cost"], rel=1e-9)
 
 
+def test_an_unreachable_scheduler_is_named_after_the_connect_timeout(tmp_path, monkeypatch):
+    """A well-formed address where nothing listens: the CLI gives up after CONNECT_SECONDS
+    (10 s; 1 s here, Dask's default would be 30 s) and names the option: exit 1, no
+    traceback."""
+    import yaml
+    from test_evaluate import PRICES_ONLY
+    from typer.testing import CliRunner
+
+    import offtake.runtime.cluster as cluster_module
+    from offtake.apps.cli import app
+
+    monkeypatch.setattr(cluster_module, "CONNECT_SECONDS", 1.0)
+    src = tmp_path / "prices.yaml"
+    src.write_text(yaml.safe_dump(PRICES_ONLY, sort_keys=False))
+    start = time.monotonic()
+    res = CliRunner().invoke(app, ["decompose", str(src), "--out", str(tmp_path / "out"),
+                                   "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    assert "--scheduler tcp://127.0.0.1:9: cannot connect" in res.output
+    assert "after 1 s" in res.output
+    assert time.monotonic() - start < 25
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (["--executor", "threads"], "--executor must be one of serial, process, dask"),
     (["--workers", "0"], "--workers must be at least 1"),

@@ -39,6 +39,8 @@ TOPIC = "offtake-runtime-start"
 """The event a worker sends when it starts a task (for timeouts)."""
 POLL = 0.05
 """Seconds between checks for finished and timed-out tasks (with a timeout)."""
+CONNECT_SECONDS = 10.0
+"""How long to try reaching a --scheduler before giving up (Dask's own default is 30 s)."""
 LOST_RESUBMITS = 3
 """Submissions again of a task the cluster lost (not counted as attempts of the task)."""
 
@@ -94,7 +96,8 @@ class DaskExecutor(Executor):
             resolve_address(scheduler)
         self._cluster = local_cluster(workers) if scheduler is None else None
         self._client = Client(self._cluster if scheduler is None else scheduler,
-                              set_as_default=False)
+                              set_as_default=False,
+                              timeout=CONNECT_SECONDS if scheduler is not None else None)
         nthreads = self._client.nthreads()
         super().__init__(max(1, sum(nthreads.values())), timeout,
                          note="a local cluster of its own" if scheduler is None else "")
