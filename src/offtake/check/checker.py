@@ -47,6 +47,12 @@ from offtake.check.origins import (
 )
 from offtake.check.rules import check_rules
 from offtake.check.spot import check_spot_availability, check_spot_table
+from offtake.check.stockpiles import (
+    check_stockpile_balance,
+    check_stockpile_level,
+    check_stockpile_release,
+    check_stockpile_tables,
+)
 from offtake.check.tables import TABLE_COLUMNS, normalize_table, read_plan
 from offtake.domain.schema import Instance
 
@@ -97,6 +103,10 @@ def check_tables(
     check_production_rows(c, t)
     check_spot_availability(c, plan)
     check_spot_table(c, t, plan)
+    check_stockpile_balance(c, plan)
+    check_stockpile_level(c, plan)
+    check_stockpile_release(c, plan)
+    check_stockpile_tables(c, t, plan)
     # demand, origin, rules
     arrived = deliveries(c, plan)
     check_resale_and_stock(c, t)

@@ -111,6 +111,8 @@ class Ctx:
         """Build option id -> (the option, its facility)."""
         self.sender_material = {f.id: f.product for f in inst.facilities}
         self.sender_material.update({k.id: k.material for k in inst.spot_markets})
+        self.stockpiles = {sp.id: sp for sp in inst.stockpiles}
+        self.sender_material.update({sp.id: sp.material for sp in inst.stockpiles})
         self.base_year = inst.horizon.base_year or inst.horizon.first_year
         self.delta = {t: self.discount(t) for t in self.years}
         self.groups = {g.id: set(g.members) for g in inst.country_groups}

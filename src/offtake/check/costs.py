@@ -28,6 +28,8 @@ from offtake.check.objective import (
     term_splits,
 )
 from offtake.check.prices import offer_price
+from offtake.check.stockpiles import FISCAL_TERM as STOCKPILE_FISCAL_TERM
+from offtake.check.stockpiles import stockpile_fiscal
 from offtake.check.tables import Plan
 
 RISK_TERM = "risk_cvar"
@@ -41,7 +43,7 @@ BUILD_FISCAL_TERM = "fiscal_build_support"
 """costs.csv term of a government's expected fiscal cost of the build options it pays for
 (formulation.md, facility_build; not in the objective)."""
 
-FISCAL_TERMS = (FISCAL_TERM, BUILD_FISCAL_TERM)
+FISCAL_TERMS = (FISCAL_TERM, BUILD_FISCAL_TERM, STOCKPILE_FISCAL_TERM)
 
 
 def check_costs(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan, extra: TermInputs,
@@ -64,7 +66,7 @@ def check_costs(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan, extra: TermInput
         terms[RISK_TERM] = risk
     if cvar_limit is not None:
         check_cvar_limit(c, per_term, cvar_limit, cvar_alpha)
-    fiscal = fiscal_costs(c, plan)
+    fiscal = {**fiscal_costs(c, plan), **stockpile_fiscal(c, plan)}
     check_fiscal_costs(c, fiscal, reported.fiscal)
     objective = sum(terms.values())
     if reported_objective is not None:

@@ -40,6 +40,9 @@ def allowed_arcs(inst: Instance) -> Arcs:
     for a in inst.network.arcs:
         if a.from_ != a.to and a.from_ in sends and sends[a.from_] in takes.get(a.to, set()):
             arcs[(a.from_, a.to)] = a.freight_per_kg
+    for sp in inst.stockpiles:  # stockpile_balance: one arc, stockpile -> its location
+        if sp.material in takes.get(sp.location, set()):
+            arcs[(sp.id, sp.location)] = sp.release_freight_per_kg
     return arcs
 
 

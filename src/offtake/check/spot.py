@@ -26,15 +26,19 @@ def spot_flows(c: Ctx, plan: Plan) -> dict[tuple[str, str, str, str, int, str], 
 
 @family_check("spot_availability")
 def check_spot_availability(c: Ctx, plan: Plan) -> None:
-    """spot_availability_max: purchases from a limited market <= availability, per (k,t,s)."""
+    """spot_availability_max: purchases from a limited market <= availability, per (k,t,s);
+    stockpiles' purchases there count too."""
     bought: dict[tuple[str, int, str], float] = defaultdict(float)
     for (k, _b, _j, _tag, year, s), x in spot_flows(c, plan).items():
         bought[(k, year, s)] += x
+    for (_p, k, year, s), x in plan.stockpile_purchase.items():
+        if k in c.markets:
+            bought[(k, year, s)] += x
     for (k, year, s), x in sorted(bought.items()):
         market = c.markets[k]
         if not market.unlimited:
             c.at_most("spot_availability_max", index_of(k, year, s), x,
-                      c.spot_availability(k, year, s), "spot purchases")
+                      c.spot_availability(k, year, s), "spot and stockpile purchases")
 
 
 def check_spot_table(c: Ctx, t: dict[str, pd.DataFrame], plan: Plan) -> None:

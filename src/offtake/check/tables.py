@@ -49,6 +49,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "origin": ("buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"),
     "builds": ("build_id", "facility", "built", "start_year", "nameplate_t", "cost",
                "cost_year", "paid_by", "in_objective"),
+    "stockpiles": ("stockpile", "holder", "material", "tag", "year", "scenario", "purchased_t",
+                   "released_t", "level_t", "release_allowed", "holding_cost_per_kg",
+                   "holding_cost"),
+    "stockpile_purchases": ("stockpile", "market", "tag", "year", "scenario", "volume_t",
+                            "price_per_kg", "cost"),
     "costs": ("term", "value", "payer", "in_objective", "buyer"),
     "scenario_costs": ("scenario", "probability", "term", "value"),
     "rules": ("rule_id", "kind", "row", "year", "scenario", "sense", "lhs", "bound", "slack",
@@ -65,6 +70,8 @@ NEW_TABLES: dict[str, Callable[[Instance], bool]] = {
     "stock": lambda inst: any(m.holding_cost_per_kg_year is not None for m in inst.materials),
     "scenario_costs": lambda inst: False,
     "builds": lambda inst: any(f.builds for f in inst.facilities),
+    "stockpiles": lambda inst: bool(inst.stockpiles),
+    "stockpile_purchases": lambda inst: any(sp.markets for sp in inst.stockpiles),
 }
 """Tables older folders do not have: a missing one is empty unless the instance has the
 feature that fills it (then it is reported missing)."""
@@ -98,7 +105,7 @@ TEXT_COLUMNS = frozenset({
     "facility", "market", "origin", "scenario", "term", "rule_id", "kind", "binding", "hard",
     "tag", "inputs", "row", "sense", "unit", "stage", "country", "dual_basis",
     "shadow_price", "shadow_price_per_pp", "price_term", "tier", "fiscal_payer", "payer",
-    "in_objective", "build_id", "paid_by",
+    "in_objective", "build_id", "paid_by", "stockpile", "holder",
 })
 """Columns read as text (IDs keep their spelling: 'NA', '007'; the empty tag stays ''); all
 others are numbers. Shadow prices are text here: they must be a number or empty. `tier` is
@@ -117,6 +124,8 @@ REQUIRED_NUMBERS: dict[str, tuple[str, ...]] = {
     "unmet": ("year", "demand_t", "delivered_t", "unmet_t"),
     "origin": ("year", "tonnes", "share"),
     "builds": ("built",),
+    "stockpiles": ("year", "purchased_t", "released_t", "level_t", "release_allowed"),
+    "stockpile_purchases": ("year", "volume_t"),
     "costs": ("value",),
     "scenario_costs": ("value",),
     "rules": (),
@@ -125,7 +134,7 @@ REQUIRED_NUMBERS: dict[str, tuple[str, ...]] = {
 
 QUANTITY_COLUMNS = frozenset({"volume_t", "flow_t", "production_t", "unmet_t", "demand_t",
                               "delivered_t", "shortfall_t", "stock_t", "tonnes", "credit",
-                              "curtailed_t"})
+                              "curtailed_t", "purchased_t", "released_t", "level_t"})
 """Tonnes (and credits): never negative."""
 
 
@@ -226,6 +235,7 @@ def _ids_ok(c: Ctx, name: str, where: str, row: dict) -> bool:
     known: dict[str, Mapping[str, Any]] = {
         "offer_id": c.offers, "buyer": c.buyers, "facility": c.facilities,
         "market": c.markets, "rule_id": c.rules, "build_id": c.build_options,
+        "stockpile": c.stockpiles,
     }
     for col, ids in known.items():
         if name == "costs" and col == "buyer" and row[col] == "":
@@ -283,6 +293,13 @@ class Plan:
     """h_bkts: (buyer, material, year, scenario) -> t held from year t to t + 1."""
     built: dict[str, int] = field(default_factory=dict)
     """b_j: build option -> 1 if built (builds.csv; options without a row are not built)."""
+    stockpile_purchase: dict[tuple[str, str, int, str], float] = field(
+        default_factory=lambda: defaultdict(float))
+    """y_pkt(s): (stockpile, market, year, scenario) -> t bought (stockpile_purchases.csv)."""
+    stockpile_level: dict[tuple[str, str, int, str], float] = field(
+        default_factory=lambda: defaultdict(float))
+    """L_p tag ts: (stockpile, tag, year, scenario) -> t at the end of the year (stockpiles.csv;
+    tags without a row hold nothing)."""
 
     def committed(self, o_id: str, year: int) -> float:
         """sum_b q_obt (over every buyer with a row)."""
@@ -344,6 +361,12 @@ def read_plan(c: Ctx, t: dict[str, pd.DataFrame]) -> Plan:
         if r["build_id"] in plan.built:
             c.flag("table", where, 1.0, f"build option '{r['build_id']}' repeated")
         plan.built[r["build_id"]] = _binary(c, where, r["built"], "built")
+    for _, r in numbered(t["stockpile_purchases"]):
+        plan.stockpile_purchase[(r["stockpile"], r["market"], int(r["year"]),
+                                 r["scenario"])] += r["volume_t"]
+    for _, r in numbered(t["stockpiles"]):
+        plan.stockpile_level[(r["stockpile"], r["tag"], int(r["year"]),
+                              r["scenario"])] += r["level_t"]
     return plan
 
 

@@ -76,6 +76,10 @@ def effective_arcs(inst: Any) -> list[ArcSpec]:
     for (i, j), freight in listed.items():
         if i in products and j in inputs and products[i] in inputs[j]:
             pairs[(i, j)] = freight
+    for sp in getattr(inst, "stockpiles", None) or []:  # stockpile -> its location only
+        if sp.id not in products and sp.material in inputs.get(sp.location, ()):
+            products[sp.id] = sp.material
+            pairs[(sp.id, sp.location)] = sp.release_freight_per_kg
     return [ArcSpec(i, j, products[i], fr) for (i, j), fr in sorted(pairs.items())]
 
 
@@ -131,7 +135,23 @@ def source_nodes(inst: Any, buyer_id: str, year: int | None) -> set[str]:
     for k in inst.spot_markets:
         if k.unlimited or any(at(k.availability_t, y) > 0 for y in years):
             out.add(k.id)
+    for sp in getattr(inst, "stockpiles", None) or []:
+        if (sp.initial_t > 0 or sp.markets) and buyer_id in release_buyers(inst, sp):
+            out.add(sp.id)  # may release to this buyer (stockpile_balance)
     return out
+
+
+def release_buyers(inst: Any, sp: Any) -> list[str]:
+    """Buyers a stockpile may release to: `release_to`, else the holder (a buyer's stock) or
+    every buyer (a government's); only the location when it is a buyer."""
+    buyers = sorted(b.id for b in inst.buyers)
+    if sp.release_to is not None:
+        out = sorted(set(sp.release_to) & set(buyers))
+    elif sp.holder in buyers:
+        out = [sp.holder]
+    else:
+        out = buyers
+    return [b for b in out if sp.location not in buyers or b == sp.location]
 
 
 def active_nodes(inst: Any, arcs: list[ArcSpec], buyer_id: str, year: int | None) -> set[str]:

@@ -106,6 +106,7 @@ FAMILIES: tuple[str, ...] = (
     "prepayment_credit", "facility_build",
     "facility_capacity", "facility_output", "facility_input", "spot_availability",
     "demand_balance",
+    "stockpile_balance", "stockpile_level", "stockpile_release",
 )
 """Constraint families that are not rule kinds, in the order `build_model` adds them; each
 has a builder `add_<family>` and a section `### <family>` in models/formulation.md."""
@@ -120,6 +121,7 @@ COST_TERMS: tuple[str, ...] = (
     "freight",
     "operating_costs", "resale_credit", "holding_costs", "unmet_demand_penalty",
     "rule_violation_penalties",
+    "stockpile_purchases", "stockpile_holding", "stockpile_releases",
 )
 """Objective terms in report order; each has a model expression (formulation.model), a
 checker function (check.objective) and a line in the Objective section of formulation.md.

@@ -27,7 +27,7 @@ from offtake.domain.schema import (
     ScenarioSpec,
 )
 
-CHANGE_KEYS = ("index_paths", "capacity", "demand", "spot")
+CHANGE_KEYS = ("index_paths", "capacity", "demand", "spot", "releases")
 LISTS = CHANGE_KEYS[1:]
 
 
@@ -242,7 +242,10 @@ def _export_control_levels(e: ExportControlEvent, raw: dict, years: list[int]) -
         for label, pk, span in durations:
             last = None if span is None or y0 + span - 1 >= years[-1] else y0 + span - 1
             window = {"from_year": y0, **({"to_year": last} if last is not None else {})}
-            ch: dict[str, Any] = {"index_paths": {}, "capacity": [], "demand": [], "spot": []}
+            ch: dict[str, Any] = {"index_paths": {}, "capacity": [], "demand": [], "spot": [],
+                                  "releases": []}
+            if e.releases:  # stockpiles that may release while the event lasts
+                ch["releases"].append({"stockpiles": list(e.releases), **window})
             if facilities:
                 ch["capacity"].append({"facilities": facilities, **window,
                                        "multiplier": e.supply_share,

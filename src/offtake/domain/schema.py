@@ -402,6 +402,66 @@ class SpotMarket(_Strict):
         return self
 
 
+class Stockpile(_Strict):
+    """A strategic stockpile (formulation.md, stockpile_balance): held by a buyer (`holder` =
+    its id; costs in the objective) or a government (any other name; costs are its fiscal
+    cost), of one material, at a location (a facility whose recipe takes the material, or a
+    buyer that demands it). Filled by purchases on its spot markets (first stage, or per
+    scenario), released to buyers along the arc stockpile -> location: at any time, or only
+    where a scenario's `releases` (a disruption) allow it. The stock keeps origin tags."""
+
+    id: Id
+    """Unique among nodes (facilities, spot markets, buyers, stockpiles)."""
+    holder: Annotated[str, StringConstraints(min_length=1)]
+    """A buyer id (a buyer's own stock) or a government's name (a third party)."""
+    material: Id
+    location: Id
+    """Node releases go to: a facility taking `material` in its recipe, or a buyer demanding
+    it."""
+    capacity_t: Tonnes
+    initial_t: Tonnes = 0.0
+    """Level before the first year."""
+    initial_origin: dict[StageField, CountryCode] = Field(default_factory=dict)
+    """Origin of the initial stock: country of each stage of its chain (as `feed_origin`)."""
+    holding_cost_per_kg_year: PricePerKg = 0.0
+    """Cost per kg held at the end of a year."""
+    min_level_t: TonnesSeries | None = None
+    """Minimum level at the end of each year, held wherever the stockpile may not release."""
+    markets: list[Id] = Field(default_factory=list)
+    """Spot markets of `material` it buys on (at their price, within their availability)."""
+    purchase_min_t: TonnesSeries = 0.0
+    purchase_max_t: TonnesSeries | None = None
+    """Purchases per year (all its markets): at least `purchase_min_t`, at most
+    `purchase_max_t` (None: only the capacity bounds them). A government's purchases are
+    data: give both, equal, and one market."""
+    purchase_stage: Literal["first", "scenario"] = "first"
+    """"first": purchases decided now, the same in every scenario; "scenario": per scenario."""
+    release: Literal["disruption", "any_time"] = "disruption"
+    """"disruption": releases only where a scenario's `releases` window covers the year;
+    "any_time": in every year and scenario."""
+    release_to: list[Id] | None = None
+    """Buyers it may release to (None: the holder, for a buyer's stockpile; every buyer, for
+    a government's)."""
+    release_price_per_kg: PriceSeries = 0.0
+    """What a buyer pays a government per kg released to it (0 for a buyer's own stock)."""
+    release_freight_per_kg: PricePerKg = 0.0
+    """Freight on the arc stockpile -> location."""
+    source: str = ""
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _levels(self) -> Stockpile:
+        if self.initial_t > self.capacity_t:
+            raise ValueError(f"initial_t {self.initial_t:g} is above capacity_t "
+                             f"{self.capacity_t:g}")
+        mins = (list(self.min_level_t.values()) if isinstance(self.min_level_t, dict)
+                else [self.min_level_t or 0.0])
+        if max(mins, default=0.0) > self.capacity_t:
+            raise ValueError(f"min_level_t {max(mins):g} is above capacity_t "
+                             f"{self.capacity_t:g}")
+        return self
+
+
 class Scope(_Strict):
     """Which part of the instance a rule speaks about; None means all."""
 
@@ -624,12 +684,24 @@ class SpotChange(_Dated):
     price_multiplier: Multiplier = 1.0
 
 
+class ReleaseWindow(_Dated):
+    """Years in which stockpiles may release in a scenario (a disruption hits): the listed
+    stockpiles (None: every stockpile with `release: disruption`), from `from_year` (None:
+    the first year) through `to_year` (None: the last year)."""
+
+    stockpiles: list[Id] | None = None
+    from_year: Year | None = None
+    to_year: Year | None = None
+
+
 class _Changes(_Strict):
     index_paths: dict[Id, PriceSeries] = Field(default_factory=dict)
     """Index id -> price path in this scenario (overrides the index's base path)."""
     capacity: list[CapacityChange] = Field(default_factory=list)
     demand: list[DemandChange] = Field(default_factory=list)
     spot: list[SpotChange] = Field(default_factory=list)
+    releases: list[ReleaseWindow] = Field(default_factory=list)
+    """Windows in which stockpiles may release (formulation.md, stockpile_release)."""
 
 
 class Scenario(_Changes):
@@ -698,6 +770,9 @@ class ExportControlEvent(_Strict):
     """Price jumps of price indices while the event lasts."""
     outside_price_multiplier: Multiplier = 1.0
     """Price jump of the spot markets of the materials outside the covered nations."""
+    releases: list[Id] = Field(default_factory=list)
+    """Stockpiles that may release while the event lasts (a release window in each of its
+    levels but `none`)."""
     description: str = ""
     source: str = ""
 
@@ -783,6 +858,7 @@ class Instance(_Strict):
     price_indices: list[PriceIndex] = Field(default_factory=list)
     tariffs: list[Tariff] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    stockpiles: list[Stockpile] = Field(default_factory=list)
     scenarios: list[Scenario] = Field(
         default_factory=lambda: [Scenario(id="base", probability=1.0)]
     )
@@ -810,12 +886,14 @@ SECTION_MODELS: dict[str, type[_Strict]] = {
     "spot_markets": SpotMarket,
     "price_indices": PriceIndex,
     "tariffs": Tariff,
+    "stockpiles": Stockpile,
     "scenarios": Scenario,
 }
 """Model of each top-level section (for list sections: of each item). Rules use `Rule`."""
 
 LIST_SECTIONS = ("country_groups", "materials", "facilities", "buyers", "offers",
-                 "spot_markets", "price_indices", "tariffs", "rules", "scenarios")
+                 "spot_markets", "price_indices", "tariffs", "rules", "scenarios",
+                 "stockpiles")
 
 
 _rule_adapter: TypeAdapter[Any] = TypeAdapter(Rule)

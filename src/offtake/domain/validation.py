@@ -31,6 +31,7 @@ from offtake.domain.network import (
     node_inputs,
     node_products,
 )
+from offtake.domain.stockpiles import check_stockpiles
 
 PROBABILITY_TOL = 1e-9
 _NUMERIC_LOOKING = re.compile(r"^[0-9]+([eE][0-9]+)?$|^[0-9]+\.[0-9]+$")
@@ -68,6 +69,7 @@ def check_instance(inst: Any, partial: bool = False) -> list[Finding]:
     _check_offers(inst, c)
     _check_builds(inst, c)
     _check_scenarios(inst, c)
+    check_stockpiles(inst, c)
     _check_prices(inst, c)
     _check_magnitudes(inst, c)
     if not partial and not any(f.severity == "error" for f in c.items):
@@ -91,7 +93,8 @@ def _check_ids(inst: Any, c: _Collector) -> None:
         # facilities, buyers and spot markets are all nodes of the network: one namespace
         "nodes": [("facilities", i, x) for i, x in enumerate(inst.facilities)]
         + [("buyers", i, x) for i, x in enumerate(inst.buyers)]
-        + [("spot_markets", i, x) for i, x in enumerate(inst.spot_markets)],
+        + [("spot_markets", i, x) for i, x in enumerate(inst.spot_markets)]
+        + [("stockpiles", i, x) for i, x in enumerate(getattr(inst, "stockpiles", None) or [])],
     }
     for space, items in namespaces.items():
         rows = items if space in ("nodes", "offers and build options") else [

@@ -52,6 +52,7 @@ from offtake.domain.scenarios import (
 )
 from offtake.domain.schema import Instance
 from offtake.formulation.ruledata import RuleRow, count_rule_offers, rule_rows
+from offtake.formulation.stockpiledata import StockpileData, stock_tags, stockpile_data
 
 KG_PER_T = 1000.0
 EXPECTED = "expected"
@@ -242,7 +243,8 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class ModelData(Settings, RuleData, BuildData, MarketData, ChainData, OfferData, Dimensions):
+class ModelData(Settings, StockpileData, RuleData, BuildData, MarketData, ChainData, OfferData,
+                Dimensions):
     """Everything `model.build_model` reads, in named parts (each built by its own function
     below; the fields are read flat: `d.offer_price_per_t`). Money coefficients are per tonne.
     """
@@ -278,7 +280,7 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
     src = _Sources.of(inst)
     offers = _offer_data(src)
     parts = (_dimensions(src), offers, _chain_data(src, offers), _market_data(src),
-             _build_data(src, offers), _rule_settings(inst),
+             _build_data(src, offers), _rule_settings(inst), stockpile_data(inst),
              Settings(elastic, cvar_weight, cvar_alpha, cvar_limit))
     d = ModelData(**{f.name: getattr(part, f.name) for part in parts for f in fields(part)})
     return replace(d, RULE_SUPPLIER_OFFERS=tuple(sorted(count_rule_offers(inst, src.years))),
@@ -563,6 +565,8 @@ def _propagate_tags(inst: Instance, arcs: list[ArcSpec], relevant: dict[str, set
             if a.from_node in rel and (a.to_node == b or a.to_node in rel):
                 into.setdefault(a.to_node, []).append(a)
         out: dict[str, set[str]] = {k: {spot_tag(spots[k])} for k in spots if k in rel}
+        out.update({sp.id: set(stock_tags(inst, sp)) for sp in inst.stockpiles
+                    if sp.id in rel})  # stockpiles release what they hold, tag by tag
         for f in order:
             if f not in rel:
                 continue

@@ -13,6 +13,7 @@ from offtake.formulation.expressions import (
     family_builder,
     group_by,
 )
+from offtake.formulation.stockpiles import stockpile_purchases_by_market
 
 
 @family_builder("facility_capacity")
@@ -103,15 +104,17 @@ def add_spot_availability(m: pyo.ConcreteModel, d: ModelData) -> None:
     .. math:: \\sum_b \\sum_{j,\\tau} x_{b,k\\to j,\\tau,ts} \\;\\le\\; A_{kts} \\qquad \\forall
         (k,t,s)
 
-    Reads spot_markets' availability_t (unlimited markets have no row). Dual: scarcity value
-    of spot volume (currency per t).
+    Reads spot_markets' availability_t (unlimited markets have no row); stockpiles' purchases
+    on the market count too (stockpile_balance). Dual: scarcity value of spot volume
+    (currency per t).
     """
     outs = group_by(m.FLOWS, lambda k: (k[1], k[4], k[5]), lambda k: k)
-    index = sorted(key for key in outs if key in d.spot_availability_t)
+    stocked = stockpile_purchases_by_market(m, d)
+    index = sorted(key for key in set(outs) | set(stocked) if key in d.spot_availability_t)
     m.SPOT_YEARS = pyo.Set(initialize=index, dimen=3, ordered=True)
     m.spot_availability_max = pyo.Constraint(
         m.SPOT_YEARS, rule=lambda _, k, y, s: sum(m.v_flow_t[x] for x in outs.get((k, y, s), []))
-        <= d.spot_availability_t[k, y, s])
+        + sum(stocked.get((k, y, s), [])) <= d.spot_availability_t[k, y, s])
 
 
 @family_builder("demand_balance")

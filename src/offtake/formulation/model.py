@@ -18,6 +18,7 @@ import pyomo.core as pyo
 import offtake.formulation.builds  # noqa: F401  (registers the build options' family)
 import offtake.formulation.contracts  # noqa: F401  (registers the contract families)
 import offtake.formulation.flows  # noqa: F401  (registers the physical-chain families)
+import offtake.formulation.stockpiles  # noqa: F401  (registers the stockpile families)
 from offtake.domain.registry import COST_TERMS as TERM_ORDER
 from offtake.domain.registry import FAMILIES, RISK_FAMILIES, RULE_KINDS, count_kinds
 from offtake.formulation.data import ModelData
@@ -127,3 +128,4 @@ def add_variables(m: pyo.ConcreteModel, d: ModelData) -> None:
     m.v_supplier_used = pyo.Var(m.RULE_SUPPLIERS, domain=pyo.Binary)
     m.v_count_violation = pyo.Var(m.RELAXABLE_COUNT_RULES, domain=pyo.NonNegativeReals)
     m.v_rule_violation_t = pyo.Var(m.RELAXABLE_ROWS, domain=pyo.NonNegativeReals)
+    offtake.formulation.stockpiles.add_stockpile_variables(m, d)

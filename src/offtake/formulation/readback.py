@@ -85,6 +85,12 @@ def solution_values(m: pyo.ConcreteModel, d: ModelData) -> dict[str, pd.DataFram
         "resale": frame(m.v_resale_t, ["buyer", "market", "year", "scenario"], "volume_t"),
         "stock": frame(m.v_stock_t, ["buyer", "material", "year", "scenario"], "stock_t"),
         "built": frame(m.v_built, ["build_id"], "built"),
+        "stockpile_order": frame(m.v_stockpile_order_t, ["stockpile", "market", "year"],
+                                 "volume_t"),
+        "stockpile_buy": frame(m.v_stockpile_buy_t, ["stockpile", "market", "year", "scenario"],
+                               "volume_t"),
+        "stockpile_level": frame(m.v_stockpile_level_t, ["stockpile", "tag", "year", "scenario"],
+                                 "level_t"),
     }
 
 
@@ -111,7 +117,8 @@ def _rule_row_values(m: pyo.ConcreteModel, d: ModelData) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["row_id", "scenario", "num", "den"])
 
 
-FIRST_STAGE = ("v_signed", "v_start", "v_volume_t", "v_tier", "v_tier_t", "v_built")
+FIRST_STAGE = ("v_signed", "v_start", "v_volume_t", "v_tier", "v_tier_t", "v_built",
+               "v_stockpile_order_t")
 """Decisions taken now, the same in every scenario (the portfolio)."""
 
 

@@ -291,7 +291,7 @@ SINGULAR = {
     "country_groups": "country_group", "materials": "material", "facilities": "facility",
     "buyers": "buyer", "offers": "offer", "spot_markets": "spot_market",
     "price_indices": "price_index", "tariffs": "tariff", "rules": "rule",
-    "scenarios": "scenario",
+    "scenarios": "scenario", "stockpiles": "stockpile",
 }
 """The first column of a child sheet: the item it belongs to."""
 
@@ -355,6 +355,7 @@ def sheets() -> list[Sheet]:
         *items("price_indices"),
         *items("tariffs"),
         *items("rules"),
+        *items("stockpiles"),
         *items("scenarios"),
         Sheet("scenario_changes", "child", "scenarios",
               (Column("scenario", "text", ref="scenarios"),

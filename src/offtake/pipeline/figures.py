@@ -6,7 +6,8 @@ what a sweep or a Pareto front records for each point.
   `scenario_term_cost`);
 * third parties' fiscal cost per payer, expected and in each scenario: floor support (the
   `fiscal_floor_support` rows of `costs.csv`, from the `delivered` expression) plus the
-  government-paid builds (`fiscal_build_support`, the same in every scenario);
+  government-paid builds (`fiscal_build_support`, the same in every scenario) and the
+  stockpiles a government holds (`fiscal_stockpile`);
 * the objective per buyer, directly: each cost term's linear form split by the buyer its
   variables are indexed by; what no single buyer's variable carries (signing, prepayments,
   rebates, credits, supplier counts, builds) is `shared`, not split (`costs.csv` splits
@@ -35,6 +36,7 @@ from offtake.domain.risk import summary
 from offtake.formulation.data import EXPECTED, ModelData
 from offtake.formulation.expressions import delivered
 from offtake.formulation.rules import row_form, row_scenarios
+from offtake.formulation.stockpiles import government_costs
 
 SHARED = "shared"
 """The `buyer_cost` entry for costs that no single buyer's variable carries."""
@@ -100,8 +102,8 @@ def key_figures(m: pyo.ConcreteModel, d: ModelData, plan: dict[str, dict]) -> Ke
 
 def _fiscal(m: pyo.ConcreteModel, d: ModelData
             ) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
-    """Floor top-ups paid by third parties (discounted fiscal price x delivered tonnes) and
-    the discounted cost of the builds a government pays."""
+    """Floor top-ups paid by third parties (discounted fiscal price x delivered tonnes), the
+    discounted cost of the builds a government pays and of the stockpiles it holds."""
     per: dict[tuple[str, str], float] = {}
     for j, payer in d.build_government.items():
         cost = d.discount[d.build_cost_year[j]] * d.build_cost[j] * round(m.v_built[j].value
@@ -117,6 +119,8 @@ def _fiscal(m: pyo.ConcreteModel, d: ModelData
             if rate:
                 per[floor_payer, s] = per.get((floor_payer, s), 0.0) + (
                     d.discount[y] * rate * pyo.value(delivered(m, o, b, y, s)))
+    for key, x in government_costs(m, d).items():  # stockpiles a government holds
+        per[key] = per.get(key, 0.0) + x
     expected: dict[str, float] = {}
     for (payer, s), x in per.items():
         expected[payer] = expected.get(payer, 0.0) + d.probability[s] * x

@@ -18,6 +18,7 @@ import pandas as pd
 from offtake.domain.registry import COST_TERMS, RULE_KINDS
 from offtake.domain.schema import Instance
 from offtake.formulation.data import ModelData
+from offtake.results.stockpiles import split_stockpile_costs
 
 Split = dict[str, dict[str, float]]
 """term -> buyer -> expected discounted cost."""
@@ -59,6 +60,7 @@ def split_by_buyer(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame],
     u = t["unmet"]
     add("unmet_demand_penalty", zip(u["buyer"], u["year"], u["scenario"], u["penalty"],
                                     strict=True))
+    split_stockpile_costs(d, t, out)
     _shared_contract_items(inst, d, v, t, out, weight)
     _build_costs(inst, d, t, out)
     _penalties(inst, d, t, out)

@@ -23,6 +23,9 @@ from offtake.domain.schema import Instance
 from offtake.formulation.data import EXPECTED, FIRST_STAGE_ROW, KG_PER_T, ModelData
 from offtake.results.buyer_costs import split_by_buyer
 from offtake.results.folder import write_frame, write_text, writing
+from offtake.results.stockpiles import COLUMNS as STOCKPILE_COLUMNS
+from offtake.results.stockpiles import FISCAL_TERM as STOCKPILE_FISCAL
+from offtake.results.stockpiles import fiscal_stockpile, stockpile_tables
 from offtake.solvers.options import SolveOutcome
 
 ZERO = 1e-9
@@ -57,11 +60,13 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "rules": ["rule_id", "kind", "row", "year", "scenario", "sense", "lhs", "bound", "slack",
               "violation", "binding", "hard", "unit", "share", "share_bound", "base_t",
               "shadow_price", "shadow_price_per_pp", "dual_basis"],
+    **STOCKPILE_COLUMNS,
 }
 ID_COLUMNS = {"offer_id", "supplier", "company", "material", "buyer", "from_node", "to_node",
               "scenario", "facility", "market", "origin", "term", "rule_id", "kind", "tag",
               "inputs", "row", "stage", "country", "sense", "unit", "dual_basis", "price_term",
               "fiscal_payer", "payer", "build_id", "paid_by"}
+ID_COLUMNS |= {"stockpile", "holder"}
 
 
 @dataclass
@@ -347,6 +352,7 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
         "rules": pd.concat([_count_rule_rows(inst, d, signed, v), _share_rule_rows(inst, d, v)],
                            ignore_index=True)[TABLE_COLUMNS["rules"]],
     }
+    tables.update(stockpile_tables(d, v, tables["flows"]))
     tables["costs"] = _cost_rows(inst, d, v, tables)
     return tables
 
@@ -530,6 +536,8 @@ def _cost_rows(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame],
             d.discount[d.build_cost_year[j]] * d.build_cost[j] * round(built.get(j, 0.0)))
     rows += [("fiscal_build_support", x, payer, False, "")
              for payer, x in sorted(support.items())]
+    rows += [(STOCKPILE_FISCAL, x, payer, False, "")
+             for payer, x in sorted(fiscal_stockpile(d, tables).items())]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS["costs"])
 
 
