@@ -498,6 +498,7 @@ def whatif_page() -> None:
     else:
         st.caption(f"instance {instance}; the base run's own changes and solve options are "
                    "kept")
+        jobs().warm()  # the worker starts while the changes are being written
         ids = _offers(str(instance), instance.stat().st_mtime)
         _one_number(_numbers(str(instance), instance.stat().st_mtime))
         with st.form("whatif"):

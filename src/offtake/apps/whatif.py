@@ -193,11 +193,22 @@ class Jobs:
         with self._lock:
             self._live.add(name)
             self._queue.put((job, name))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._drain, name="offtake-whatif",
-                                                daemon=True)
-                self._thread.start()
+            self._start()
         return name
+
+    def warm(self) -> None:
+        """Start the executor now (a process pool's worker starts and imports the solve
+        path), so that the first what-if does not wait for that. It stops again after a
+        minute without work."""
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        """The draining thread, started if none runs (the caller holds the lock)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._drain, name="offtake-whatif",
+                                            daemon=True)
+            self._thread.start()
 
     def _update(self, name: str, **changes: Any) -> None:
         path = self.folder / f"{name}.json"
