@@ -161,3 +161,72 @@ def test_a_release_window_naming_an_unknown_stockpile_is_rejected():
     raw["scenarios"][1]["releases"][0]["stockpiles"] = ["SPX"]
     res = check(raw)
     assert "unknown_reference" in codes(res, "error")
+
+
+def test_purchases_per_scenario_are_made_where_the_ban_comes(tmp_path):
+    """With `purchase_stage: scenario` the purchases are second-stage: only the ban scenario
+    buys (10 t in 2026 at 300 USD/kg, held one year at 20): ban 3.0M (2026 demand) + 3.0M +
+    0.2M = 6.2M, open 3.0M + 3.0M = 6.0M (no stock): E = 6.1M, against 7.8M when the
+    purchase is decided before the scenario is known."""
+    raw = copy.deepcopy(BAN)
+    raw["stockpiles"][0]["purchase_stage"] = "scenario"
+    res = solve_checked(instance(raw), tmp_path)
+    assert res.objective == approx(6_100_000)
+    pu = res.tables["stockpile_purchases"]
+    assert set(pu["scenario"]) == {"ban"} and pu["volume_t"].sum() == approx(10)
+
+
+def test_a_minimum_level_and_purchase_bounds_bind(tmp_path):
+    """Without a release window, a minimum level of 5 t (held in every year: no release is
+    ever allowed) forces 5 t bought in 2026 and held two years: 5 x (300,000 + 2 x 20,000) =
+    1.7M on top of 9.0M: 10.7M. With the release window back and at most 4 t bought a year,
+    the stock's value is 4 x 120,000 (first test): 9.0M - 0.48M = 8.52M."""
+    raw = copy.deepcopy(BAN)
+    del raw["scenarios"][1]["releases"]
+    raw["stockpiles"][0]["min_level_t"] = 5
+    res = solve_checked(instance(raw), tmp_path / "min")
+    assert res.objective == approx(10_700_000)
+    raw = copy.deepcopy(BAN)
+    raw["stockpiles"][0]["purchase_max_t"] = 4
+    assert solve_checked(instance(raw), tmp_path / "max").objective == approx(8_520_000)
+
+
+PROCESSED: dict = {
+    "meta": {"name": "stock-to-magnet", "currency": "USD", "price_year": 2025},
+    "horizon": {"first_year": 2026, "last_year": 2026},
+    "materials": [{"id": "DY", "form": "oxide"}, {"id": "MAG", "form": "magnet"}],
+    "facilities": [{"id": "JP-MAG", "company": "M", "country": "JP", "stage": "MAGNET",
+                    "product": "MAG", "capacity_t": 1000, "recipe": {"DY": 1.0},
+                    "opex_per_kg": 10}],
+    "buyers": [{"id": "B", "country": "JP", "demand_t": {"MAG": 10}}],
+    "spot_markets": [
+        {"id": "CN-DY", "material": "DY", "origin": "CN", "price_per_kg": 300,
+         "unlimited": True, "feed_origin": {"MINE": "CN", "SEP_H": "CN"}}],
+    "stockpiles": [{"id": "GOV", "holder": "JP-GOV", "material": "DY", "location": "JP-MAG",
+                    "capacity_t": 10, "initial_t": 4, "release": "any_time",
+                    "initial_origin": {"MINE": "AU", "SEP_H": "MY"},
+                    "release_price_per_kg": 500}],
+    "rules": [{"id": "NONCN", "kind": "min_content_share", "min_share": 0.4,
+               "stages": ["SEP_H"], "countries": ["MY", "AU"]}],
+}
+"""A magnet maker (toll 10 USD/kg, 1 t of Dy oxide per t of magnet in this toy recipe)
+makes B's 10 t from Chinese oxide at 300 USD/kg or from a government stock of 4 t of
+Australian-Malaysian oxide released to the plant (any time) at 500 USD/kg; B must get at
+least 40 % of its magnets from chains separated in MY or AU."""
+
+
+def test_released_oxide_keeps_its_tag_through_processing(tmp_path):
+    """The content rule is met only by the stock's tag: 4 t released at 500,000 (2.0M) and
+    6 t of Chinese oxide (1.8M), 10 t tolled (0.1M): 3.9M; the magnets made from the stock
+    carry SEP_H MY, 40 % of B's magnets. The government's fiscal cost is -2.0M (release
+    payments, no holding cost). Without the rule B takes no stock: 3.1M."""
+    res = solve_checked(instance(PROCESSED), tmp_path)
+    assert res.objective == approx(3_900_000)
+    o = res.tables["origin"].set_index(["stage", "country"])
+    assert o.loc[("SEP_H", "MY"), "tonnes"] == approx(4) and o.loc[("SEP_H", "MY"),
+                                                                   "share"] == approx(0.4)
+    costs = res.tables["costs"]
+    assert costs[costs["term"] == "fiscal_stockpile"]["value"].sum() == approx(-2_000_000)
+    raw = copy.deepcopy(PROCESSED)
+    del raw["rules"]
+    assert solve_checked(instance(raw), tmp_path / "free").objective == approx(3_100_000)
