@@ -258,6 +258,10 @@ def test_the_consortium_page_shows_coalitions_allocations_and_the_core_check(
     for method in ("proportional", "shapley", "nucleolus", "least_core"):
         assert method in core
     assert "The core is empty" in core
+    [heading] = [h for h in browser.find_elements(By.TAG_NAME, "h3")
+                 if h.text.startswith("Core check")]
+    browser.execute_script("arguments[0].scrollIntoView()", heading)
+    browser.save_screenshot(str(ARTIFACTS / "consortium-core-check.png"))
 
 
 def _open_whatif(driver: webdriver.Chrome, app: str) -> None:
