@@ -145,6 +145,8 @@ def test_the_checker_catches_a_wrong_stock_table(tmp_path):
     ({"release_to": ["C"]}, "stockpile_release_to"),
     ({"holder": "JP-GOV"}, "stockpile_government_purchases"),
     ({"release_price_per_kg": 100}, "stockpile_release_price"),
+    ({"min_level_t": 5, "markets": []}, "stockpile_min_unreachable"),
+    ({"min_level_t": {2026: 3, 2027: 9}, "purchase_max_t": 4}, "stockpile_min_unreachable"),
 ])
 def test_schema_rejects_bad_stockpiles_with_a_location(change, code_or_text):
     raw = copy.deepcopy(BAN)

@@ -43,7 +43,8 @@ def _series_ok(c: Any, series: Any, years: list[int], loc: str) -> None:
 def check_stockpiles(inst: Any, c: Any) -> None:
     """Located findings for every stockpile: material, location (a facility taking the
     material, or a buyer demanding it), markets (of the material), buyers released to,
-    series aligned to the horizon, purchase bounds in order, a government's purchases fixed
+    series aligned to the horizon, purchase bounds in order, a minimum level it can reach
+    (initial level plus the most it may buy), a government's purchases fixed
     (minimum = maximum, one market), no release price on a buyer's own stock, and the
     stockpiles named by scenarios' release windows."""
     stockpiles = list(getattr(inst, "stockpiles", None) or [])
@@ -99,6 +100,17 @@ def check_stockpiles(inst: Any, c: Any) -> None:
             c.error("min_above_max", f"{loc}.purchase_min_t",
                     "purchase_min_t is above purchase_max_t in some year")
         buys = sp.purchase_max_t is None or any(at(sp.purchase_max_t, y) > 0 for y in years)
+        if sp.min_level_t is not None and not (sp.markets and sp.purchase_max_t is None):
+            reachable = sp.initial_t
+            for y in years:
+                reachable += at(sp.purchase_max_t, y) if sp.markets else 0.0
+                if at(sp.min_level_t, y) > min(reachable, sp.capacity_t) + 1e-9:
+                    c.error("stockpile_min_unreachable", f"{loc}.min_level_t",
+                            f"the minimum level {at(sp.min_level_t, y):g} t in {y} is above "
+                            f"what the stockpile can hold by then ({reachable:g} t: initial "
+                            "level plus the most it may buy)",
+                            "lower min_level_t, or allow purchases (markets, purchase_max_t)")
+                    break
         if any(at(sp.purchase_min_t, y) > 0 for y in years) and not sp.markets:
             c.error("stockpile_market", f"{loc}.markets",
                     "purchase_min_t asks for purchases but no market is listed")
