@@ -335,6 +335,32 @@ def test_the_store_holds_one_writer_and_ignores_half_written_files(tmp_path):
         SweepStore(tmp_path / "other")
 
 
+def test_the_newest_record_of_a_point_is_per_sweep_place_and_instance(tmp_path):
+    """Four records with no changes (one point_id): a CVaR front's points 0 and 1 (options
+    differ), the base point of a sweep of another instance, and point 0 of the front solved
+    again later. `frame()` keeps three: the front's two points (point 0's newer record) and
+    the other sweep's base point."""
+    from offtake.analysis.spec import Point
+    from offtake.analysis.store import SweepStore
+
+    pid = Point(0, {}, ()).point_id
+    store = SweepStore(tmp_path / "s")
+
+    def record(key, sweep, index, sha, day, objective):
+        return {"key": key, "point_id": pid, "sweep": sweep, "index": index,
+                "instance_sha256": sha, "status": "optimal",
+                "finished_at": f"2026-01-0{day}T00:00:00", "objective": objective}
+
+    with store.lock():
+        store.write(record("a", "pareto-cvar", 0, "x", 1, 1.0))
+        store.write(record("b", "pareto-cvar", 1, "x", 1, 2.0))
+        store.write(record("c", "crma", 0, "y", 1, 3.0))
+        store.write(record("d", "pareto-cvar", 0, "x", 2, 4.0))
+    frame = store.frame()
+    assert sorted(frame["key"]) == ["b", "c", "d"]
+    assert len(store.frame(latest=False)) == 4
+
+
 def test_the_store_merges_record_files_and_keeps_the_newest_record_of_each_key(tmp_path):
     """compact_at=4: the 4th and 8th writes merge the record files into a segment (two
     segments, no record file); a 9th write of key k2 (failed, finished later) is a record

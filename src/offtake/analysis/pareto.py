@@ -298,9 +298,9 @@ def frontier_table(result: ParetoResult) -> pd.DataFrame:
 
 def read_front(records: pd.DataFrame, sweep: str) -> ParetoResult:
     """The front of `offtake pareto --metric METRIC` as its store holds it: the records of
-    the sweep named `pareto-METRIC` in `records` (`SweepStore.frame(latest=False)`: every
-    point of a CVaR front has the same changes, none, and so the same point_id, which
-    `frame()` would keep one of), the newest of each key, in the front's order, read as
+    the sweep named `pareto-METRIC` in `records` (`SweepStore.frame(latest=False)`: the
+    front's points as solved with their options, which `frame()` would also narrow to the
+    newest run of each place), the newest of each key, in the front's order, read as
     `run_pareto` returns them (for `front_frame`). A sweep name that is not a front raises
     ValueError."""
     metric = METRICS.get(sweep.removeprefix("pareto-")) if sweep.startswith("pareto-") \

@@ -51,6 +51,10 @@ FAILED = ("failed", "timeout")
 """Statuses of points that did not run to the end (tried again when a sweep is resumed)."""
 
 
+POINT_COLUMNS = ("sweep", "index", "point_id", "instance_sha256")
+"""What makes a point (`frame(latest=True)` keeps the newest record of each)."""
+
+
 class StoreError(RuntimeError):
     pass
 
@@ -170,10 +174,15 @@ class SweepStore:
         """The records (all columns, or `columns` plus key), ordered by their position in
         the sweep; `where` is a DuckDB SQL condition ("status = 'optimal'", quote column
         names with ':' as "cost:tariffs"); `latest`: only the newest record of each point
-        (the store may hold older records of a point solved with other options or code)."""
+        of each sweep (the store may hold older records of a point solved with other
+        options or code). A point is its sweep, its place in it, its changes and the
+        instance they change: points of one sweep that differ in their options alone (a
+        CVaR front's) stay apart, and so do the unchanged base points of two sweeps."""
         if latest:
+            present = set(self._query("SELECT * FROM points LIMIT 0").columns)
+            by = ", ".join(f'"{c}"' for c in POINT_COLUMNS if c in present)
             sql = ("SELECT * FROM points QUALIFY row_number() OVER "
-                   "(PARTITION BY point_id ORDER BY finished_at DESC) = 1")
+                   f"(PARTITION BY {by} ORDER BY finished_at DESC) = 1")
         else:
             sql = "SELECT * FROM points"
         sql = f"SELECT * FROM ({sql})"
