@@ -6,6 +6,8 @@ the larger stockpiles of the same policies (Korea's 100 days [S143], Japan's 180
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import ROOT, approx, solve_checked
 
@@ -76,3 +78,21 @@ def test_larger_stockpiles_are_worth_proportionally_more(no_stock, tmp_path, day
     inst = set_values(load_or_raise(STUDY), [("stockpiles.JP-STOCK.initial_t", float(stock))])
     res = solve_checked(inst, tmp_path)
     assert no_stock.objective - res.objective == approx(stock * SAVED_PER_T * FIRST_BAN_YEAR)
+
+
+def test_the_report_shows_the_stockpile(tmp_path):
+    """The report frame (console, HTML, results.xlsx): nothing bought, 242 t released in the
+    40 % of the probability where a ban comes (2027 or 2028), 242 t left at the end in the
+    other 60 %."""
+    from offtake.report.html import write_report
+    from offtake.report.tables import stockpiles_frame
+
+    res = solve_checked(load_or_raise(STUDY), tmp_path)
+    frame = stockpiles_frame(res).set_index("stockpile")
+    assert frame.loc["JP-STOCK", "holder"] == "JP-GOV"
+    assert frame.loc["JP-STOCK", "bought (t)"] == 0
+    assert frame.loc["JP-STOCK", "released (t)"] == approx(0.4 * STOCK_T)
+    assert frame.loc["JP-STOCK", "end level (t)"] == approx(0.6 * STOCK_T)
+    assert frame.loc["JP-STOCK", "released in"] == "2027, 2028"
+    page, _ = write_report(tmp_path)
+    assert "<h2>Stockpiles</h2>" in Path(page).read_text()

@@ -212,6 +212,11 @@ def print_run(console: Console, r: Results, report: CheckReport | None,
         if unmet is not None and (unmet["unmet_t"] > 0).any():
             total = unmet["unmet_t"].sum()
             console.print(f"[red]Unmet demand: {total:,.1f} t (see unmet.csv)[/]")
+        stock = tables.stockpiles_frame(r)
+        if not stock.empty:
+            tonnes = ["bought (t)", "released (t)", "end level (t)"]
+            console.print(render(stock, right=tonnes,
+                                 formats=dict.fromkeys(tonnes, lambda x: f"{x:,.1f}")))
         console.print(rules_table(r, rows))
         if r.risk and r.tables.get("scenario_costs") is not None and \
                 r.tables["scenario_costs"]["scenario"].nunique() > 1:

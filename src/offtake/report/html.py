@@ -250,6 +250,11 @@ def build_report(out_dir: str | Path) -> Report:
     fiscal = tables.fiscal_frame(r)
     parts.append(figure("fiscal", plots.fiscal(fiscal, cur), "fiscal cost per payer"))
     parts.append(_table(fiscal, cur))
+
+    stock = tables.stockpiles_frame(r)
+    if not stock.empty:
+        parts.append("<h2>Stockpiles</h2>")
+        parts.append(_table(stock, cur))
     return Report(_page(r, parts), figs)
 
 

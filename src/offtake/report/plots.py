@@ -220,7 +220,8 @@ def shadow_prices(rules: pd.DataFrame, currency: str, top: int = 15) -> Figure:
     ax.set_title(f"Binding rules: shadow price ({currency} per tonne)")
     col = f"shadow price per unit ({currency})"
     hot = rules.dropna(subset=[col]) if col in rules else rules.iloc[0:0]
-    hot = hot[hot[col].abs() > 1e-6].head(top)
+    if col in hot:  # an instance without rules has an empty frame without columns
+        hot = hot[hot[col].abs() > 1e-6].head(top)
     if hot.empty:
         return _empty(fig, ax, "no binding rule with a shadow price")
     labels = [f"{r} {row}".strip() + (f" {int(y)}" if pd.notna(y) else "") for r, row, y in

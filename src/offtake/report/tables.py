@@ -519,6 +519,36 @@ def fiscal_frame(r: Results) -> pd.DataFrame:
                    "buyer's cost")
 
 
+def stockpiles_frame(r: Results) -> pd.DataFrame:
+    """Each stockpile (stockpiles.csv): holder, material, tonnes bought and released over the
+    horizon and the level at its end (expected over the scenarios), and the years in which
+    some scenario released from it."""
+    title = "Stockpiles (t, expected over the scenarios)"
+    columns = ["stockpile", "holder", "material", "bought (t)", "released (t)",
+               "end level (t)", "released in"]
+    st = r.tables.get("stockpiles")
+    if st is None or st.empty:
+        return _titled(pd.DataFrame(columns=columns), title)
+    sc = r.tables.get("scenario_costs")
+    prob = (dict(zip(sc["scenario"], sc["probability"].astype(float), strict=True))
+            if sc is not None and not sc.empty else {})
+    w = st["scenario"].map(lambda s: prob.get(s, 1.0))
+    unmet = r.tables.get("unmet")
+    last = int(max([*st["year"], *([] if unmet is None else unmet["year"])]))
+    rows = []
+    for p, g in st.groupby("stockpile", sort=True):
+        wg = w[g.index]
+        released = sorted({int(y) for y, x in zip(g["year"], g["released_t"], strict=True)
+                           if x > 0})
+        rows.append((p, g["holder"].iloc[0], g["material"].iloc[0],
+                     float((g["purchased_t"] * wg).sum()), float((g["released_t"] * wg).sum()),
+                     float((g["level_t"] * wg)[g["year"] == last].sum()),
+                     ", ".join(str(y) for y in released)))
+    return _titled(pd.DataFrame(rows, columns=columns), title,
+                   "levels kept per origin tag in stockpiles.csv; a government's costs are "
+                   "its fiscal cost (fiscal_stockpile)")
+
+
 # --- consortia (offtake consortium) ----------------------------------------------------------
 def consortium_frame(res: ConsortiumResult) -> pd.DataFrame:
     """The consortium in one record: members, market, coalitions solved (and read back from

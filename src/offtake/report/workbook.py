@@ -31,6 +31,7 @@ def result_frames(r: Results) -> dict[str, pd.DataFrame]:
         "rules": tables.rules_frame, "origin": tables.origin_frame,
         "concentration": tables.concentration_frame,
         "scenario_costs": tables.scenario_costs_frame, "fiscal": tables.fiscal_frame,
+        "stockpiles": tables.stockpiles_frame,
     }
     return {name: make(r) for name, make in makers.items()}
 
