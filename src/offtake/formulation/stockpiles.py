@@ -54,6 +54,8 @@ def stockpile_purchases_by_market(m: pyo.ConcreteModel, d: ModelData) -> dict:
 def _releases(m: pyo.ConcreteModel, d: ModelData) -> dict:
     """(stockpile, tag, year, scenario) -> the release flows (every buyer)."""
     stockpiles = set(d.STOCKPILES)
+    if not stockpiles:
+        return {}
     return group_by([k for k in m.FLOWS if k[1] in stockpiles],
                     lambda k: (k[1], k[3], k[4], k[5]), lambda k: m.v_flow_t[k])
 
@@ -177,9 +179,9 @@ def _stockpile_holding(m, d):
 @cost_term("stockpile_releases")
 def _stockpile_releases(m, d):
     parts: dict[str, list] = {s: [] for s in d.SCENARIOS}
-    stockpiles = set(d.STOCKPILES)
-    for b, i, j, t, y, s in m.FLOWS:
-        if i in stockpiles and not d.stockpile_buyer_held[i]:
+    stockpiles = {p for p in d.STOCKPILES if not d.stockpile_buyer_held[p]}
+    for b, i, j, t, y, s in (m.FLOWS if stockpiles else ()):
+        if i in stockpiles:
             price = d.stockpile_release_price_per_t[i, y]
             if price > 0:
                 parts[s].append(d.discount[y] * price * m.v_flow_t[b, i, j, t, y, s])
@@ -192,6 +194,8 @@ def government_costs(m: pyo.ConcreteModel, d: ModelData) -> dict[tuple[str, str]
     (`fiscal_stockpile`; not in the objective)."""
     out: dict[tuple[str, str], float] = {}
     held = {p for p in d.STOCKPILES if not d.stockpile_buyer_held[p]}
+    if not held:
+        return out
     for p in held:
         for s in d.SCENARIOS:
             out.setdefault((d.stockpile_holder[p], s), 0.0)
