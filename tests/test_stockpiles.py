@@ -232,3 +232,19 @@ def test_released_oxide_keeps_its_tag_through_processing(tmp_path):
     raw = copy.deepcopy(PROCESSED)
     del raw["rules"]
     assert solve_checked(instance(raw), tmp_path / "free").objective == approx(3_100_000)
+
+
+def test_sweep_figures_credit_a_buyers_stockpile_and_count_a_governments(tmp_path):
+    """The key figures a sweep records: B's own stockpile (purchases and holding) is B's cost,
+    nothing is shared (7.8M); a government's stock is its fiscal cost (-1.7M, as costs.csv)."""
+    from offtake.pipeline.solve import WarmSolver
+
+    f = WarmSolver(figures=True).solve(instance(BAN)).figures
+    assert f.buyer_cost["B"] == approx(7_800_000) and f.buyer_cost["shared"] == approx(0)
+    raw = copy.deepcopy(BAN)
+    raw["stockpiles"] = [{"id": "SP", "holder": "JP-GOV", "material": "DY", "location": "B",
+                          "capacity_t": 20, "initial_t": 10, "holding_cost_per_kg_year": 20,
+                          "initial_origin": {"MINE": "AU", "SEP_H": "AU"},
+                          "release_price_per_kg": 400}]
+    f = WarmSolver(figures=True).solve(instance(raw)).figures
+    assert f.fiscal["JP-GOV"] == approx(-1_700_000)

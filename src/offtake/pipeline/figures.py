@@ -131,8 +131,10 @@ def _fiscal(m: pyo.ConcreteModel, d: ModelData
 
 def _buyer_cost(m: pyo.ConcreteModel, d: ModelData) -> dict[str, float]:
     """Each cost term's linear form, term by term, credited to the one buyer its variable's
-    index names (`shared` when it names none)."""
+    index names, or the buyer holding the stockpile it names (`shared` when it names
+    none)."""
     buyers = set(d.BUYERS)
+    held = {p: h for p, h in d.stockpile_holder.items() if d.stockpile_buyer_held[p]}
     out = dict.fromkeys([*d.BUYERS, SHARED], 0.0)
     for n in COST_TERMS:
         repn = generate_standard_repn(getattr(m, f"cost_{n}").expr, quadratic=False)
@@ -142,7 +144,8 @@ def _buyer_cost(m: pyo.ConcreteModel, d: ModelData) -> dict[str, float]:
             if not x:
                 continue
             index = v.index()
-            named = buyers.intersection(index if isinstance(index, tuple) else (index,))
+            key = index if isinstance(index, tuple) else (index,)
+            named = buyers.intersection(key) or {held[x] for x in key if x in held}
             who = next(iter(named)) if len(named) == 1 else SHARED
             out[who] += float(coef) * x
     return out
