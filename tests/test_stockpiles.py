@@ -248,3 +248,18 @@ def test_sweep_figures_credit_a_buyers_stockpile_and_count_a_governments(tmp_pat
                           "release_price_per_kg": 400}]
     f = WarmSolver(figures=True).solve(instance(raw)).figures
     assert f.fiscal["JP-GOV"] == approx(-1_700_000)
+
+
+def test_a_buyers_stockpile_goes_with_its_buyer_in_a_coalition():
+    """keep_buyers (coalitions, solve --buyers): B's stockpile and the release window naming
+    it leave with B (a note), C's instance validates; kept with B."""
+    from offtake.domain.transforms import keep_buyers_noted
+
+    raw = copy.deepcopy(BAN)
+    raw["buyers"].append({"id": "C", "country": "JP", "demand_t": {"DY": 5}})
+    inst = instance(raw)
+    small, notes = keep_buyers_noted(inst, ["C"])
+    assert small.stockpiles == [] and all(not sc.releases for sc in small.scenarios)
+    assert [f.code for f in notes] == ["stockpile_dropped"]
+    kept, _ = keep_buyers_noted(inst, ["B"])
+    assert [sp.id for sp in kept.stockpiles] == ["SP"] and kept.scenarios[1].releases

@@ -448,6 +448,33 @@ def restrict_to_buyers(inst: Instance, buyer_ids: Sequence[str]
     return out, notes + more
 
 
+def _keep_stockpiles(raw: dict[str, Any], keep: set[str], gone: list[str],
+                     notes: list[Finding]) -> None:
+    """keep_buyers_noted for `stockpiles`: see there."""
+    dropped = set()
+    stockpiles = []
+    for sp in raw.get("stockpiles") or []:
+        if sp["holder"] in gone or sp["location"] in gone:
+            who = sp["holder"] if sp["holder"] in gone else sp["location"]
+            notes.append(Finding("stockpile_dropped", "warning", f"stockpiles[{sp['id']}]",
+                                 f"stockpile '{sp['id']}' went with removed buyer '{who}'"))
+            dropped.add(sp["id"])
+            continue
+        if sp["release_to"] is not None:
+            sp["release_to"] = [b for b in sp["release_to"] if b in keep]
+        stockpiles.append(sp)
+    raw["stockpiles"] = stockpiles
+    for sc in raw["scenarios"]:
+        windows = []
+        for w in sc.get("releases") or []:
+            if w["stockpiles"] is not None:
+                w["stockpiles"] = [x for x in w["stockpiles"] if x not in dropped]
+                if not w["stockpiles"]:
+                    continue
+            windows.append(w)
+        sc["releases"] = windows
+
+
 def keep_buyers(inst: Instance, buyer_ids: Sequence[str]) -> Instance:
     """The instance for some buyers only; see `keep_buyers_noted` (whose notes this drops)."""
     return keep_buyers_noted(inst, buyer_ids)[0]
@@ -465,7 +492,9 @@ def keep_buyers_noted(inst: Instance, buyer_ids: Sequence[str]
       an error (it would bind nothing: relax it, or keep one of its buyers);
     * network arcs into a removed buyer are dropped;
     * a scenario's demand change loses the removed buyers, and is dropped if it named only
-      removed buyers (it scaled only their demand).
+      removed buyers (it scaled only their demand);
+    * a stockpile held by a removed buyer, or located at one, goes with it (a note), and
+      leaves the scenarios' release windows; `release_to` lists lose the removed buyers.
 
     Offers, rules and changes that name no buyer (all buyers) stay as they are. The notes also
     hold the warnings the smaller instance has and the original had not (a facility left with
@@ -524,6 +553,7 @@ def keep_buyers_noted(inst: Instance, buyer_ids: Sequence[str]
                     continue
             changes.append(ch)
         sc["demand"] = changes
+    _keep_stockpiles(raw, keep, gone, notes)
     if errors(problems):
         raise InvalidInstance(problems + notes)
     before = {(f.code, f.message) for f in check_instance(inst)}
