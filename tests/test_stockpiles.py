@@ -263,3 +263,21 @@ def test_a_buyers_stockpile_goes_with_its_buyer_in_a_coalition():
     assert [f.code for f in notes] == ["stockpile_dropped"]
     kept, _ = keep_buyers_noted(inst, ["B"])
     assert [sp.id for sp in kept.stockpiles] == ["SP"] and kept.scenarios[1].releases
+
+
+def test_a_deficit_event_opens_the_release_window(tmp_path):
+    """The ban written as a scenario_spec deficit event instead (p = 1/2, the whole Chinese
+    market short from 2027: shortfall = world demand) that `releases` SP: the same two
+    scenarios, the same 7.8M."""
+    from conftest import check
+
+    raw = copy.deepcopy(BAN)
+    del raw["scenarios"]
+    raw["scenario_spec"] = {"events": [{
+        "kind": "deficit", "id": "CN-OUT", "materials": ["DY"], "markets": ["CN-DY"],
+        "probability": 0.5, "from_year": 2027, "full_year": 2027, "shortfall_t": 100,
+        "world_demand_t": 100, "releases": ["SP"]}]}
+    inst = check(raw).instance
+    on = next(sc for sc in inst.scenarios if sc.releases)
+    assert on.releases[0].from_year == 2027 and on.probability == approx(0.5)
+    assert solve_checked(inst, tmp_path).objective == approx(7_800_000)

@@ -290,8 +290,10 @@ def _deficit_levels(e: DeficitEvent, raw: dict, years: list[int]) -> list[Level]
                          "price_multiplier": round(price, 9)})
         for i in indices:
             scale.setdefault(i, {})[y] = price
+    releases = ([{"stockpiles": list(e.releases), "from_year": e.from_year}]
+                if e.releases else [])
     on = Level("on", e.probability, {"index_paths": {}, "capacity": [], "demand": [],
-                                     "spot": spot}, scale)
+                                     "spot": spot, "releases": releases}, scale)
     return [Level("none", 1.0 - e.probability), on]
 
 

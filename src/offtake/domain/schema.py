@@ -807,6 +807,8 @@ class DeficitEvent(_Strict):
     price_multiplier: Multiplier = 1.0
     markets: list[Id] | None = None
     """Spot markets hit (None: every market of the materials)."""
+    releases: list[Id] = Field(default_factory=list)
+    """Stockpiles that may release from `from_year` on in the level `on`."""
     description: str = ""
     source: str = ""
 
