@@ -104,7 +104,8 @@ class _Images(HTMLParser):
 
 SECTIONS = ["Portfolio by supplier and year", "Cost by term",
             "Origin: mine to magnet by country", "Binding rules and their shadow prices",
-            "Scenario cost distribution", "Concentration", "Fiscal cost per payer"]
+            "Scenario cost distribution", "Concentration", "Emissions",
+            "Fiscal cost per payer"]
 
 
 @pytest.mark.parametrize("run", ["small_run", "medium_run"])

@@ -185,6 +185,20 @@ def test_each_point_equals_the_same_solve_run_alone_with_set(tmp_path):
             shares = grp["share"].astype(float)
             assert rec[f"rule_share_low:{rule}"] == pytest.approx(shares.min(), abs=1e-9)
             assert rec[f"rule_share_high:{rule}"] == pytest.approx(shares.max(), abs=1e-9)
+        emissions = pd.read_csv(out / "emissions.csv", keep_default_na=False)
+        assert rec["emissions_t"] > 0  # one scenario: the expected value is the table's sum
+        assert rec["emissions_t"] == pytest.approx(emissions["emissions_t"].sum(), rel=1e-9)
+        assert rec["emission_intensity"] == pytest.approx(
+            emissions["emissions_t"].sum() / emissions["delivered_t"].sum(), rel=1e-9)
+        conc = pd.read_csv(out / "concentration.csv", keep_default_na=False)
+        pooled = conc[conc["group"] == "pooled"]
+        for (mat, stage, over), grp in pooled.groupby(["material", "stage", "over"]):
+            w = grp["tonnes"] / grp["tonnes"].sum()
+            assert rec[f"hhi:{mat}:{stage}:{over}"] == pytest.approx((w * grp["hhi"]).sum(),
+                                                                     rel=1e-9)
+            assert rec[f"largest_share:{mat}:{stage}:{over}"] == pytest.approx(
+                (w * grp["largest_share"]).sum(), rel=1e-9)
+        assert len(pooled) > 0
         offers = pd.read_csv(out / "offers.csv")
         assert rec["signed"].split(", ") == list(offers[offers["signed"] == 1]["offer_id"])
         stored = store.plan(rec["key"])

@@ -5,8 +5,10 @@ every point is solved on an executor into a results store, with its plan.
 A share metric is a rule kind added to the instance as `PARETO-EPSILON` (a validated
 transform) with a loose bound: `non_cn_content` (min_content_share: deliveries whose every
 step at the chosen stages lies outside the excluded countries, default CN), `recycled_share`
-(min_recycled_share) or `largest_country_share` (max_country_share: no single country above
-the bound at the chosen stages). Its rows are pooled over the scoped buyers, per material and
+(min_recycled_share), `largest_country_share` (max_country_share: no single country above
+the bound at the chosen stages) or `emission_intensity` (max_emission_intensity: kg CO2e per kg
+delivered, the bound moved from the cheapest plan's worst year to `to`, default 0; an
+intensity, not a share). Its rows are pooled over the scoped buyers, per material and
 year, and the metric of a solved point is the share its binding rows reach (the lowest for a
 floor, the highest for a cap: `rule_share:PARETO-EPSILON`). The base point (the bound
 loose) gives the cheapest plan and its metric m0; the other points move the bound from m0
@@ -72,6 +74,8 @@ class Metric:
         """What the metric's axis reads, in words."""
         if self.name == "cvar":
             return self.label
+        if self.name == "emission_intensity":
+            return f"{self.label} (kg CO2e per kg delivered, worst year)"
         label = (f"content with no step in {', '.join(exclude)}"
                  if self.name == "non_cn_content" and tuple(exclude) != ("CN",) else self.label)
         at = f" at {', '.join(stages)}" if self.kind != "min_recycled_share" else ""
@@ -85,8 +89,12 @@ METRICS = {
                              "recycled share"),
     "largest_country_share": Metric("largest_country_share", "max_country_share",
                                     "max_share", "lower", "largest single-country share"),
+    "emission_intensity": Metric("emission_intensity", "max_emission_intensity",
+                                 "max_kg_per_kg", "lower", "emission intensity"),
     "cvar": Metric("cvar", "", "", "lower", "CVaR of the scenario cost"),
 }
+LOOSE_INTENSITY = 10_000.0
+"""The base point's intensity cap (kg CO2e per kg): the schema's largest, binds nothing."""
 
 
 def epsilon_rule(inst: Instance, metric: Metric, stages: Sequence[str] = DEFAULT_STAGES,
@@ -107,6 +115,8 @@ def epsilon_rule(inst: Instance, metric: Metric, stages: Sequence[str] = DEFAULT
         rule.update(min_share=LOOSE_FLOOR)
     elif metric.kind == "max_country_share":
         rule.update(max_share=1.0, stages=list(stages))
+    elif metric.kind == "max_emission_intensity":
+        rule.update(max_kg_per_kg=LOOSE_INTENSITY)
     else:
         raise ValueError(f"metric {metric.name} has no rule")
     return rule
@@ -173,7 +183,7 @@ def run_pareto(inst: Instance, sha256: str, metric_name: str, store: SweepStore,
         grid = [m0 + (end - m0) * k / (points - 1) for k in range(1, points)] \
             if points > 1 and abs(end - m0) > TOL else []
         pts = [(Point(k + 1, {"epsilon": eps}, (f"{path}={value_text(eps)}",)), options)
-               for k, eps in enumerate(_bounds(grid))]
+               for k, eps in enumerate(_bounds(grid, metric))]
         if pts:
             reports.append(run_points(run, base, pts, store, executor, on_point, on_start))
     frame = pd.concat([_records(store, r) for r in reports], ignore_index=True)
@@ -211,9 +221,11 @@ def _cvar_front(run: Run, inst: Instance, store: SweepStore, executor: Executor,
     return ParetoResult(METRICS["cvar"], "risk:cvar", "expected_cost", frame, reports)
 
 
-def _bounds(grid: list[float]) -> list[float]:
-    """Bounds as written in the store: 6 decimals, within [0, 1], each once."""
-    return list(dict.fromkeys(min(max(round(eps, 6), 0.0), 1.0) for eps in grid))
+def _bounds(grid: list[float], metric: Metric | None = None) -> list[float]:
+    """Bounds as written in the store: 6 decimals, each once; within [0, 1] for a share (an
+    emission intensity is only kept >= 0)."""
+    top = float("inf") if metric and metric.kind == "max_emission_intensity" else 1.0
+    return list(dict.fromkeys(min(max(round(eps, 6), 0.0), top) for eps in grid))
 
 
 def _records(store: SweepStore, report: SweepReport) -> pd.DataFrame:

@@ -21,7 +21,11 @@ the currency; `cost:<term>`,
 `largest_country:...`), `recycled_share:<material>`, `delivered_t:<material>`,
 `rule_share:<rule>` (the binding side: highest share of a cap, lowest of a floor; with
 `rule_share_low:` and `rule_share_high:`), `signed` and `built` (IDs joined by ', '),
-`n_signed`. Money is discounted, in the instance's currency; shares are fractions.
+`n_signed`; `emissions_t` (t CO2e, expected, all buyers and years; `emissions_t:<buyer>`),
+`emission_intensity` (those t CO2e per t delivered, = kg per kg), `hhi:<material>:<stage>:<over>`
+and `largest_share:<material>:<stage>:<over>` (`over` country or company; formulation.md,
+Emissions and concentration). Money is discounted, in the instance's currency; shares are
+fractions.
 """
 
 from __future__ import annotations
@@ -205,6 +209,13 @@ def figure_columns(f: KeyFigures) -> dict[str, Any]:
         rec[f"rule_share:{rule}"] = f.rule_share(rule)
         rec[f"rule_share_low:{rule}"] = low
         rec[f"rule_share_high:{rule}"] = high
+    rec["emissions_t"] = sum(f.emissions_t.values())
+    rec.update({f"emissions_t:{b}": v for b, v in f.emissions_t.items()})
+    received = sum(f.delivered_t.values())
+    rec["emission_intensity"] = rec["emissions_t"] / received if received > 0 else None
+    for (m, st, over), (h, top) in sorted(f.concentration.items()):
+        rec[f"hhi:{m}:{st}:{over}"] = h
+        rec[f"largest_share:{m}:{st}:{over}"] = top
     rec["signed"] = SEP.join(f.signed)
     rec["n_signed"] = len(f.signed)
     rec["built"] = SEP.join(f.built)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from offtake.check.builds import check_facility_build
+from offtake.check.concentration import check_concentration_table
 from offtake.check.context import CheckReport, Ctx
 from offtake.check.contracts import (
     check_contract_rows,
@@ -28,6 +29,7 @@ from offtake.check.demand import (
     check_resale_and_stock,
     deliveries,
 )
+from offtake.check.emissions import check_emissions_table
 from offtake.check.network import (
     allowed_arcs,
     check_arc_allowed,
@@ -112,6 +114,8 @@ def check_tables(
     check_resale_and_stock(c, t)
     check_demand_balance(c, t, plan, arrived)
     check_origin_table(c, t, arrived)
+    check_emissions_table(c, t, plan)
+    check_concentration_table(c, t, plan)
     rows = check_rules(c, t, plan, arrived)
     # money
     return check_costs(c, t, plan, TermInputs(arcs, rows), reported_objective, reported_costs,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from offtake.check.builds import REPORTED_PAYERS, cost_year, modelled
 from offtake.check.context import KG_PER_T, Ctx, family_check
+from offtake.check.emissions import Factors, buyer_emissions
 from offtake.check.network import Arcs
 from offtake.check.prices import (
     contract_tariff_rate,
@@ -246,6 +247,18 @@ def operating_costs(c: Ctx, plan: Plan, extra: TermInputs) -> ByBuyer:
     out: ByBuyer = {}
     for (f, b, _comb, year, s), p in plan.production.items():
         _add(out, s, b, c.delta[year] * KG_PER_T * at(c.facilities[f].opex_per_kg, year) * p)
+    return out
+
+
+@cost_check("carbon_costs")
+def carbon_costs(c: Ctx, plan: Plan, extra: TermInputs) -> ByBuyer:
+    """delta_t C_t E_bts (carbon_price.per_t_co2e), to the buyer whose chain emits."""
+    out: ByBuyer = {}
+    price = c.inst.carbon_price.per_t_co2e if c.inst.carbon_price is not None else 0.0
+    if not price:
+        return out
+    for (b, year, s), e in buyer_emissions(c, plan, Factors.of(c)).items():
+        _add(out, s, b, c.delta[year] * at(price, year) * e)
     return out
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from offtake.check.builds import modelled, nameplate, start_year
 from offtake.check.context import Ctx
 from offtake.check.demand import Deliveries
+from offtake.check.emissions import Factors, buyer_emissions
 from offtake.check.network import contract_from
 from offtake.check.rulerows import (
     Facts,
@@ -49,6 +50,7 @@ from offtake.domain.schema import (
     BankabilityRule,
     ExclusionRule,
     MaxCountryShareRule,
+    MaxEmissionIntensityRule,
     MaxOfftakeShareRule,
     MaxSupplierShareRule,
     MaxSuppliersRule,
@@ -295,6 +297,28 @@ def rows_bankability(c: Ctx, rule: BankabilityRule, d: Facts) -> list[RuleRow]:
 def _commitment(o: Offer) -> float:
     """theta_o: the share of contracted volume the buyer pays for whatever it takes."""
     return 1.0 if o.take_or_pay_share is None else o.take_or_pay_share
+
+
+# --- emissions -------------------------------------------------------------------------------
+@rule_check("max_emission_intensity")
+def rows_max_emission_intensity(c: Ctx, rule: MaxEmissionIntensityRule, d: Facts
+                                ) -> list[RuleRow]:
+    """emission_intensity_max, label group|material: E^k of the group (activities upstream
+    of k) <= cap_t x the tonnes of k arriving (any tag), per scoped year and scenario."""
+    buyers = scoped_buyers(c, rule)
+    factors = Factors.of(c)
+    rows = []
+    for k in scoped_materials(c, rule, buyers):
+        emitted = buyer_emissions(c, d.plan, factors, k)
+        for label, group in buyer_groups(rule, buyers):
+            for year in scoped_years(c, rule):
+                cap = at(rule.max_kg_per_kg, year)
+                for s in c.probability:
+                    num = sum(emitted.get((b, year, s), 0.0) for b in group)
+                    den = delivered_sum(d, group, k, year, s)
+                    rows.append(RuleRow(rule, f"{label}|{k}", year, s, "le", num, cap * den,
+                                        den, cap))
+    return rows
 
 
 # --- every rule ------------------------------------------------------------------------------

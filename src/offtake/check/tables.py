@@ -47,6 +47,10 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "unmet": ("buyer", "material", "year", "scenario", "demand_t", "delivered_t", "unmet_t",
               "penalty_per_kg", "penalty"),
     "origin": ("buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"),
+    "emissions": ("buyer", "material", "tag", "year", "scenario", "delivered_t", "emissions_t",
+                  "intensity_kg_per_kg"),
+    "concentration": ("group", "material", "stage", "over", "year", "scenario", "tonnes", "hhi",
+                      "largest", "largest_share", "count"),
     "builds": ("build_id", "facility", "built", "start_year", "nameplate_t", "cost",
                "cost_year", "paid_by", "in_objective"),
     "stockpiles": ("stockpile", "holder", "material", "tag", "year", "scenario", "purchased_t",
@@ -72,9 +76,20 @@ NEW_TABLES: dict[str, Callable[[Instance], bool]] = {
     "builds": lambda inst: any(f.builds for f in inst.facilities),
     "stockpiles": lambda inst: bool(inst.stockpiles),
     "stockpile_purchases": lambda inst: any(sp.markets for sp in inst.stockpiles),
+    "emissions": lambda inst: _emits(inst),
+    "concentration": lambda inst: False,
 }
 """Tables older folders do not have: a missing one is empty unless the instance has the
 feature that fills it (then it is reported missing)."""
+
+
+def _emits(inst: Instance) -> bool:
+    """Some emission factor is set (emissions.csv must then be there)."""
+    return (any(f.emission_kg_per_kg or f.feed_emission_kg_per_kg for f in inst.facilities)
+            or any(k.emission_kg_per_kg for k in inst.spot_markets)
+            or any(a.emission_kg_per_kg for a in inst.network.arcs)
+            or inst.network.default_emission_kg_per_kg > 0
+            or any(sp.emission_kg_per_kg for sp in inst.stockpiles))
 
 
 def _cuts(inst: Instance) -> bool:
@@ -105,7 +120,7 @@ TEXT_COLUMNS = frozenset({
     "facility", "market", "origin", "scenario", "term", "rule_id", "kind", "binding", "hard",
     "tag", "inputs", "row", "sense", "unit", "stage", "country", "dual_basis",
     "shadow_price", "shadow_price_per_pp", "price_term", "tier", "fiscal_payer", "payer",
-    "in_objective", "build_id", "paid_by", "stockpile", "holder",
+    "in_objective", "build_id", "paid_by", "stockpile", "holder", "group", "over", "largest",
 })
 """Columns read as text (IDs keep their spelling: 'NA', '007'; the empty tag stays ''); all
 others are numbers. Shadow prices are text here: they must be a number or empty. `tier` is
@@ -123,6 +138,8 @@ REQUIRED_NUMBERS: dict[str, tuple[str, ...]] = {
     "stock": ("year", "stock_t"),
     "unmet": ("year", "demand_t", "delivered_t", "unmet_t"),
     "origin": ("year", "tonnes", "share"),
+    "emissions": ("year", "delivered_t", "emissions_t"),
+    "concentration": ("year", "tonnes", "hhi", "largest_share", "count"),
     "builds": ("built",),
     "stockpiles": ("year", "purchased_t", "released_t", "level_t", "release_allowed"),
     "stockpile_purchases": ("year", "volume_t"),

@@ -91,6 +91,8 @@ for _entry in (
              "offtake_share_max", "rows", "le", "t"),
     RuleKind("bankability", schema.BankabilityRule, "bankability", "bankability_min", "rows",
              "ge", "t"),
+    RuleKind("max_emission_intensity", schema.MaxEmissionIntensityRule,
+             "max_emission_intensity", "emission_intensity_max", "rows", "le", "t"),
 ):
     RULE_KINDS[_entry.kind] = _entry
 
@@ -119,7 +121,7 @@ COST_TERMS: tuple[str, ...] = (
     "tariffs",
     "signing_costs", "prepayments", "prepayment_credits", "build_costs", "spot_purchases",
     "freight",
-    "operating_costs", "resale_credit", "holding_costs", "unmet_demand_penalty",
+    "operating_costs", "carbon_costs", "resale_credit", "holding_costs", "unmet_demand_penalty",
     "rule_violation_penalties",
     "stockpile_purchases", "stockpile_holding", "stockpile_releases",
 )

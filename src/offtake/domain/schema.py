@@ -58,6 +58,8 @@ PricePerKg = Annotated[float, Field(ge=0, le=MAX_PRICE_PER_KG)]
 Money = Annotated[float, Field(ge=0, le=MAX_MONEY)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 Year = Annotated[int, Field(ge=MIN_YEAR, le=MAX_YEAR)]
+EmissionFactor = Annotated[float, Field(ge=0, le=10_000)]
+"""kg CO2e per kg (= t CO2e per t), GWP100; above 10 t per kg is a unit mix-up."""
 
 TonnesSeries = Tonnes | dict[Year, Tonnes]
 """A constant, or one value per year (the years are checked against the horizon or window)."""
@@ -197,6 +199,12 @@ class Facility(_Strict):
     """Processing (toll) cost per kg of product made from buyer-owned inputs."""
     feed_origin: dict[StageField, CountryCode] = Field(default_factory=dict)
     """For own-feed sales: country of each upstream stage not modelled as a facility."""
+    emission_kg_per_kg: EmissionFactor = 0.0
+    """kg CO2e per kg of product for the step done here (a processor's own process, its
+    inputs excluded: they carry their own)."""
+    feed_emission_kg_per_kg: EmissionFactor = 0.0
+    """kg CO2e per kg sold from own feed for the steps upstream of this facility (the chain
+    `feed_origin` describes); added to `emission_kg_per_kg` for own-feed sales."""
     candidate: bool = False
     """A plant not built yet: it exists (has capacity, and its offers can be signed) only if
     one of its `builds` is built; its own `capacity_t` must be 0."""
@@ -210,6 +218,8 @@ class Arc(_Strict):
     from_: Id = Field(alias="from")
     to: Id
     freight_per_kg: PricePerKg = 0.0
+    emission_kg_per_kg: EmissionFactor = 0.0
+    """Transport emissions, kg CO2e per kg carried (mode factor x distance)."""
     source: str = ""
 
 
@@ -218,6 +228,8 @@ class Network(_Strict):
     """Allow every arc whose material fits (a node's product is an input or a demand of the
     next node), i.e. consecutive stages; listed arcs then only set freight."""
     default_freight_per_kg: PricePerKg = 0.0
+    default_emission_kg_per_kg: EmissionFactor = 0.0
+    """Transport emissions of the default arcs (listed arcs set their own)."""
     arcs: list[Arc] = Field(default_factory=list)
 
 
@@ -393,6 +405,8 @@ class SpotMarket(_Strict):
     MINE, SEP_L, METAL, MAGNET all CN for Chinese magnets). Origin rules see only these."""
     resale_haircut: Fraction | None = None
     """If set, buyers may sell surplus into this market at price x (1 - haircut)."""
+    emission_kg_per_kg: EmissionFactor = 0.0
+    """Cradle-to-gate kg CO2e per kg of what the market sells."""
     source: str = ""
 
     @model_validator(mode="after")
@@ -446,6 +460,9 @@ class Stockpile(_Strict):
     """What a buyer pays a government per kg released to it (0 for a buyer's own stock)."""
     release_freight_per_kg: PricePerKg = 0.0
     """Freight on the arc stockpile -> location."""
+    emission_kg_per_kg: EmissionFactor = 0.0
+    """Cradle-to-gate kg CO2e per kg of the stocked material, carried by every released tonne
+    (formulation.md, Emissions and concentration)."""
     source: str = ""
     notes: str = ""
 
@@ -618,10 +635,21 @@ class BankabilityRule(RuleBase):
     years)."""
 
 
+class MaxEmissionIntensityRule(_ShareRule):
+    """Emission intensity cap: the emissions of the supply chains delivering a scoped material
+    to a buyer (or the pooled group) in a year are at most `max_kg_per_kg` kg CO2e per kg
+    delivered (formulation.md, max_emission_intensity). Violation unit: t CO2e above the cap.
+    """
+
+    kind: Literal["max_emission_intensity"]
+    max_kg_per_kg: EmissionFactor | dict[Year, EmissionFactor]
+    """kg CO2e per kg delivered, constant or by year (years must be in the horizon)."""
+
+
 Rule = Annotated[
     MaxSuppliersRule | MinSuppliersRule | MaxSupplierShareRule | MaxCountryShareRule
     | MinContentShareRule | ExclusionRule | MinRecycledShareRule | MaxOfftakeShareRule
-    | BankabilityRule,
+    | BankabilityRule | MaxEmissionIntensityRule,
     Field(discriminator="kind"),
 ]
 """The built-in rule kinds (for type hints); which kinds an instance may hold is decided by
@@ -847,6 +875,17 @@ class ScenarioSpec(_Strict):
     draws: Draws | None = None
 
 
+class CarbonPrice(_Strict):
+    """A price on the emissions of what the buyers receive (formulation.md, Emissions and
+    concentration): term `carbon_costs`."""
+
+    per_t_co2e: Annotated[float, Field(ge=0, le=100_000)] | dict[
+        Year, Annotated[float, Field(ge=0, le=100_000)]]
+    """Currency per t CO2e, constant or by year (missing years: 0)."""
+    source: str = ""
+    description: str = ""
+
+
 class Instance(_Strict):
     meta: Meta
     horizon: Horizon
@@ -860,6 +899,8 @@ class Instance(_Strict):
     price_indices: list[PriceIndex] = Field(default_factory=list)
     tariffs: list[Tariff] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    carbon_price: CarbonPrice = Field(default_factory=lambda: CarbonPrice(per_t_co2e=0.0))
+    """No price by default (0 per t CO2e): every optimum as without emissions."""
     stockpiles: list[Stockpile] = Field(default_factory=list)
     scenarios: list[Scenario] = Field(
         default_factory=lambda: [Scenario(id="base", probability=1.0)]
@@ -888,6 +929,7 @@ SECTION_MODELS: dict[str, type[_Strict]] = {
     "spot_markets": SpotMarket,
     "price_indices": PriceIndex,
     "tariffs": Tariff,
+    "carbon_price": CarbonPrice,
     "stockpiles": Stockpile,
     "scenarios": Scenario,
 }

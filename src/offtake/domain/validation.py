@@ -403,6 +403,16 @@ def _check_years(inst: Any, c: _Collector) -> None:
         if isinstance(share, Mapping):
             _series_years(c, share, r.scope.years or years, f"rules[{i}].min_share",
                           "share ramp over the rule's years")
+        cap = getattr(r, "max_kg_per_kg", None)
+        if isinstance(cap, Mapping):
+            _series_years(c, cap, r.scope.years or years, f"rules[{i}].max_kg_per_kg",
+                          "intensity cap over the rule's years")
+    carbon = getattr(inst, "carbon_price", None)
+    if carbon is not None and isinstance(carbon.per_t_co2e, Mapping):
+        for y in carbon.per_t_co2e:
+            if y not in years:
+                c.error("year_outside_horizon", f"carbon_price.per_t_co2e.{y}",
+                        f"year {y} is outside the horizon {years[0]}-{years[-1]}")
 
 
 def _check_offers(inst: Any, c: _Collector) -> None:

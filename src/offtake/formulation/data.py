@@ -42,7 +42,7 @@ from offtake.domain.network import (
     potential_capacity,
     upstream_of,
 )
-from offtake.domain.origin import combos, own_feed_tag, spot_tag
+from offtake.domain.origin import STAGE_ORDER, combos, own_feed_tag, spot_tag
 from offtake.domain.scenarios import (
     capacity_factor,
     curtailment,
@@ -230,6 +230,25 @@ class RuleData:
 
 
 @dataclass(frozen=True)
+class EmissionData:
+    """Emission factors in t CO2e per t (= kg per kg) and the carbon price (formulation.md,
+    Emissions and concentration); all empty when the instance gives none."""
+
+    offer_emission: dict[str, float] = field(default_factory=dict)
+    """Offer -> epsilon_feed + epsilon of its supplier: per t delivered (own-feed sales)."""
+    facility_emission: dict[str, float] = field(default_factory=dict)
+    """Processor -> epsilon_f per t it makes (its own process)."""
+    flow_emission: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Arc -> epsilon_ij (+ epsilon of the spot market or stockpile at its tail) per t
+    carried."""
+    carbon_price_per_t: dict[int, float] = field(default_factory=dict)
+    """Year -> C_t, currency per t CO2e (years with a positive price only)."""
+    supply_unit: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)
+    """Facility or spot market -> (material, stage, country, company) of what it supplies, as
+    concentration.csv counts it (a market: stage of its feed_origin, company 'spot:<id>')."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """How the model is asked to be built: elastic rules (diagnosis) and the risk term."""
 
@@ -243,8 +262,8 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class ModelData(Settings, StockpileData, RuleData, BuildData, MarketData, ChainData, OfferData,
-                Dimensions):
+class ModelData(EmissionData, Settings, StockpileData, RuleData, BuildData, MarketData,
+                ChainData, OfferData, Dimensions):
     """Everything `model.build_model` reads, in named parts (each built by its own function
     below; the fields are read flat: `d.offer_price_per_t`). Money coefficients are per tonne.
     """
@@ -279,7 +298,8 @@ def build_data(inst: Instance, *, elastic: bool = False, cvar_weight: float = 0.
         raise ValueError(f"cvar_limit must be a finite amount of money, got {cvar_limit}")
     src = _Sources.of(inst)
     offers = _offer_data(src)
-    parts = (_dimensions(src), offers, _chain_data(src, offers), _market_data(src),
+    parts = (_emission_data(src),
+             _dimensions(src), offers, _chain_data(src, offers), _market_data(src),
              _build_data(src, offers), _rule_settings(inst), stockpile_data(inst),
              Settings(elastic, cvar_weight, cvar_alpha, cvar_limit))
     d = ModelData(**{f.name: getattr(part, f.name) for part in parts for f in fields(part)})
@@ -422,6 +442,39 @@ def _chain_data(src: _Sources, offers: OfferData) -> ChainData:
         arc_material={(a.from_node, a.to_node): a.material for a in arcs},
         freight_per_t={(a.from_node, a.to_node): a.freight_per_kg * KG_PER_T for a in arcs},
         **_propagate_tags(inst, arcs, src.relevant, sold))
+
+
+def _emission_data(src: _Sources) -> EmissionData:
+    """Emission factors of offers, processors and arcs (spot markets' own on their arcs), and
+    the carbon price by year; factors of 0 are left out."""
+    inst = src.inst
+    listed = {(a.from_, a.to): a.emission_kg_per_kg for a in inst.network.arcs}
+    spot = {k.id: k.emission_kg_per_kg for k in inst.spot_markets}
+    spot.update({sp.id: sp.emission_kg_per_kg for sp in inst.stockpiles})
+    flows = {(a.from_node, a.to_node): listed.get((a.from_node, a.to_node),
+                                                   inst.network.default_emission_kg_per_kg)
+             + spot.get(a.from_node, 0.0) for a in src.arcs}
+    price = inst.carbon_price.per_t_co2e if inst.carbon_price is not None else 0.0
+    carbon = {y: at(price, y) for y in src.years}
+    return EmissionData(
+        offer_emission={o.id: x for o in inst.offers if (x := src.fac[o.supplier]
+                                                          .feed_emission_kg_per_kg
+                                                          + src.fac[o.supplier]
+                                                          .emission_kg_per_kg) > 0},
+        facility_emission={f.id: f.emission_kg_per_kg for f in inst.facilities
+                           if f.recipe and f.emission_kg_per_kg > 0},
+        flow_emission={k: x for k, x in flows.items() if x > 0},
+        carbon_price_per_t={y: x for y, x in carbon.items() if x > 0},
+        supply_unit={**{f.id: (f.product, str(f.stage), f.country, f.company)
+                        for f in inst.facilities},
+                     **{k.id: (k.material, spot_stage(k.feed_origin), k.origin, f"spot:{k.id}")
+                        for k in inst.spot_markets}})
+
+
+def spot_stage(feed_origin: dict) -> str:
+    """A spot market's stage: the last stage of its feed_origin, SPOT without one."""
+    stages = sorted((str(st) for st in feed_origin), key=lambda st: STAGE_ORDER[st])
+    return stages[-1] if stages else "SPOT"
 
 
 def _market_data(src: _Sources) -> MarketData:

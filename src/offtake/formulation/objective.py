@@ -9,6 +9,7 @@ import pyomo.core as pyo
 from offtake.domain.registry import COST_TERMS as REGISTERED_TERMS
 from offtake.domain.registry import implementation_table
 from offtake.formulation.data import EXPECTED, FIRST_STAGE_ROW, ModelData
+from offtake.formulation.emissions import emission_terms
 from offtake.formulation.expressions import delivered
 
 COST_TERMS, cost_term = implementation_table("cost term", lambda: REGISTERED_TERMS)
@@ -161,6 +162,16 @@ def _operating_costs(m, d):
     return _per_scenario(d, ((s, d.discount[y] * d.opex_per_t[f, y]
                                  * m.v_production_t[f, b, c, y, s])
                              for f, b, c, y, s in m.PRODUCTIONS if d.opex_per_t[f, y] > 0))
+
+
+@cost_term("carbon_costs")
+def _carbon_costs(m, d):
+    """delta_t C_t E_bts: the carbon price on the buyers' supply-chain emissions."""
+    if not d.carbon_price_per_t:
+        return _every_scenario(d, 0.0)
+    return _per_scenario(d, ((s, d.discount[y] * d.carbon_price_per_t[y] * e)
+                             for (_, y, s), terms in emission_terms(m, d).items()
+                             if y in d.carbon_price_per_t for e in terms))
 
 
 @cost_term("resale_credit")

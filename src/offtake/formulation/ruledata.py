@@ -57,6 +57,9 @@ class RuleRow:
     the take-or-pay share for take-or-pay offers, 1 for the others)."""
     den_builds: tuple[tuple[str, float], ...] = ()
     """(build option, coefficient): coefficient x b_j (first stage)."""
+    num_weighted: tuple[tuple[str, tuple, float], ...] = ()
+    """(what, key, weight): weight x a quantity, what = "flow" (buyer, from, to, tag),
+    "made" (facility, buyer: all its combinations) or "volume" (offer, buyer: delivered)."""
     demand_t: dict[str, float] = field(default_factory=dict)
     """For shares of demand: the demand per scenario the share applies to."""
 
@@ -305,6 +308,50 @@ def max_offtake_share_rows(r: Any, ctx: RowContext) -> list:
     return out
 
 
+
+
+def emission_upstream(d: Any, b: str, m: str) -> set[str]:
+    """U_bk: the nodes from which a path of arcs leads to buyer b ending in an arc that
+    carries material m (formulation.md, Emissions and concentration)."""
+    into: dict[str, list[str]] = defaultdict(list)
+    for i, j in d.ARCS:
+        into[j].append(i)
+    found = {i for i in into[b] if d.arc_material[i, b] == m}
+    todo = list(found)
+    while todo:
+        for i in into[todo.pop()]:
+            if i not in found:
+                found.add(i)
+                todo.append(i)
+    return found
+
+
+@row_builder("max_emission_intensity")
+def max_emission_intensity_rows(r: Any, ctx: RowContext) -> list:
+    """One row per group, material that can arrive and year: emissions of the activities
+    upstream of the material (weighted flows, processing, own-feed sales) <= cap x arrivals."""
+    d, out = ctx.d, []
+    for g, bs in ctx.buyer_groups(r):
+        for m in ctx.materials(r, bs):
+            den = tuple(k for b in bs for k in ctx.arrivals[(b, m)])
+            if not den:
+                continue
+            up = {b: emission_upstream(d, b, m) for b in bs}
+            fixed: tuple[tuple[str, tuple, float], ...] = tuple(
+                ("flow", (b, i, j, t), d.flow_emission[i, j])
+                for b, i, j, t in d.BUYER_ARC_TAGS if b in up
+                and (j in up[b] or (j == b and d.arc_material[i, j] == m))
+                and (i, j) in d.flow_emission)
+            fixed += tuple(("made", (f, b), d.facility_emission[f]) for f, b in ctx.tolled
+                           if b in up and f in up[b] and f in d.facility_emission)
+            for y in ctx.years(r):
+                sold = tuple(("volume", (o, b), d.offer_emission[o])
+                             for o, b, yy in d.OFFER_BUYER_YEARS
+                             if yy == y and b in up and d.offer_supplier[o] in up[b]
+                             and o in d.offer_emission)
+                out.append(make_row(ctx, r, f"{g}|{m}", y, "le", at(r.max_kg_per_kg, y), None,
+                                    num_weighted=fixed + sold, den_arrivals=den))
+    return out
 
 
 def origin_gaps(inst: Instance, d: Any) -> list[Finding]:

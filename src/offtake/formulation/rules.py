@@ -91,13 +91,23 @@ def _row_expr(m: pyo.ConcreteModel, row: RuleRow, s: str, arrivals: dict, part: 
                    for c in m.combos_of[f, b])
 
     num = (flows(row.num_arrivals) + volumes(row.num_volumes) + made(row.num_production)
-           + sum(w * m.v_volume_t[o, b, y] for o, b, w in row.num_commitments))
+           + sum(w * m.v_volume_t[o, b, y] for o, b, w in row.num_commitments)
+           + sum(w * _weighted(m, what, key, y, s) for what, key, w in row.num_weighted))
     den = (flows(row.den_arrivals) + volumes(row.den_volumes) + made(row.den_production)
            + sum(m.v_flow_t[b, k, j, t, y, s] for b, k, j, t in row.den_spot)
            + sum(x * m.v_built[j] for j, x in row.den_builds))
     if part:
         return num if part == "num" else den
     return num - row.share * den
+
+
+def _weighted(m: pyo.ConcreteModel, what: str, key: tuple, y: int, s: str):
+    """The quantity of a weighted term of a row (data.RuleRow.num_weighted) in (y, s)."""
+    if what == "flow":
+        return m.v_flow_t[(*key, y, s)]
+    if what == "made":
+        return sum(m.v_production_t[key[0], key[1], c, y, s] for c in m.combos_of[key])
+    return delivered(m, key[0], key[1], y, s)
 
 
 def row_scenarios(d: ModelData, row: RuleRow) -> tuple[str, ...]:
@@ -247,6 +257,20 @@ def add_bankability(m: pyo.ConcreteModel, d: ModelData) -> None:
     fixed).
     """
     build_rule_rows(m, d, "bankability")
+
+
+@rule_builder("max_emission_intensity")
+def add_max_emission_intensity(m: pyo.ConcreteModel, d: ModelData) -> None:
+    """Rule `max_emission_intensity`: the emissions of the activities upstream of a material
+    in a buyer's (or pooled group's) supply network are at most a cap per kg of it delivered.
+
+    .. math:: \\sum_{b\\in g} E^{k}_{bts} - \\iota_{rt} \\sum_{b\\in g}\\sum_{\\tau}
+        A_{bk\\tau ts} \\le e
+
+    Reads max_kg_per_kg (constant or by year), pooled, scope, and the emission factors of
+    facilities, spot markets and arcs. Dual: currency per t CO2e of extra allowance.
+    """
+    build_rule_rows(m, d, "max_emission_intensity")
 
 
 def total_violation(m: pyo.ConcreteModel, d: ModelData):

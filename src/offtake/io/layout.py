@@ -354,6 +354,8 @@ def sheets() -> list[Sheet]:
         *items("spot_markets"),
         *items("price_indices"),
         *items("tariffs"),
+        Sheet("carbon_price", "keyvalue", "carbon_price",
+              tuple(model_columns(schema.CarbonPrice))),
         *items("rules"),
         *items("stockpiles"),
         *items("scenarios"),

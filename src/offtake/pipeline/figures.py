@@ -17,6 +17,11 @@ what a sweep or a Pareto front records for each point.
   `origin.csv` counts them;
 * the shares the rules read: for each share rule, the lowest and the highest share over its
   rows (share of demand or of the rule's base, as `rules.csv` reports it);
+* emissions (formulation.md, Emissions and concentration): each buyer's expected t CO2e
+  (E_bts over the years), and the concentration of supply: for each material, stage and
+  `over` (country or company), the HHI and the largest share of all buyers' supply in a year
+  and scenario, averaged with the weights pi_s x tonnes (as `concentration.csv`'s pooled
+  rows, or its one buyer's);
 * the signed offers and built plants.
 
 Used by `pipeline.solve.WarmSolver` (and so by sweeps); must not build result tables, write
@@ -34,6 +39,7 @@ from offtake.domain.origin import steps
 from offtake.domain.registry import COST_TERMS
 from offtake.domain.risk import summary
 from offtake.formulation.data import EXPECTED, ModelData
+from offtake.formulation.emissions import emission_values
 from offtake.formulation.expressions import delivered
 from offtake.formulation.rules import row_form, row_scenarios
 from offtake.formulation.stockpiles import government_costs
@@ -73,6 +79,12 @@ class KeyFigures:
     """Share rule -> 'le' (a cap: its highest share binds) or 'ge' (a floor: its lowest)."""
     signed: tuple[str, ...] = ()
     built: tuple[str, ...] = ()
+    emissions_t: dict[str, float] = field(default_factory=dict)
+    """Buyer -> expected t CO2e of what it receives (all years)."""
+    concentration: dict[tuple[str, str, str], tuple[float, float]] = field(
+        default_factory=dict)
+    """(material, stage, over) -> (HHI, largest share) of all buyers' supply, weighted mean
+    over years and scenarios (weights pi_s x tonnes)."""
 
     def rule_share(self, rule_id: str) -> float | None:
         """The share of the rule's binding side: the highest for a cap, the lowest for a
@@ -97,7 +109,50 @@ def key_figures(m: pyo.ConcreteModel, d: ModelData, plan: dict[str, dict]) -> Ke
         buyer_cost=_buyer_cost(m, d), content=content, recycled=recycled,
         delivered_t=tonnes, rule_shares=shares, rule_senses=senses,
         signed=tuple(o for o, x in plan.get("v_signed", {}).items() if round(x or 0) == 1),
-        built=tuple(str(j) for j, x in plan.get("v_built", {}).items() if round(x or 0) == 1))
+        built=tuple(str(j) for j, x in plan.get("v_built", {}).items() if round(x or 0) == 1),
+        emissions_t=_emissions(m, d), concentration=_concentration(m, d))
+
+
+def _emissions(m: pyo.ConcreteModel, d: ModelData) -> dict[str, float]:
+    """Buyer -> sum over years and scenarios of pi_s E_bts."""
+    out = dict.fromkeys(d.BUYERS, 0.0)
+    for (b, _, s), x in emission_values(m, d).items():
+        out[b] += d.probability[s] * x
+    return out
+
+
+def _concentration(m: pyo.ConcreteModel, d: ModelData
+                   ) -> dict[tuple[str, str, str], tuple[float, float]]:
+    """HHI and largest share of all buyers' supply by (material, stage, over), per year and
+    scenario, then their pi_s x tonnes weighted mean."""
+    units: dict[tuple, dict[str, float]] = {}
+
+    def add(node: str, y: int, s: str, x: float) -> None:
+        if x <= 1e-9:
+            return
+        mat, stage, country, company = d.supply_unit[node]
+        for over, unit in (("country", country), ("company", company)):
+            by = units.setdefault((mat, stage, over, y, s), {})
+            by[unit] = by.get(unit, 0.0) + x
+
+    for o, b, y in m.OFFER_BUYER_YEARS:
+        for s in d.SCENARIOS:
+            add(d.offer_supplier[o], y, s, pyo.value(delivered(m, o, b, y, s)))
+    for f, _b, _c, y, s in m.PRODUCTIONS:
+        add(f, y, s, m.v_production_t[f, _b, _c, y, s].value or 0.0)
+    spots = set(d.SPOTS)
+    for _b, i, _j, _t, y, s in m.FLOWS:
+        if i in spots:
+            add(i, y, s, m.v_flow_t[_b, i, _j, _t, y, s].value or 0.0)
+    acc: dict[tuple[str, str, str], list[float]] = {}
+    for (mat, stage, over, _, s), by in units.items():
+        total = sum(by.values())
+        w = d.probability[s] * total
+        a = acc.setdefault((mat, stage, over), [0.0, 0.0, 0.0])
+        a[0] += w * sum((x / total) ** 2 for x in by.values())
+        a[1] += w * max(by.values()) / total
+        a[2] += w
+    return {k: (a[0] / a[2], a[1] / a[2]) for k, a in acc.items() if a[2] > 0}
 
 
 def _fiscal(m: pyo.ConcreteModel, d: ModelData

@@ -245,6 +245,10 @@ def build_report(out_dir: str | Path) -> Report:
     conc = tables.concentration_frame(r)
     parts.append(figure("concentration", plots.concentration(conc), "concentration (HHI)"))
     parts.append(_table(conc, cur))
+    parts.append(_table(tables.concentration_by_group_frame(r), cur, limit=60))
+
+    parts.append("<h2>Emissions</h2>")
+    parts.append(_table(tables.emissions_frame(r), cur, limit=60))
 
     parts.append("<h2>Fiscal cost per payer</h2>")
     fiscal = tables.fiscal_frame(r)

@@ -495,6 +495,62 @@ def concentration_frame(r: Results) -> pd.DataFrame:
                    "above 0.25 is highly concentrated")
 
 
+def emissions_frame(r: Results) -> pd.DataFrame:
+    """Emissions of what each buyer receives (emissions.csv), by route (origin tag) and in
+    total per buyer and material: tonnes delivered and t CO2e, expected over the scenarios
+    and summed over the years, and the intensity in kg CO2e per kg."""
+    e = r.tables.get("emissions")
+    title = "Emissions of what each buyer receives (t CO2e, expected, all years)"
+    if e is None or e.empty:
+        return _titled(pd.DataFrame(), title)
+    prob = probabilities(r)
+    keys = ["buyer", "material", "tag"]
+    frame = pd.DataFrame({"delivered t": _expected(e, keys, "delivered_t", prob),
+                          "t CO2e": _expected(e, keys, "emissions_t", prob)}).reset_index()
+    frame = frame.rename(columns={"tag": "route"})
+    totals = (frame.groupby(["buyer", "material"], as_index=False)[["delivered t", "t CO2e"]]
+              .sum().assign(route="all routes"))
+    out = pd.concat([totals, frame], ignore_index=True).sort_values(
+        ["buyer", "material", "t CO2e"], ascending=[True, True, False], kind="stable")
+    out["kg CO2e per kg"] = out["t CO2e"] / out["delivered t"].where(out["delivered t"] > 0)
+    out = out[["buyer", "material", "route", "delivered t", "t CO2e", "kg CO2e per kg"]]
+    return _titled(out.reset_index(drop=True), title,
+                   "each route's intensity carried along the chain by mass balance "
+                   "(formulation.md, Emissions and concentration); 'all routes' is the buyer's "
+                   "total, the base of a carbon price")
+
+
+def concentration_by_group_frame(r: Results) -> pd.DataFrame:
+    """Concentration per buyer (and pooled) from concentration.csv: for each material, stage
+    and `over` (country or company), the HHI and the largest share averaged over years and
+    scenarios with weights probability x tonnes, the highest HHI of a year, and the unit
+    that is largest most often (by weight)."""
+    c = r.tables.get("concentration")
+    title = "Concentration by buyer and stage (HHI, 0-1; 1 = a single source)"
+    if c is None or c.empty:
+        return _titled(pd.DataFrame(), title)
+    prob = probabilities(r)
+    c = c.assign(w=c["scenario"].astype(str).map(prob).fillna(0.0) * c["tonnes"])
+    rows = []
+    for (g, mat, stage, over), grp in c.groupby(["group", "material", "stage", "over"],
+                                                sort=False):
+        w = grp["w"].sum()
+        if w <= 0:
+            continue
+        top = grp.groupby("largest")["w"].sum().idxmax()
+        rows.append((g, mat, stage, over, float((grp["w"] * grp["hhi"]).sum() / w),
+                     float(grp["hhi"].max()), top,
+                     float((grp["w"] * grp["largest_share"]).sum() / w),
+                     int(grp["count"].max())))
+    frame = pd.DataFrame(rows, columns=["group", "material", "stage", "over", "HHI",
+                                        "HHI worst year", "largest", "largest share",
+                                        "count"])
+    return _titled(frame, title,
+                   "supply made at each stage for the group (contracts, tolling, spot); HHI "
+                   "and largest share weighted by probability x tonnes over years and "
+                   "scenarios; above 0.25 is highly concentrated")
+
+
 def scenario_costs_frame(r: Results) -> pd.DataFrame:
     """Each scenario's probability, total cost and cost by term (discounted)."""
     sc = r.tables.get("scenario_costs")

@@ -30,6 +30,8 @@ def result_frames(r: Results) -> dict[str, pd.DataFrame]:
         "costs": tables.costs_frame, "costs_by_buyer": tables.buyer_costs_frame,
         "rules": tables.rules_frame, "origin": tables.origin_frame,
         "concentration": tables.concentration_frame,
+        "concentration_by_buyer": tables.concentration_by_group_frame,
+        "emissions": tables.emissions_frame,
         "scenario_costs": tables.scenario_costs_frame, "fiscal": tables.fiscal_frame,
         "stockpiles": tables.stockpiles_frame,
     }

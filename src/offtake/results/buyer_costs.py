@@ -61,6 +61,11 @@ def split_by_buyer(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame],
     add("unmet_demand_penalty", zip(u["buyer"], u["year"], u["scenario"], u["penalty"],
                                     strict=True))
     split_stockpile_costs(d, t, out)
+    e = t.get("emissions")
+    if e is not None and d.carbon_price_per_t:
+        add("carbon_costs", ((b, y, sc, d.carbon_price_per_t.get(int(y), 0.0) * x)
+                             for b, y, sc, x in zip(e["buyer"], e["year"], e["scenario"],
+                                                    e["emissions_t"], strict=True)))
     _shared_contract_items(inst, d, v, t, out, weight)
     _build_costs(inst, d, t, out)
     _penalties(inst, d, t, out)

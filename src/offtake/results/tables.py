@@ -22,6 +22,10 @@ from offtake.domain.risk import summary
 from offtake.domain.schema import Instance
 from offtake.formulation.data import EXPECTED, FIRST_STAGE_ROW, KG_PER_T, ModelData
 from offtake.results.buyer_costs import split_by_buyer
+from offtake.results.concentration import COLUMNS as CONCENTRATION_COLUMNS
+from offtake.results.concentration import concentration_table
+from offtake.results.emissions import COLUMNS as EMISSION_COLUMNS
+from offtake.results.emissions import emission_table, source_factors
 from offtake.results.folder import write_frame, write_text, writing
 from offtake.results.stockpiles import COLUMNS as STOCKPILE_COLUMNS
 from offtake.results.stockpiles import FISCAL_TERM as STOCKPILE_FISCAL
@@ -53,6 +57,8 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "unmet": ["buyer", "material", "year", "scenario", "demand_t", "delivered_t", "unmet_t",
               "penalty_per_kg", "penalty"],
     "origin": ["buyer", "material", "year", "scenario", "stage", "country", "tonnes", "share"],
+    "emissions": EMISSION_COLUMNS,
+    "concentration": CONCENTRATION_COLUMNS,
     "builds": ["build_id", "facility", "built", "start_year", "nameplate_t", "cost",
                "cost_year", "paid_by", "in_objective"],
     "costs": ["term", "value", "payer", "in_objective", "buyer"],
@@ -65,7 +71,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
 ID_COLUMNS = {"offer_id", "supplier", "company", "material", "buyer", "from_node", "to_node",
               "scenario", "facility", "market", "origin", "term", "rule_id", "kind", "tag",
               "inputs", "row", "stage", "country", "sense", "unit", "dual_basis", "price_term",
-              "fiscal_payer", "payer", "build_id", "paid_by"}
+              "fiscal_payer", "payer", "build_id", "paid_by", "group", "over", "largest"}
 ID_COLUMNS |= {"stockpile", "holder"}
 
 
@@ -341,6 +347,8 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
         "spot": s[TABLE_COLUMNS["spot"]].reset_index(drop=True),
         "unmet": u[TABLE_COLUMNS["unmet"]],
         "origin": origin_table(arrived),
+        "emissions": emission_table(d, source_factors(inst), f, p, c),
+        "concentration": concentration_table(inst, c, p, s),
         "builds": _build_rows(inst, d, v),
         "scenario_costs": v["scenario_costs"].assign(
             probability=v["scenario_costs"]["scenario"].map(d.probability))[
