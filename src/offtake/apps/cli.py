@@ -1185,13 +1185,14 @@ def pareto(
     instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
     metric: Annotated[str, typer.Option(
         help="non_cn_content (share of demand with no step in the --exclude countries at "
-        "--stages), recycled_share, largest_country_share (at --stages) or cvar")],
+        "--stages), recycled_share, largest_country_share (at --stages), "
+        "emission_intensity (kg CO2e per kg delivered, pooled) or cvar")],
     store: StoreOption,
     points: Annotated[int, typer.Option(help="points of a share front (with the cheapest)")]
     = 11,
     to: Annotated[float | None, typer.Option(
         help="the last bound of a share front (default 1 for content and recycled share, "
-        "0 for the largest country share)")] = None,
+        "0 for the largest country share and the emission intensity, in kg/kg)")] = None,
     stages: Annotated[str, typer.Option(help="comma-separated stages the share reads")] =
     "MINE,SEP_L,SEP_H,METAL,MAGNET",
     exclude: Annotated[str, typer.Option(help="countries that do not count as content")] =
@@ -1232,11 +1233,14 @@ def pareto(
     if metric not in METRICS:
         console.print(f"[red]--metric must be one of {', '.join(METRICS)}, not {metric!r}[/]")
         raise typer.Exit(EXIT["invalid"])
-    share_to = to is not None and metric != "cvar" and not 0 <= to <= 1
+    share_to = to is not None and (not 0 <= to <= 1 if metric not in ("cvar",
+                                                                     "emission_intensity")
+                                    else metric == "emission_intensity" and to < 0)
     if points < 1 or not 0 < cvar_alpha < 1 or share_to or method not in ("epsilon",
                                                                            "weights"):
         console.print("[red]need --points >= 1, 0 < --cvar-alpha < 1, --method epsilon or "
-                      "weights and 0 <= --to <= 1 (a share; money for --metric cvar)[/]")
+                      "weights and 0 <= --to <= 1 (a share; money for --metric cvar, kg/kg "
+                      ">= 0 for emission_intensity)[/]")
         raise typer.Exit(EXIT["invalid"])
     kind, workers, scheduler = _executor_options(executor, workers, scheduler,
                                                  default_workers())
@@ -1278,7 +1282,8 @@ def pareto(
     words = result.metric.axis([c.strip() for c in exclude.split(",") if c.strip()],
                                [s.strip() for s in stages.split(",") if s.strip()])
     front(table, words, "expected cost" if metric == "cvar" else "least cost", currency,
-          share=metric != "cvar", title=f"{loaded.instance.meta.name}: least cost against "
+          share=metric != "cvar", unit="kg/kg" if metric == "emission_intensity" else None,
+          title=f"{loaded.instance.meta.name}: least cost against "
           f"{result.metric.label}").savefig(store / f"pareto-{metric}.png")
     console.print(f"written to {store}/ (pareto-{metric}.csv, pareto-{metric}.png, a record "
                   "and a plan per point)")

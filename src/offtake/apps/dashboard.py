@@ -241,6 +241,8 @@ def custody_page() -> None:
     conc = tables.concentration_frame(r)
     figure(plots.concentration(conc))
     show(conc)
+    show(tables.concentration_by_group_frame(r))
+    show(tables.emissions_frame(r))
 
 
 def _value(folder: Path) -> dict[str, Any] | None:
@@ -415,11 +417,14 @@ def _fronts(frame: pd.DataFrame) -> pd.DataFrame:
     shown = table[~table["dominated"]] if hide else table
     shown.attrs.update(table.attrs)
     cvar = result.metric.name == "cvar"
-    words = result.metric.label + ("" if cvar else " (share of demand, worst year)")
+    intensity = result.metric.name == "emission_intensity"
+    words = result.metric.axis() if intensity else result.metric.label + (
+        "" if cvar else " (share of demand, worst year)")
     currency = str(rows["currency"].iloc[0]) if "currency" in rows else ""
     figure(sweep.front(shown, words, "expected cost" if cvar else "least cost", currency,
-                       share=not cvar, title=f"{rows['instance'].iloc[0]}: least cost "
-                       f"against {result.metric.label}"))
+                       share=not cvar, unit="kg/kg" if intensity else None,
+                       title=f"{rows['instance'].iloc[0]}: least cost against "
+                       f"{result.metric.label}"))
     show(_as_text(shown.drop(columns=["key", "signed"])).rename(columns={
         "metric": result.metric.label, "cost": f"cost ({currency})"}))
     return every

@@ -209,14 +209,17 @@ def tornado(frame: pd.DataFrame, y: str, title: str | None = None) -> Figure:
 
 
 def front(table: pd.DataFrame, metric: str, cost: str, currency: str,
-          share: bool = True, title: str | None = None) -> Figure:
+          share: bool = True, title: str | None = None, unit: str | None = None) -> Figure:
     """A Pareto front (`analysis.pareto.front_frame`): cost against the metric, the
     non-dominated points joined, dominated ones grey, the knee circled and named; `share`:
-    the metric is a fraction (drawn in %), else money (in millions)."""
+    the metric is a fraction (drawn in %), else money (in millions); `unit`: the metric is
+    drawn as it is, in that unit (an emission intensity in kg/kg; `metric` names it)."""
     fig = Figure(figsize=(7.5, 4.5), dpi=120, layout="constrained")
     ax = fig.add_subplot()
     mscale, mname = (0.01, f"{metric} (%)") if share else (MILLION, f"{metric} (million "
                                                                    f"{currency}, discounted)")
+    if unit:
+        mscale, mname, share = 1.0, metric, False
     good = table[~table["dominated"]].sort_values("metric")
     bad = table[table["dominated"]]
     ax.plot(good["metric"] / mscale, good["cost"] / MILLION, marker="o", color="tab:blue",
@@ -234,7 +237,8 @@ def front(table: pd.DataFrame, metric: str, cost: str, currency: str,
         xs, ys = table["metric"] / mscale, table["cost"] / MILLION
         right = kx > (float(xs.min()) + float(xs.max())) / 2
         low = ky < (float(ys.min()) + float(ys.max())) / 2
-        ax.annotate(f"knee: {kx:,.4g}{' %' if share else ''} / {ky:,.1f} million",
+        ax.annotate(f"knee: {kx:,.4g}{' %' if share else f' {unit}' if unit else ''} / "
+                    f"{ky:,.1f} million",
                     (kx, ky), textcoords="offset points",
                     xytext=(-12 if right else 12, 12 if low else -16),
                     ha="right" if right else "left", fontsize=8, color="tab:red")
