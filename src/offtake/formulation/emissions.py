@@ -31,6 +31,17 @@ def emission_terms(m: pyo.ConcreteModel, d: ModelData) -> dict[tuple[str, int, s
 
 
 def emission_values(m: pyo.ConcreteModel, d: ModelData) -> dict[tuple[str, int, str], float]:
-    """E_bts at the solution (t CO2e), for the (buyer, year, scenario) with any term."""
-    return {k: float(sum(pyo.value(e) for e in terms))
-            for k, terms in emission_terms(m, d).items()}
+    """E_bts at the solution (t CO2e), for the (buyer, year, scenario) with any term: the
+    terms of `emission_terms` from the variables' values (no expression is built)."""
+    out: dict[tuple[str, int, str], float] = defaultdict(float)
+    for o, b, y in m.OFFER_BUYER_YEARS:
+        if o in d.offer_emission:
+            for s in d.SCENARIOS:
+                out[b, y, s] += d.offer_emission[o] * (delivered(m, o, b, y, s).value or 0.0)
+    for (f, b, _c, y, s), v in m.v_production_t.items():
+        if f in d.facility_emission:
+            out[b, y, s] += d.facility_emission[f] * (v.value or 0.0)
+    for (b, i, j, _t, y, s), v in m.v_flow_t.items():
+        if (i, j) in d.flow_emission:
+            out[b, y, s] += d.flow_emission[i, j] * (v.value or 0.0)
+    return dict(out)
