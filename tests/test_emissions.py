@@ -13,11 +13,15 @@ and 1,500 t CO2e (15 kg/kg).
 from __future__ import annotations
 
 import copy
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import approx, instance, solve_checked
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_properties import instances, optimum
 
 from offtake.check import check_folder
 from offtake.results.concentration import hhi
@@ -295,3 +299,32 @@ def test_a_stockpile_release_carries_the_stockpile_factor(tmp_path):
     assert e.loc[(2027, "ban"), "emissions_t"] == approx(388)
     assert e.loc[(2027, "ban"), "intensity_kg_per_kg"] == approx(38.8)
     assert e["emissions_t"].sum() == approx(4 * 388)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_instances_a_tighter_cap_or_a_carbon_price_never_lowers_the_cost(data):
+    """On the random instances of test_properties.py with random factors (0-20 kg/kg per
+    supplier and spot market, 0-0.5 on transport): every plan passes the checker (emissions
+    table, carbon cost, intensity rows); halving an intensity cap never lowers the optimum (a
+    plan meeting the tighter cap meets the looser one; unmet demand keeps both feasible); a
+    carbon price never lowers it either (the term is >= 0 for every plan)."""
+    raw = data.draw(instances())
+    factor = st.sampled_from([0.0, 2.35, 10.5, 15.0, 20.0])
+    for f in raw["facilities"]:
+        f["emission_kg_per_kg"] = data.draw(factor)
+    raw["spot_markets"][0]["emission_kg_per_kg"] = data.draw(factor)
+    raw["network"] = {"default_emission_kg_per_kg": data.draw(st.sampled_from([0.0, 0.5]))}
+    base = optimum(raw)
+    cap = data.draw(st.sampled_from([4.0, 12.0, 18.0]))
+    loose = copy.deepcopy(raw)
+    loose["rules"] = [cap_rule(cap)]
+    tight = copy.deepcopy(raw)
+    tight["rules"] = [cap_rule(cap / 2)]
+    a, b = optimum(loose), optimum(tight)
+    assert base <= a * (1 + 1e-5) + 1e-3 and a <= b * (1 + 1e-5) + 1e-3
+    priced = copy.deepcopy(raw)
+    priced["carbon_price"] = {"per_t_co2e": data.draw(st.sampled_from([50.0, 5_000.0]))}
+    with tempfile.TemporaryDirectory() as tmp:
+        res = solve_checked(instance(priced), Path(tmp))
+    assert res.objective >= base * (1 - 1e-5) - 1e-3
