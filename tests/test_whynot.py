@@ -77,3 +77,36 @@ def test_the_command_writes_why_not_csv(tmp_path):
     t = pd.read_csv(tmp_path / "out" / "why_not.csv").set_index("id")
     assert t.loc["O3", "break_even_price_per_kg"] == pytest.approx(69.5652, abs=1e-4)
     assert (tmp_path / "out" / "summary.json").exists()
+
+
+def test_offers_without_volume_tiers_beside_tiered_ones_and_a_failed_item_exits_non_zero(
+        tmp_path, monkeypatch):
+    """us_ev_oem_small.yaml: OFF-SGI-VN has volume tiers, the four unsigned offers have
+    none. Their empty rows of the tiers table once kept a text dtype under pandas 3 and every
+    forced solve failed ("Can only string multiply by an integer") while the command exited
+    0. Each of the four now has a cost of forcing; a forced solve that fails makes the
+    command exit 4 with the count named."""
+    from pathlib import Path
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    import offtake.analysis.whynot as whynot_module
+    from offtake.apps.cli import app
+
+    small = Path(__file__).resolve().parents[1] / "instances" / "us_ev_oem_small.yaml"
+    runner = CliRunner()
+    res = runner.invoke(app, ["why-not", str(small), "--out", str(tmp_path / "a"),
+                              "--executor", "serial"])
+    assert res.exit_code == 0, res.output
+    t = pd.read_csv(tmp_path / "a" / "why_not.csv").set_index("id")
+    assert set(t.index) == {"OFF-MP-10X", "OFF-USAR", "OFF-NOVEON", "OFF-JLMAG"}
+    assert (t["status"] == "optimal").all() and (t["cost_of_forcing"] > 0).all()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(whynot_module, "_price_base", broken)
+    res = runner.invoke(app, ["why-not", str(small), "--out", str(tmp_path / "b"),
+                              "--executor", "serial", "--only", "OFF-NOVEON"])
+    assert res.exit_code == 4 and "1 of 1 forced solves failed" in res.output, res.output

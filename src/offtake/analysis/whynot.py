@@ -97,14 +97,16 @@ def _price_base(inst: Instance, t: dict[str, pd.DataFrame], offer_id: str) -> di
     c = c[c["offer_id"] == offer_id]
     offer = next(o for o in inst.offers if o.id == offer_id)
     phi = offer.shortfall_fraction if offer.take_or_pay_share is not None else 0.0
-    w = c["scenario"].map(prob) * c["year"].map(base)
+    # .astype(float): mapping an empty column of text keeps its text dtype (pandas 3)
+    w = c["scenario"].map(prob).astype(float) * c["year"].map(base).astype(float)
     units = ((1 + c["tariff_rate"]) * c["delivered_t"] + phi * c["shortfall_t"]) * w
     b = 1000.0 * float(units.sum())
     tiers = t.get("tiers")
     if tiers is not None and not tiers.empty:
         r = tiers[tiers["offer_id"] == offer_id]
-        b -= 1000.0 * float((r["discount"] * r["volume_t"] * r["scenario"].map(prob)
-                             * r["year"].map(base)).sum())
+        b -= 1000.0 * float((r["discount"] * r["volume_t"]
+                             * r["scenario"].map(prob).astype(float)
+                             * r["year"].map(base).astype(float)).sum())
     first = c.drop_duplicates(["buyer", "year"])
     volume = float(first["volume_t"].sum())
     delivered = float((c["delivered_t"] * w).sum())

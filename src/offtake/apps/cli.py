@@ -1139,7 +1139,7 @@ def why_not(
     from offtake.analysis.whynot import why_not as why_not_table
     from offtake.domain.transforms import apply_sets, restrict_to_buyers
     from offtake.pipeline.run import run
-    from offtake.report.console import render
+    from offtake.report.console import gap_text, render
     from offtake.report.tables import why_not_frame
     from offtake.runtime.executor import default_workers
     from offtake.solvers.options import SolveOptions
@@ -1171,13 +1171,17 @@ def why_not(
                               only=only or ())
     table.to_csv(out / "why_not.csv", index=False)
     console.print(f"optimum {res.objective:,.0f} {res.currency} ({res.status}, gap "
-                  f"{res.mip_gap or 0:.1e})")
+                  f"{gap_text(res.mip_gap or 0)})")
     if table.empty:
         console.print("every offer is signed and every build option built: nothing to explain")
     else:
         console.print(render(why_not_frame(table, res.currency), overflow="fold", formats={
             "break_even_price_per_kg": lambda x: "" if x is None or x != x else f"{x:,.2f}"}))
     console.print(f"written to {out}/ (the solve's tables and why_not.csv)")
+    failed = int((table["status"] == "failed").sum()) if not table.empty else 0
+    if failed:
+        console.print(f"[red]{failed} of {len(table)} forced solves failed (see their notes)[/]")
+        raise typer.Exit(EXIT["error"])
 
 
 @app.command()

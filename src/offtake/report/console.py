@@ -118,6 +118,11 @@ def render_record(frame: pd.DataFrame, *, lines: Sequence[Line] | None = None,
 
 
 # --- how values are written --------------------------------------------------------------------
+def gap_text(g: float | None) -> str:
+    """A relative MIP gap in percent, to four decimals (1e-6 is 0.0001 %)."""
+    return "-" if g is None else f"{g:.4%}".replace("%", " %")
+
+
 def _money(x: float | None, currency: str) -> str:
     return "-" if x is None else f"{x:,.0f} {currency}"
 
@@ -156,7 +161,7 @@ def summary_table(r: Results) -> Table:
         formats={
             "message": lambda m: f" ({m})" if m else "",
             "objective": _amount(r.currency), "bound": _amount(r.currency),
-            "MIP gap": lambda g: "-" if g is None else f"{g:.2e}",
+            "MIP gap": gap_text,
             "build time": lambda s: f"{s:.2f} s", "solve time": lambda s: f"{s:.2f} s",
             "model rows": lambda n: f"{n} rows", "model columns": lambda n: f"{n} columns",
             "model nonzeros": lambda n: f"{n} nonzeros",
@@ -310,5 +315,5 @@ def saa_table(res: SaaResult, currency: str) -> Table:
 
 def decomposition_table(res: DecomposeResult, currency: str) -> Table:
     return render_record(tables.decomposition_frame(res, currency), formats={
-        "objective": _amount(), "lower bound": _amount(), "gap": lambda g: f"{g:.2e}",
+        "objective": _amount(), "lower bound": _amount(), "gap": gap_text,
         "iterations": str, "scenario groups in the master": str})
