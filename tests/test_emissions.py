@@ -286,7 +286,8 @@ def test_a_stockpile_release_carries_the_stockpile_factor(tmp_path):
     stockpile from Chinese spot in 2026 and released in the 2027 ban) with factors: Chinese
     spot 38.8 kg/kg (ionic clay 21 [E1] + SEP_H 17.7), Australian 22.0, the stock 38.8. The
     optimum is unchanged (7.8M: no carbon price); the released tonnes arrive with 38.8 kg/kg:
-    388 t CO2e in 2027 in the ban, as the Chinese spot tonnes of 2026 and of 2027 open."""
+    388 t CO2e in 2027 in the ban, as the Chinese spot tonnes of 2026 and of 2027 open. The
+    release is also the ban year's only source in concentration.csv."""
     from test_stockpiles import BAN
 
     r = copy.deepcopy(BAN)
@@ -299,6 +300,13 @@ def test_a_stockpile_release_carries_the_stockpile_factor(tmp_path):
     assert e.loc[(2027, "ban"), "emissions_t"] == approx(388)
     assert e.loc[(2027, "ban"), "intensity_kg_per_kg"] == approx(38.8)
     assert e["emissions_t"].sum() == approx(4 * 388)
+    # concentration.csv counts the release as supply of SEP_H (its tag's last stage) in CN
+    # (that step's country) from the stockpile: in the 2027 ban it is the only source
+    c = res.tables["concentration"].set_index(["year", "scenario", "over"])
+    assert c.loc[(2027, "ban", "company"), "largest"] == "stockpile:SP"
+    assert c.loc[(2027, "ban", "company"), "stage"] == "SEP_H"
+    assert c.loc[(2027, "ban", "country"), "largest"] == "CN"
+    assert c.loc[(2027, "ban", "country"), "hhi"] == approx(1)
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])

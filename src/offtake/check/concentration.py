@@ -1,8 +1,8 @@
 """concentration.csv, recomputed from the instance and the plan (formulation.md, Emissions
 and concentration): for each buyer (and `pooled`, all buyers, when there are several), year,
 scenario, stage and material, the supply made at that stage for the group (contract
-deliveries from the facility's own feed, processing, spot purchases) by country and by
-company, its HHI, largest share and number of units.
+deliveries from the facility's own feed, processing, spot purchases, stockpile releases) by
+country and by company, its HHI, largest share and number of units.
 
 Owns `check_concentration_table`. Never imports the formulation or the results.
 """
@@ -17,6 +17,7 @@ from offtake.check.context import Ctx, index_of, numbered
 from offtake.check.network import contract_from
 from offtake.check.spot import spot_flows
 from offtake.check.tables import Plan
+from offtake.check.tags import parse_tag
 from offtake.domain.schema import Stage
 
 _ORDER = {str(st): n for n, st in enumerate(Stage)}
@@ -50,6 +51,15 @@ def supply_by_unit(c: Ctx, plan: Plan) -> dict[tuple, dict[str, float]]:
         add(f, b, year, s, p)
     for (k, b, _j, _tag, year, s), x in spot_flows(c, plan).items():
         add(k, b, year, s, x)
+    for (b, i, _j, tag, year, s), x in plan.flow.items():
+        if i in c.stockpiles:  # a release: supply at the last stage of its tag
+            found = parse_tag(tag) or frozenset()
+            last = max((st for st, _ in found), key=lambda st: _ORDER[st], default="STOCK")
+            countries = sorted(cc for st, cc in found if st == last) or [""]
+            for country in countries:
+                node[f"{i}@{country}"] = (c.stockpiles[i].material, last, country,
+                                          f"stockpile:{i}")
+                add(f"{i}@{country}", b, year, s, x / len(countries))
     return out
 
 

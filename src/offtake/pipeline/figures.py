@@ -43,6 +43,7 @@ from offtake.formulation.emissions import emission_values
 from offtake.formulation.expressions import delivered
 from offtake.formulation.rules import row_form, row_scenarios
 from offtake.formulation.stockpiles import government_costs
+from offtake.results.concentration import release_source
 
 SHARED = "shared"
 """The `buyer_cost` entry for costs that no single buyer's variable carries."""
@@ -127,23 +128,28 @@ def _concentration(m: pyo.ConcreteModel, d: ModelData
     scenario, then their pi_s x tonnes weighted mean."""
     units: dict[tuple, dict[str, float]] = {}
 
-    def add(node: str, y: int, s: str, x: float) -> None:
+    def add(unit: tuple[str, str, str, str], y: int, s: str, x: float) -> None:
         if x <= 1e-9:
             return
-        mat, stage, country, company = d.supply_unit[node]
-        for over, unit in (("country", country), ("company", company)):
+        mat, stage, country, company = unit
+        for over, name in (("country", country), ("company", company)):
             by = units.setdefault((mat, stage, over, y, s), {})
-            by[unit] = by.get(unit, 0.0) + x
+            by[name] = by.get(name, 0.0) + x
 
     for o, b, y in m.OFFER_BUYER_YEARS:
         for s in d.SCENARIOS:
-            add(d.offer_supplier[o], y, s, pyo.value(delivered(m, o, b, y, s)))
+            add(d.supply_unit[d.offer_supplier[o]], y, s, pyo.value(delivered(m, o, b, y, s)))
     for f, _b, _c, y, s in m.PRODUCTIONS:
-        add(f, y, s, m.v_production_t[f, _b, _c, y, s].value or 0.0)
-    spots = set(d.SPOTS)
+        add(d.supply_unit[f], y, s, m.v_production_t[f, _b, _c, y, s].value or 0.0)
+    spots, stocks = set(d.SPOTS), set(d.STOCKPILES)
     for _b, i, _j, _t, y, s in m.FLOWS:
         if i in spots:
-            add(i, y, s, m.v_flow_t[_b, i, _j, _t, y, s].value or 0.0)
+            add(d.supply_unit[i], y, s, m.v_flow_t[_b, i, _j, _t, y, s].value or 0.0)
+        elif i in stocks:  # a release: supply at the last stage of its tag
+            stage, countries = release_source(_t)
+            x = (m.v_flow_t[_b, i, _j, _t, y, s].value or 0.0) / len(countries)
+            for country in countries:
+                add((d.arc_material[i, _j], stage, country, f"stockpile:{i}"), y, s, x)
     acc: dict[tuple[str, str, str], list[float]] = {}
     for (mat, stage, over, _, s), by in units.items():
         total = sum(by.values())

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from offtake.domain.origin import STAGE_ORDER
+from offtake.domain.origin import STAGE_ORDER, steps
 from offtake.domain.schema import Instance
 from offtake.formulation.data import spot_stage
 
@@ -26,8 +26,18 @@ def hhi(shares: Sequence[float]) -> float:
     return float(sum(x * x for x in shares))
 
 
+def release_source(tag: str) -> tuple[str, list[str]]:
+    """Stage and countries a stockpile release is supply of: the last stage of its origin tag
+    and the countries of the tag's steps there (STOCK and no country for an empty tag)."""
+    found = steps(tag)
+    if not found:
+        return "STOCK", [""]
+    last = max((st for st, _ in found), key=lambda st: STAGE_ORDER[st])
+    return last, sorted(c for st, c in found if st == last)
+
+
 def concentration_table(inst: Instance, contracts: pd.DataFrame, production: pd.DataFrame,
-                        spot: pd.DataFrame) -> pd.DataFrame:
+                        spot: pd.DataFrame, flows: pd.DataFrame) -> pd.DataFrame:
     """One row per (group, material, stage, over, year, scenario) with supply."""
     fac = {f.id: f for f in inst.facilities}
     markets = {k.id: k for k in inst.spot_markets}
@@ -48,6 +58,14 @@ def concentration_table(inst: Instance, contracts: pd.DataFrame, production: pd.
         mk = markets[k]
         supply.append((b, mk.material, spot_stage(mk.feed_origin), int(y), s, mk.origin,
                        f"spot:{k}", float(x)))
+    stocks = {sp.id: sp for sp in inst.stockpiles}
+    released = flows[flows["from_node"].isin(list(stocks))]
+    for p, b, tag, y, s, x in released[["from_node", "buyer", "tag", "year", "scenario",
+                                        "flow_t"]].itertuples(index=False):
+        stage, countries = release_source(str(tag))
+        for country in countries:  # several countries at the stage: the tonnes split evenly
+            supply.append((b, stocks[p].material, stage, int(y), s, country, f"stockpile:{p}",
+                           float(x) / len(countries)))
     pooled = len(inst.buyers) > 1
     units: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for b, mat, stage, y, s, country, company, x in supply:

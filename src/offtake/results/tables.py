@@ -348,7 +348,7 @@ def _tables(inst: Instance, d: ModelData, v: dict[str, pd.DataFrame]) -> dict[st
         "unmet": u[TABLE_COLUMNS["unmet"]],
         "origin": origin_table(arrived),
         "emissions": emission_table(d, source_factors(inst), f, p, c),
-        "concentration": concentration_table(inst, c, p, s),
+        "concentration": concentration_table(inst, c, p, s, f),
         "builds": _build_rows(inst, d, v),
         "scenario_costs": v["scenario_costs"].assign(
             probability=v["scenario_costs"]["scenario"].map(d.probability))[
