@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from offtake.domain.findings import InvalidInstance
 from offtake.domain.schema import Instance
-from offtake.io.loader import load_or_raise
+from offtake.io.loader import load_instance, load_or_raise
 
 
 def test_base_instance_is_valid():
@@ -334,6 +334,29 @@ def test_yaml_syntax_error_located(tmp_path):
     res = load_text(tmp_path, "meta: {name: x\nhorizon: [")
     f = only(res, "yaml_syntax")
     assert f.location.startswith("line ")
+
+
+def test_a_key_given_twice_is_an_error_at_its_second_line(tmp_path):
+    """YAML loaders keep the last of two equal keys silently: an offer whose
+    max_t_per_year is written twice solved with the second value while validate said
+    'valid'. Now a located error: the file, the second key's line, the first key's line."""
+    import copy
+
+    import yaml
+
+    raw = copy.deepcopy(base())
+    text = yaml.safe_dump(raw, sort_keys=False)
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("supplier:"))
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    lines.insert(at + 1, f"{indent}supplier: S9")
+    path = tmp_path / "twice.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    res = load_instance(path)
+    assert not res.ok
+    f = only(res, "yaml_duplicate_key")
+    assert f.file == str(path) and f.location.startswith(f"line {at + 2}, ")
+    assert "'supplier' is given twice" in f.message and f"line {at + 1})" in f.message
 
 
 def _pack_setup(tmp_path, rule: dict, include) -> tuple:

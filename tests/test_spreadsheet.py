@@ -61,7 +61,13 @@ def test_shipped_instance_round_trips_through_workbook_csv_and_yaml(name, tmp_pa
     assert again.ok and to_data(again.instance) == to_data(inst)
 
 
-@pytest.mark.parametrize("name", [n for n in SHIPPED if n not in SCALING])
+SOLVED_AGAIN = [n for n in SHIPPED if n not in SCALING and n != "medium_disruptions.yaml"]
+"""Shipped instances whose workbook is solved again here. medium_disruptions.yaml is left
+out: its workbook reads back to the same data as its YAML (the round trip above), its
+optimum is pinned by test_regression, and solving it again took 35 s of the suite."""
+
+
+@pytest.mark.parametrize("name", SOLVED_AGAIN)
 def test_the_workbook_solves_to_the_pinned_optimum(name, tmp_path):
     inst = load_instance(_book(load_or_raise(INSTANCES / name), tmp_path)).instance
     res = solve_checked(inst, tmp_path / "out")

@@ -32,9 +32,35 @@ from offtake.domain.validation import check_instance
 _FREE_TEXT_KEYS = {"name", "description", "source", "notes", "company"}
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key written twice in one mapping (YAML loaders keep the last one silently)."""
+
+
 class YamlLoader(yaml.SafeLoader):
     """YAML 1.2-style booleans and floats: only true/false are booleans (YAML 1.1 reads NO
-    (Norway), ON, Y as booleans), and 1e6 or 2.5E-3 are numbers (YAML 1.1 wants a dot)."""
+    (Norway), ON, Y as booleans), and 1e6 or 2.5E-3 are numbers (YAML 1.1 wants a dot).
+    A key given twice in one mapping is an error (DuplicateKeyError at the second one), not
+    the last value silently kept; keys brought in by a merge (`<<: *anchor`) may be
+    overridden as YAML intends."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: SafeLoader's own error follows
+                    continue
+                if first is not None:
+                    raise DuplicateKeyError(
+                        None, None, f"key '{key}' is given twice in one mapping (first on line "
+                        f"{first.start_mark.line + 1}); YAML would silently keep the second",
+                        key_node.start_mark)
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
 
 
 YamlLoader.yaml_implicit_resolvers = {

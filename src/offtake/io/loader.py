@@ -23,6 +23,7 @@ import yaml
 
 from offtake.domain.findings import Finding, InvalidInstance, errors, nearest
 from offtake.domain.intake import (
+    DuplicateKeyError,
     LoadResult,
     item_names,
     name_items,
@@ -49,6 +50,17 @@ OTHER_FORMATS = {
 }
 
 
+def _yaml_finding(exc: yaml.YAMLError, fname: str) -> Finding:
+    """A file that is not YAML, or repeats a key, as a finding at its line and column."""
+    mark = getattr(exc, "problem_mark", None)
+    loc = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    if isinstance(exc, DuplicateKeyError):
+        return Finding("yaml_duplicate_key", "error", loc, str(exc).splitlines()[0],
+                       "delete one of the two: which one the author meant is not known",
+                       file=fname)
+    return Finding("yaml_syntax", "error", loc, str(exc).splitlines()[0], file=fname)
+
+
 def load_instance(path: str | Path) -> LoadResult:
     """Read and validate an instance: a YAML file, a workbook (.xlsx) or a folder of CSV
     files; never raises for bad content."""
@@ -66,10 +78,7 @@ def load_instance(path: str | Path) -> LoadResult:
     try:
         raw = read_yaml(path)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        return LoadResult(None, [Finding("yaml_syntax", "error", loc, str(exc).splitlines()[0],
-                                         file=fname)])
+        return LoadResult(None, [_yaml_finding(exc, fname)])
     digest = hashlib.sha256(path.read_bytes())
     provenance: dict[tuple[str, int], tuple[str, int]] = {}
     include_findings: list[Finding] = []
@@ -156,8 +165,7 @@ def _merge_includes(path: Path, raw: dict, digest: Any) -> tuple[dict, dict, lis
         try:
             pack = read_yaml(pack_path)
         except yaml.YAMLError as exc:
-            findings.append(Finding("yaml_syntax", "error", "", str(exc).splitlines()[0],
-                                    file=str(pack_path)))
+            findings.append(_yaml_finding(exc, str(pack_path)))
             continue
         digest.update(pack_path.read_bytes())
         if not isinstance(pack, dict):
