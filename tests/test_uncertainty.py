@@ -184,6 +184,33 @@ def test_unknown_name_in_a_scenario_change_is_rejected():
     assert f.location == "scenarios[low].demand[0].buyers" and "'B'" in f.hint
 
 
+def test_the_report_shows_value_json_only_beside_the_run_it_was_computed_for(tmp_path):
+    """`offtake value --out DIR` into a solved folder: the HTML report shows VSS 0.5M (the
+    derivation above). The folder solved again with another demand (--set): value.json,
+    computed for the old instance, is left out with a note instead of standing beside the
+    new plan (found trying the tool as a new user)."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+    from offtake.report.html import build_report
+
+    path = tmp_path / "two_stage.yaml"
+    path.write_text(yaml.safe_dump(TWO_STAGE))
+    out = tmp_path / "run"
+    runner = CliRunner()
+    assert runner.invoke(app, ["solve", str(path), "--out", str(out)]).exit_code == 0
+    assert runner.invoke(app, ["value", str(path), "--out", str(out)]).exit_code == 0
+    page = build_report(out).html
+    assert "saves 0.5 million USD (VSS)" in page
+    res = runner.invoke(app, ["solve", str(path), "--out", str(out), "--set",
+                              "buyers.B.demand_t.MAG=120"])
+    assert res.exit_code == 0, res.output
+    page = build_report(out).html
+    assert "(VSS)" not in page
+    assert "value.json is left out: it was computed for another instance or other" in page
+
+
 def test_cli_value_and_frontier_write_their_files(tmp_path):
     import json
 

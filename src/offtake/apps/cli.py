@@ -409,7 +409,10 @@ def value(
     console.print(value_table(v, currency))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "value.json").write_text(json.dumps(v.as_dict(), indent=2) + "\n")
+        run = {"instance_sha256": loaded.sha256, "set": list(sets or []), "buyers": [],
+               "forced": [], "forbidden": []}
+        (out / "value.json").write_text(json.dumps({**v.as_dict(), "run": run}, indent=2)
+                                        + "\n")
         fig = plots.cost_distribution(v.probability, {"stochastic plan (RP)": v.rp_costs,
                                                       "expected-value plan (EEV)": v.eev_costs},
                                       currency, "Scenario cost: stochastic against "

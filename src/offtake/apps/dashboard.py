@@ -246,11 +246,15 @@ def custody_page() -> None:
 
 
 def _value(folder: Path) -> dict[str, Any] | None:
-    """value.json of `offtake value --out DIR`, when the run's folder has it."""
-    import json
+    """value.json of `offtake value --out DIR`, when the run's folder has it and it was
+    computed for the run there (else a note why it is left out)."""
+    from offtake.results.folder import value_of_run
 
-    path = folder / "value.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    summary = read(folder)
+    value, stale = value_of_run(folder, summary.instance_sha256, summary.options)
+    if stale:
+        st.caption(stale)
+    return value
 
 
 def scenarios_page() -> None:
@@ -278,7 +282,8 @@ def scenarios_page() -> None:
         if value.get("VSS") is None and value.get("RP") is not None:
             st.warning("The plan made for the average scenario (EV) cannot be carried out in "
                        "every scenario (EEV has no value).")
-        show(tables.record([(k, v, r.currency) for k, v in value.items() if k != "status"],
+        show(tables.record([(k, v, r.currency) for k, v in value.items()
+                            if k not in ("status", "run")],
                            "Value of modelling uncertainty (VSS and EVPI)",
                            "VSS = EEV - RP; EVPI = RP - WS"), small=True)
     elif len(prob) > 1:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from matplotlib.figure import Figure
 
 from offtake.report import plots, tables
 from offtake.report.workbook import number_format
+from offtake.results.folder import value_of_run
 from offtake.results.tables import Results
 
 CSS = """
@@ -159,8 +159,7 @@ def build_report(out_dir: str | Path) -> Report:
     out = Path(out_dir)
     r = Results.read(out)
     cur = r.currency
-    value = json.loads((out / "value.json").read_text()) if (out / "value.json").exists() \
-        else None
+    value, stale = value_of_run(out, r.instance_sha256, r.options)
     figs: dict[str, bytes] = {}
     parts: list[str] = []
 
@@ -232,9 +231,11 @@ def build_report(out_dir: str | Path) -> Report:
                      "scenarios is worth more than any finite VSS.</p>")
     if value is not None:
         parts.append(_table(tables.record([(k, v, cur) for k, v in value.items()
-                                           if k != "status"],
+                                           if k not in ("status", "run")],
                                           "Value of modelling uncertainty",
                                           "VSS = EEV - RP; EVPI = RP - WS"), cur))
+    elif stale:
+        parts.append(f"<p class='missing'>{html.escape(stale)}.</p>")
     elif len(prob) > 1:
         parts.append("<p class='note'>The value of the stochastic solution (VSS) is not in "
                      "this folder: run <code>offtake value INSTANCE --out DIR</code> to add "

@@ -98,3 +98,27 @@ def write_text(path: Path, text: str) -> None:
 def write_frame(path: Path, frame: pd.DataFrame) -> None:
     """Replace `path` whole with the frame as CSV."""
     write_text(path, frame.to_csv(index=False))
+
+
+VALUE_FILE = "value.json"
+"""What `offtake value --out DIR` writes: RP, EV, EEV, WS, VSS and EVPI of one instance."""
+
+
+def value_of_run(out_dir: str | Path, instance_sha256: str, options: dict
+                 ) -> tuple[dict | None, str]:
+    """value.json of the folder when it was computed for the run in it (the same instance
+    file, the same --set changes, buyers, forced and forbidden offers), else None and why
+    not: a folder solved again after `offtake value` would otherwise show the value of
+    another instance beside its plan."""
+    path = Path(out_dir) / VALUE_FILE
+    if not path.exists():
+        return None, ""
+    value = json.loads(path.read_text())
+    run = value.get("run")
+    keys = ("set", "buyers", "forced", "forbidden")
+    if not isinstance(run, dict) or run.get("instance_sha256") != instance_sha256 or any(
+            list(run.get(k) or []) != list(options.get(k) or []) for k in keys):
+        return None, (f"{path} is left out: it was computed for another instance or other "
+                      "changes than this run's (run `offtake value` with the same instance "
+                      "and --set again)")
+    return value, ""
