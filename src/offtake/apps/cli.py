@@ -109,7 +109,8 @@ SetOption = Annotated[list[str] | None, typer.Option(
 
 ExecutorOption = Annotated[str | None, typer.Option(
     "--executor", metavar="serial|process|dask",
-    help="where the scenario LPs run: in this process, a local process pool, or on Dask "
+    help="where the command's solves run (scenario LPs, sweep points, coalitions, forced "
+    "items): in this process, a local process pool, or on Dask "
     "(default: serial with --workers 1, else process)")]
 SchedulerOption = Annotated[str | None, typer.Option(
     "--scheduler", metavar="ADDRESS",

@@ -46,7 +46,9 @@ def _missing(x: Any) -> bool:
 
 
 def text(x: Any) -> str:
-    """Default writing of a value: '' for none, thousands separators for numbers."""
+    """Default writing of a value: '' for none, thousands separators for numbers, whole
+    numbers from 100 up (amounts), four significant digits below 100 where the fraction
+    matters (a probability of 0.65 is not 1), and never '-0'."""
     if _missing(x):
         return ""
     if isinstance(x, bool):
@@ -54,7 +56,9 @@ def text(x: Any) -> str:
     if isinstance(x, int):
         return f"{x:,}"
     if isinstance(x, float):
-        return f"{x:,.0f}"
+        if abs(x) < 100 and x != round(x):
+            return f"{x:.4g}"
+        return f"{x:,.0f}".replace("-0", "0") if round(x) == 0 else f"{x:,.0f}"
     return str(x)
 
 
