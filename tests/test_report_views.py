@@ -135,6 +135,7 @@ def test_html_report_embeds_every_picture_and_they_decode(run, request):
     r = Results.read(out)
     assert f"{sum(r.cost_terms().values()) / 1e6:,.1f} million USD" in page
     assert "Sign <b>" in page and "DoD" in page  # the decision, and the fiscal payer
+    assert "<th>year</th>" in page and ">2027</td>" in page  # years as years, not 2,027
 
 
 def test_report_of_a_folder_without_a_solve_is_refused(tmp_path):

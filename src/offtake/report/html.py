@@ -75,6 +75,9 @@ def _table(frame: pd.DataFrame, currency: str, limit: int | None = None) -> str:
             v = row[col]
             fmt = None if record else number_format(str(col), currency,
                                                     frame.attrs.get("title", ""))
+            if _is_year(col, v):
+                cells.append(f"<td class='num'>{int(v)}</td>")  # 2026, not 2,026
+                continue
             cells.append(_cell(v, fmt, isinstance(col, int)))
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = "" if limit is None or len(frame) <= limit else \
@@ -82,6 +85,13 @@ def _table(frame: pd.DataFrame, currency: str, limit: int | None = None) -> str:
     cap = frame.attrs.get("caption")
     caption = f"<p class='note'>{html.escape(cap)}</p>" if cap else ""
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>{more}{caption}"
+
+
+def _is_year(col: Any, v: Any) -> bool:
+    """A year column (`year`, `first_year`, `start_year`, ...) holding a whole number."""
+    return (isinstance(col, str) and (col == "year" or col.endswith("_year"))
+            and isinstance(v, int | float) and not isinstance(v, bool) and not pd.isna(v)
+            and float(v).is_integer())
 
 
 def _cell(v: Any, fmt: str | None, tonnes: bool) -> str:
