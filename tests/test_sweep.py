@@ -503,6 +503,18 @@ def test_the_cli_runs_a_spec_resumes_shows_and_plots(tmp_path):
     wrong = runner.invoke(app, ["sweep", "plot", str(store), "--x", "nope", "--y",
                                 "objective"])
     assert wrong.exit_code == 1 and "no column 'nope'" in wrong.output
+    # a second sweep in the same store: a figure is of one sweep, named when there are two
+    first = SweepStore(store).frame().iloc[0].to_dict()
+    SweepStore(store).write({**first, "key": "other", "sweep": "other-sweep",
+                             "finished_at": "2099-01-01T00:00:00"})
+    mixed = runner.invoke(app, ["sweep", "plot", str(store), "--x",
+                                "rules.SUPPLIER-CAP-50.max_share", "--y", "objective"])
+    assert mixed.exit_code == 1 and "holds 2 sweeps" in mixed.output, mixed.output
+    assert "choose one with --sweep" in mixed.output
+    chosen = runner.invoke(app, ["sweep", "plot", str(store), "--x",
+                                 "rules.SUPPLIER-CAP-50.max_share", "--y", "objective",
+                                 "--sweep", "other-sweep", "--out", str(tmp_path / "d.png")])
+    assert chosen.exit_code == 0, chosen.output
 
 
 def test_the_cli_refuses_a_bad_spec_and_a_time_limit_it_cannot_keep(tmp_path):

@@ -972,12 +972,14 @@ def sweep_plot(
         "measured from the loosest bound)")] = None,
     where: Annotated[str | None, typer.Option(help="a DuckDB SQL condition on the records")]
     = None,
+    sweep: Annotated[str | None, typer.Option(
+        help="the sweep to draw, by its name (needed when the store holds several)")] = None,
     title: Annotated[str | None, typer.Option(help="the figure's title")] = None,
     out: Annotated[Path | None, typer.Option(
         help="image file (default: DIR/<y>-against-<x>.png)")] = None,
 ) -> None:
     """Curves of metrics against an axis (cost of compliance, fiscal cost against a floor
-    level), or with no --x a tornado of one-at-a-time changes."""
+    level), or with no --x a tornado of one-at-a-time changes, of one sweep of the store."""
     from offtake.analysis.store import StoreError
     from offtake.report.sweep import curve, tornado
     target = _store_or_exit(store)
@@ -985,6 +987,14 @@ def sweep_plot(
         frame = target.frame(where=where)
         if frame.empty:
             raise StoreError(f"no records in {store}" + (f" where {where}" if where else ""))
+        names = sorted(frame["sweep"].dropna().unique())
+        if sweep is not None and sweep not in names:
+            raise StoreError(f"no sweep {sweep!r} in {store}; it holds {', '.join(names)}")
+        if sweep is None and len(names) > 1:
+            raise StoreError(f"{store} holds {len(names)} sweeps ({', '.join(names)}): "
+                             "choose one with --sweep (points of different sweeps do not "
+                             "belong on one figure)")
+        frame = frame[frame["sweep"] == (sweep or names[0])].reset_index(drop=True)
         fig = curve(frame, x, y, baseline, title) if x else tornado(frame, y[0], title)
     except (StoreError, ValueError) as exc:
         console.print(f"[red]{exc}[/]")
