@@ -532,6 +532,13 @@ def test_the_cli_refuses_a_bad_spec_and_a_time_limit_it_cannot_keep(tmp_path):
     assert res.exit_code == 1 and "--time-limit needs" in res.output
     res = runner.invoke(app, ["sweep", "show", str(tmp_path / "nowhere")])
     assert res.exit_code == 1 and "not a results store" in res.output
+    misspelt = write_spec(tmp_path, f"instance: {SMALL}\naxes:\n"
+                          "  - {set: rules.SUPPLIER-CAP-5.max_share, values: [0.5]}\n",
+                          name="misspelt.yaml")
+    res = runner.invoke(app, ["sweep", str(misspelt), "--store", str(tmp_path / "m"),
+                              "--executor", "serial"])
+    assert res.exit_code == 1 and "SUPPLIER-CAP-50" in res.output, res.output
+    assert not (tmp_path / "m").exists()  # refused before a store is made
 
 
 def test_a_tornado_of_one_at_a_time_changes(tmp_path):

@@ -854,9 +854,10 @@ def sweep_run(
         TimeRemainingColumn,
     )
 
-    from offtake.analysis.spec import load_spec
+    from offtake.analysis.spec import check_paths, load_spec
     from offtake.analysis.store import StoreError
     from offtake.analysis.sweep import WORKER_MODULES, run_sweep
+    from offtake.io.loader import load_instance
     from offtake.runtime.executor import default_workers
     from offtake.solvers.highs import SolverVersionError, check_solver_version
     try:
@@ -872,6 +873,11 @@ def sweep_run(
         raise typer.Exit(EXIT["invalid"])
     try:
         loaded = load_spec(spec)
+        # the base instance and every axis's path, before a store is made or a bar drawn
+        base = load_instance(loaded.instance_path)
+        if base.instance is None:
+            raise InvalidInstance(base.findings)
+        check_paths(loaded, base.instance)
     except InvalidInstance as exc:
         console.print(_findings_table(exc.findings, f"Findings in {spec}"))
         raise typer.Exit(EXIT["invalid"]) from exc
