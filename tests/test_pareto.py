@@ -106,6 +106,14 @@ def test_dominated_points_and_the_knee_as_derived_by_hand():
     assert by_key.loc["b", "marginal_cost_per_pp"] == pytest.approx(0.1)
     assert by_key.loc["c", "marginal_cost_per_pp"] == pytest.approx(0.9)
     assert by_key.loc["d", "cost_above_cheapest"] == 20.0
+    assert by_key["repeats"].isna().all()
+    # a fifth bound (0.72) that ends at c's plan again: c's repeat, not a new point
+    again = pd.concat([records, pd.DataFrame({"key": ["e"], "epsilon": [0.72],
+                                              "status": ["optimal"], "m": [0.7],
+                                              "objective": [110.0]})], ignore_index=True)
+    table = front_frame(ParetoResult(METRICS["non_cn_content"], "m", "objective", again, []))
+    assert table.set_index("key").loc["e", "repeats"] == pytest.approx(0.7)
+    assert table.attrs["caption"].startswith("3 non-dominated of 5 solved points (1 repeat")
 
 
 def test_a_cvar_front_by_the_epsilon_constraint_finds_the_points_weights_cannot(tmp_path):

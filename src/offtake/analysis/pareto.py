@@ -257,6 +257,9 @@ def front_frame(result: ParetoResult) -> pd.DataFrame:
     out["dominated"] = [bool(((m <= m[i] + TOL) & (c <= c[i] * (1 + TOL) + TOL)
                               & ((m < m[i] - TOL) | (c < c[i] * (1 - TOL) - TOL))).any())
                         for i in range(len(out))]
+    same = [next((j for j in range(i) if _close(m[j], m[i]) and _close(c[j], c[i])), None)
+            for i in range(len(out))]
+    out["repeats"] = [None if j is None else out[axis][j] for j in same]
     out["knee"] = False
     best = out[~out["dominated"]].sort_values("metric")
     best = best.drop_duplicates(subset=["metric", "cost"])
@@ -274,12 +277,21 @@ def front_frame(result: ParetoResult) -> pd.DataFrame:
     out["marginal_cost_per_pp"] = pd.Series(marginal, index=out.index, dtype=float)
     out.attrs["title"] = f"Pareto front: least cost against {metric.label}"
     ends = rec[~rec["status"].isin(SOLVED)]
-    out.attrs["caption"] = (f"{int((~out['dominated']).sum())} non-dominated of {len(out)} "
-                            "solved points" + (f"; no solution at {axis} = " + ", ".join(
+    repeated = int(sum(j is not None for j in same))
+    distinct = sum(1 for i in range(len(out)) if not out["dominated"][i] and same[i] is None)
+    out.attrs["caption"] = (f"{distinct} non-dominated of {len(out)} solved points"
+                            + (f" ({repeated} repeat the metric and cost of an earlier "
+                               f"point: `repeats` names its {axis})" if repeated else "")
+                            + (f"; no solution at {axis} = " + ", ".join(
                                 f"{v:g} ({s})" for v, s in zip(
                                     ends[axis], ends["status"], strict=True))
                                 if len(ends) and axis in ends else ""))
     return out.sort_values("metric").reset_index(drop=True)
+
+
+def _close(a: float, b: float) -> bool:
+    """Equal to a MIP's precision (two bounds that end at the same plan)."""
+    return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
 
 
 def _knee(front: pd.DataFrame) -> Any:
