@@ -82,6 +82,53 @@ def test_a_scenario_a_hard_rule_makes_infeasible_is_reported_not_priced():
     assert res.expected is None
 
 
+def test_evaluate_names_the_rule_that_breaks_the_plan_and_by_how_much(tmp_path):
+    """The instance above through `offtake evaluate`: in 'cut' the plan's 50 t from S must
+    be delivered (contracted volumes are), and P is curtailed pro rata with T's capacity
+    (formulation.md, force_majeure: a = min(1, 0.1)), 5 t; S holds 50 of 55 t purchased,
+    where the 60 % cap allows 0.6 x 55 = 33 t: CAP must move by 17 t, in 'cut' only. Exit
+    2, the rule named on the console and in infeasibility.json; evaluation.csv's statuses in
+    lower case."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from offtake.apps.cli import app
+    from offtake.results.tables import plan_to_json
+
+    raw = copy.deepcopy(TWO_STAGE)
+    del raw["offers"][0]["take_or_pay_share"]
+    raw["facilities"].append({"id": "T", "company": "T", "country": "US", "stage": "MAGNET",
+                              "product": "MAG", "capacity_t": 1000})
+    raw["offers"].append({**raw["offers"][0], "id": "P", "supplier": "T"})
+    raw["spot_markets"] = []
+    raw["rules"] = [{"id": "CAP", "kind": "max_supplier_share", "max_share": 0.6}]
+    raw["scenarios"] = [
+        {"id": "open", "probability": 0.5},
+        {"id": "cut", "probability": 0.5,
+         "capacity": [{"facilities": ["T"], "multiplier": 0.1}]},
+    ]
+    src = tmp_path / "cap.yaml"
+    src.write_text(yaml.safe_dump(raw, sort_keys=False))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(plan_to_json({
+        "v_signed": {"O": 1.0, "P": 1.0},
+        "v_volume_t": {("O", "B", 2026): 50.0, ("P", "B", 2026): 50.0}})))
+    res = CliRunner().invoke(app, ["evaluate", str(src), "--plan", str(plan), "--out",
+                                   str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert "CAP" in res.output
+    diag = json.loads((tmp_path / "out" / "infeasibility.json").read_text())
+    [conflict] = diag["conflicts"]
+    assert conflict["rule_id"] == "CAP" and conflict["scenario"] == "cut"
+    assert conflict["amount"] == approx(17.0)
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "out" / "evaluation.csv")
+    assert set(table["status"]) == {"optimal", "infeasible"}
+
+
 def _small_with_scenarios(paths: int = 2) -> dict:
     """The small US instance under 4 x `paths` scenarios that change capacities by country,
     spot availability, demand and the NdPr index path (the template must follow all of

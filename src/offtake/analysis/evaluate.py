@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -328,7 +329,7 @@ def evaluate_portfolio(inst: Instance, plan_path: str | Path, workers: int = 1,
     d = build_data(inst)
     res = evaluate_plan(d, read_plan(Path(plan_path)), workers=workers, executor=executor)
     table = pd.DataFrame([{"scenario": s, "probability": d.probability[s],
-                           "status": res.status[s], "cost": res.cost.get(s)}
+                           "status": res.status[s].lower(), "cost": res.cost.get(s)}
                           for s in d.SCENARIOS])
     failed = [s for s in d.SCENARIOS if res.status[s] != "optimal" and s not in res.errors]
     risk = {}
@@ -339,3 +340,31 @@ def evaluate_portfolio(inst: Instance, plan_path: str | Path, workers: int = 1,
               "risk": risk, "infeasible_in": failed, "not_evaluated": res.errors,
               "seconds": res.seconds, "template": res.size, "executor": res.executor}
     return table, report
+
+
+EXPLAINED_SCENARIOS = 20
+"""At most this many of the scenarios where a plan fails are diagnosed (`explain_plan`)."""
+
+
+def explain_plan(inst: Instance, plan_path: str | Path, scenarios: list[str]) -> Any:
+    """Why a saved portfolio cannot be carried out: the hard rules that must move, and by
+    how much, in the scenarios where it fails (the first EXPLAINED_SCENARIOS of them, their
+    probabilities scaled to sum to 1), by the elastic re-solve of `offtake solve` with the
+    plan's first-stage decisions held (`pipeline.diagnose.explain_infeasibility`)."""
+    from offtake.domain.transforms import from_data, to_data
+    from offtake.pipeline.diagnose import explain_infeasibility
+
+    keep = list(dict.fromkeys(scenarios))[:EXPLAINED_SCENARIOS]
+    raw = to_data(inst)
+    chosen = [sc for sc in raw.get("scenarios") or [] if sc["id"] in keep]
+    total = sum(float(sc["probability"]) for sc in chosen)
+    for sc in chosen:
+        sc["probability"] = (float(sc["probability"]) / total if total > 0
+                             else 1.0 / len(chosen))
+    raw["scenarios"] = chosen
+    diag = explain_infeasibility(from_data(raw), fixed=read_plan(Path(plan_path)))
+    if len(set(scenarios)) > len(keep):
+        diag.note = (diag.note + "; " if diag.note else "") + (
+            f"diagnosed in the first {len(keep)} of {len(set(scenarios))} scenarios where "
+            "the plan fails")
+    return diag

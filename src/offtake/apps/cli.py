@@ -467,7 +467,16 @@ def evaluate(
         currency, f"Scenario cost of the portfolio over {len(table)} scenarios")
     fig.savefig(out / "evaluation.png")
     console.print(evaluation_table(report, currency))
-    console.print(f"written to {out}/ (evaluation.csv, evaluation.json, evaluation.png)")
+    written = "evaluation.csv, evaluation.json, evaluation.png"
+    if report["infeasible_in"]:
+        from offtake.analysis.evaluate import explain_plan
+        from offtake.report.console import diagnosis_table
+
+        diag = explain_plan(loaded.instance, plan, report["infeasible_in"])
+        diag.write(out)
+        console.print(diagnosis_table(diag))
+        written += ", infeasibility.json"
+    console.print(f"written to {out}/ ({written})")
     raise typer.Exit(0 if not report["infeasible_in"] else EXIT["infeasible"])
 
 

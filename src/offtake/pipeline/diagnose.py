@@ -20,6 +20,7 @@ from pathlib import Path
 from offtake.domain.schema import Instance
 from offtake.formulation.data import ModelData, RuleRow, build_data
 from offtake.formulation.model import build_model, solution_values
+from offtake.formulation.readback import fix_first_stage
 from offtake.solvers.highs import SolveOptions, solve
 
 
@@ -115,10 +116,15 @@ def _deliverable_upper_bounds(d: ModelData) -> dict[tuple[str, int, str], float]
 
 
 # --- after an infeasible solve ---------------------------------------------------------------
-def explain_infeasibility(inst: Instance, options: SolveOptions | None = None) -> Diagnosis:
-    """Least total violation of the hard rules; the rows with a violation are the answer."""
+def explain_infeasibility(inst: Instance, options: SolveOptions | None = None,
+                          fixed: dict[str, dict] | None = None) -> Diagnosis:
+    """Least total violation of the hard rules; the rows with a violation are the answer.
+    `fixed`: a plan (plan.json's values) whose first-stage decisions are held, to say why
+    that plan cannot be carried out (`offtake evaluate`)."""
     d = build_data(inst, elastic=True)
     m = build_model(d)
+    if fixed is not None:
+        fix_first_stage(m, fixed)
     outcome = solve(m, options)
     if not outcome.has_solution:
         return Diagnosis("elastic", [], note="even with every hard rule relaxed the model is "
