@@ -68,6 +68,28 @@ def test_value_of_the_stochastic_solution_and_of_perfect_information():
     assert v.vss == approx(500_000) and v.evpi == approx(2_000_000)
 
 
+def test_a_vss_made_of_unmet_demand_says_so():
+    """TWO_STAGE without the spot market, unmet demand at 200 USD/kg. The EV plan commits
+    the average demand, 100 t: low pays 100 t x 60 = 6.0M, high adds 50 t unmet x 200,000 =
+    10.0M: EEV = 11.0M, of which 5.0M unmet-demand penalty. RP: for 50 <= q <= 150 the
+    expected cost per kg is 60 q + 100 (150 - q), falling to 9.0M at q = 150, nothing unmet.
+    VSS = 2.0M, less than the 5.0M of penalty in EEV: the value table says VSS rests on the
+    penalty."""
+    from offtake.report import tables
+
+    raw = copy.deepcopy(TWO_STAGE)
+    raw["spot_markets"] = []
+    raw["materials"][0]["unmet_penalty_per_kg"] = 200
+    v = stochastic_value(instance(raw))
+    assert v.eev == approx(11_000_000) and v.rp == approx(9_000_000)
+    assert v.eev_unmet == approx(5_000_000) and v.rp_unmet == approx(0)
+    assert v.as_dict()["unmet_penalty_in_EEV"] == approx(5_000_000)
+    frame = tables.value_frame(v, "USD")
+    assert "it is only as real as that penalty" in frame.attrs["caption"]
+    plain = tables.value_frame(stochastic_value(instance(TWO_STAGE)), "USD")
+    assert "penalty" not in plain.attrs["caption"]  # spot covers the gap: no unmet demand
+
+
 def test_cvar_weight_buys_protection(tmp_path):
     """lambda = 1, alpha = 0.5: CVaR is the high-demand cost 15,000 - 40 q per kg for
     50 <= q <= 150, so E + CVaR = 22,500 - 30 q: commit 150 t; expected cost 9.0M, CVaR 9.0M,

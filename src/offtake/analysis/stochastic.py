@@ -44,6 +44,11 @@ class StochasticValue:
     eev_alternative: float | None = None
     """EEV of a second EV-optimal portfolio that signs different offers (None: none found);
     when it differs from `eev`, EEV (and VSS) depend on which EV optimum is taken."""
+    rp_unmet: float | None = None
+    """The expected unmet-demand penalty inside RP (None: no RP)."""
+    eev_unmet: float | None = None
+    """The expected unmet-demand penalty inside EEV: a VSS made mostly of it rests on the
+    materials' unmet_penalty_per_kg, which may be a default rather than a real cost."""
 
     @property
     def vss(self) -> float | None:
@@ -56,7 +61,8 @@ class StochasticValue:
     def as_dict(self) -> dict:
         return {"RP": self.rp, "EV": self.ev, "EEV": self.eev, "WS": self.ws, "VSS": self.vss,
                 "EVPI": self.evpi, "status": self.status, "EV_definition": self.ev_definition,
-                "EEV_alternative": self.eev_alternative}
+                "EEV_alternative": self.eev_alternative, "unmet_penalty_in_RP": self.rp_unmet,
+                "unmet_penalty_in_EEV": self.eev_unmet}
 
 
 def stochastic_value(inst: Instance, options: SolveOptions | None = None,
@@ -86,9 +92,14 @@ def stochastic_value(inst: Instance, options: SolveOptions | None = None,
     eev_value: float | None = None
     eev_costs: dict[str, float] = {}
     eev_other: float | None = None
+    eev_unmet: float | None = None
     if ev_out.has_solution:
         plan = first_stage_values(ev_model)
         eev_value, eev_costs, status["EEV"] = _eev(d, plan, run_)
+        if eev_value is not None:  # the penalty's part: the plan held in the extensive form
+            fixed_out, fixed_model = run_(d, plan)
+            if fixed_out.has_solution:
+                eev_unmet = float(pyo_value(fixed_model.cost_unmet_demand_penalty))
         other = _other_optimum(ev_data, plan, ev_out.objective, options)
         if other is not None:
             eev_other, _, status["EEV_alternative"] = _eev(d, other, run_)
@@ -101,7 +112,9 @@ def stochastic_value(inst: Instance, options: SolveOptions | None = None,
     return StochasticValue(rp.objective, ev_out.objective, eev_value,
                            ws_total if ws_ok else None, status, dict(d.probability),
                            _scenario_costs(rp_model) if rp.has_solution else {}, eev_costs,
-                           ev, eev_other)
+                           ev, eev_other,
+                           float(pyo_value(rp_model.cost_unmet_demand_penalty))
+                           if rp.has_solution else None, eev_unmet)
 
 
 def _at_average_indices(inst: Instance, ev_data: ModelData, label: str) -> ModelData:

@@ -156,6 +156,12 @@ def _decision(r: Results, plan: pd.DataFrame, value: dict | None) -> str:
     if value and value.get("VSS") is not None:
         text += (f" Planning for the scenarios rather than for the average saves "
                  f"{_money(value['VSS'], cur)} (VSS).")
+        extra = (value.get("unmet_penalty_in_EEV") or 0.0) - (
+            value.get("unmet_penalty_in_RP") or 0.0)
+        if value["VSS"] > 0 and extra > 0.5 * value["VSS"]:
+            text += (f" Of that, {_money(extra, cur)} is demand the average-scenario plan "
+                     "leaves unmet, priced at the materials' unmet-demand penalty: the VSS is "
+                     "only as real as that penalty.")
     unmet = r.tables.get("unmet")
     if unmet is not None and not unmet.empty and (unmet["unmet_t"] > 1e-6).any():
         text += (f" <span class='missing'>Demand left unmet: "

@@ -222,8 +222,16 @@ def value_frame(v: StochasticValue, currency: str) -> pd.DataFrame:
     rows: list[tuple[str, Any, str]] = [(k, v.as_dict()[k], currency) for k in measures]
     if v.eev_alternative is not None:
         rows.append(("EEV of another EV optimum", v.eev_alternative, currency))
+    for label, x in (("unmet-demand penalty in RP", v.rp_unmet),
+                     ("unmet-demand penalty in EEV", v.eev_unmet)):
+        if x is not None:
+            rows.append((label, x, currency))
     caption = (f"VSS = EEV - RP; EVPI = RP - WS; EV problem: averaged "
                f"{'price indices' if v.ev_definition == 'parameters' else 'model data'}")
+    vss = v.vss
+    if vss is not None and vss > 0 and (v.eev_unmet or 0.0) - (v.rp_unmet or 0.0) > 0.5 * vss:
+        caption += ("; most of VSS is demand the EV plan leaves unmet, priced at the "
+                    "materials' unmet_penalty_per_kg: it is only as real as that penalty")
     if v.eev_alternative is not None and abs(v.eev_alternative - (v.eev or 0.0)) > 1e-6 * max(
             1.0, abs(v.eev or 0.0)):
         caption += "; the EV problem has tied optima with different EEV: VSS depends on it"
