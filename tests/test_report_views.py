@@ -51,6 +51,12 @@ def test_results_workbook_renders_the_report_frames(small_run):
                                              ].values.tolist()
     assert [row[4:] for row in rows] == pytest.approx(plan[[y for y in plan.columns
                                                             if isinstance(y, int)]].values)
+    # the terminal's contracted volumes too, beside the deliveries of the plan sheet
+    header, rows = _sheet_frame(wb["contracts"])
+    assert wb["contracts"]["A1"].value.startswith("Signed contracts (contracted t per year")
+    contracted = tables.contracts_frame(r)
+    assert [row[3:] for row in rows] == pytest.approx(
+        contracted[[y for y in contracted.columns if isinstance(y, int)]].values)
     header, rows = _sheet_frame(wb["costs"])
     assert "cost (USD)" in header
     money = header.index("cost (USD)") + 1

@@ -26,7 +26,8 @@ FIRST_ROW = 4
 def result_frames(r: Results) -> dict[str, pd.DataFrame]:
     """The sheets of results.xlsx: name -> frame."""
     makers: dict[str, Callable[[Results], pd.DataFrame]] = {
-        "run": tables.run_summary_frame, "plan": tables.plan_frame,
+        "run": tables.run_summary_frame, "contracts": tables.contracts_frame,
+        "plan": tables.plan_frame,
         "costs": tables.costs_frame, "costs_by_buyer": tables.buyer_costs_frame,
         "rules": tables.rules_frame, "origin": tables.origin_frame,
         "concentration": tables.concentration_frame,
