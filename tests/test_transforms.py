@@ -341,6 +341,7 @@ def test_cli_set_value_checked_like_the_file(tmp_path):
     res = _cli("validate", TINY, "--set", "offers.OFF-A.min_t_per_year=900")
     assert res.exit_code == 1 and "min_above_max" in res.output
     assert "offers[OFF-A].min_t_per_year" in res.output
+    assert "Findings in --set" in res.output  # the change is at fault, not the file
     res = _cli("solve", TINY, "--out", tmp_path / "o", "--set", "offers.OFF-A.decision=maybe")
     assert res.exit_code == 1 and "schema.literal_error" in res.output
     res = _cli("solve", TINY, "--out", tmp_path / "o", "--set", "nonsense")

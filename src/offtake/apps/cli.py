@@ -224,16 +224,20 @@ def validate(instance: Annotated[Path, typer.Argument(help="instance (YAML, .xls
     from offtake.io.loader import load_instance
     loaded = load_instance(instance)
     findings = list(loaded.findings)
+    of_sets: list = []
     if loaded.instance is not None and sets:
         try:
             loaded.instance = apply_sets(loaded.instance, sets)
         except InvalidInstance as exc:
-            findings += exc.findings
+            of_sets = exc.findings
             loaded.instance = None
     if loaded.instance is not None:
         findings += origin_gaps(loaded.instance, build_data(loaded.instance))
     if findings:
         console.print(_findings_table(findings, f"Findings in {instance}"))
+    if of_sets:
+        console.print(_findings_table(of_sets, f"Findings in --set ({instance} with "
+                                               f"{', '.join(sets or [])})"))
     console.print("[green]valid[/]" if loaded.ok else "[red]invalid[/]")
     raise typer.Exit(0 if loaded.ok else 1)
 
