@@ -96,3 +96,38 @@ def test_tasks_in_one_worker_are_warm_after_the_first(small):
     assert [r.value.warm for r in out] == [False, True, True]
     for point, r in zip(points, out, strict=True):
         assert r.value.objective == pytest.approx(solve_lean(point).objective, rel=1e-9)
+
+
+def test_the_time_limit_covers_the_shadow_price_lp(small, monkeypatch):
+    """--time-limit bounds the whole solve: the shadow-price LP gets what the MIP left, not
+    a second full limit (a 100-scenario extensive form at 600 s ran its LP for up to another
+    600 s). With 60 s and 20 s gone, HiGHS is handed about 40 s and the limit is restored
+    after; with the limit spent there are no shadow prices rather than an overrun."""
+    import offtake.solvers.highs as highs_module
+    from offtake.formulation.data import build_data
+    from offtake.formulation.model import build_model
+    from offtake.solvers.highs import HighsModel
+
+    highs = HighsModel(build_model(build_data(small)), SolveOptions(time_limit=60.0))
+    assert highs.solve().status == "optimal"
+    handed = []
+    real_run = highs.lp.h.run
+
+    def run():
+        handed.append(_option(highs, "time_limit"))
+        return real_run()
+
+    monkeypatch.setattr(highs.lp.h, "run", run)
+    clock = highs.started + 20.0
+    monkeypatch.setattr(highs_module.time, "perf_counter", lambda: clock)
+    assert highs.shadow_prices() is not None
+    assert handed == [pytest.approx(40.0)]
+    assert _option(highs, "time_limit") == 60.0
+    clock = highs.started + 61.0
+    assert highs.shadow_prices() is None and len(handed) == 1
+
+
+def _option(highs, name: str) -> float:
+    """An option's value (highspy gives (status, value) here, the value in older releases)."""
+    got = highs.lp.h.getOptionValue(name)
+    return float(got[1] if isinstance(got, tuple) else got)

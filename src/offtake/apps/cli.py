@@ -303,7 +303,9 @@ def _without_gc(command: Callable[..., None]) -> Callable[..., None]:
 def solve(
     instance: Annotated[Path, typer.Argument(help="instance (YAML, .xlsx or CSV folder)")],
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("out"),
-    time_limit: Annotated[float | None, typer.Option(help="seconds")] = None,
+    time_limit: Annotated[float | None, typer.Option(
+        help="seconds for HiGHS in all: the MIP, then the shadow-price LP in what is left")]
+    = None,
     mip_gap: Annotated[float, typer.Option(help="relative MIP gap")] = DEFAULT_MIP_GAP,
     threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
     write_model: Annotated[Path | None, typer.Option(help="write the model as MPS")] = None,
