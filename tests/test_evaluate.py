@@ -58,10 +58,9 @@ def test_a_plan_under_a_capacity_cut_is_curtailed_and_priced():
     assert res.expected == approx(10_600_000)
 
 
-def test_a_scenario_a_hard_rule_makes_infeasible_is_reported_not_priced():
-    """What can still make a fixed plan impossible in a scenario is a hard rule: a 60 %
-    cap on the supplier's share of purchases, with the other supplier cut to 10 % and no
-    spot, leaves the 100 t from S at 100 % of purchases in 'cut'."""
+def _capped_two_suppliers() -> dict:
+    """TWO_STAGE without take-or-pay or spot, a second supplier T (offer P) and a 60 % cap
+    on any supplier's share of purchases; scenario 'cut' leaves T 10 % of its capacity."""
     raw = copy.deepcopy(TWO_STAGE)
     del raw["offers"][0]["take_or_pay_share"]
     raw["facilities"].append({"id": "T", "company": "T", "country": "US", "stage": "MAGNET",
@@ -74,6 +73,14 @@ def test_a_scenario_a_hard_rule_makes_infeasible_is_reported_not_priced():
         {"id": "cut", "probability": 0.5,
          "capacity": [{"facilities": ["T"], "multiplier": 0.1}]},
     ]
+    return raw
+
+
+def test_a_scenario_a_hard_rule_makes_infeasible_is_reported_not_priced():
+    """What can still make a fixed plan impossible in a scenario is a hard rule: a 60 %
+    cap on the supplier's share of purchases, with the other supplier cut to 10 % and no
+    spot, leaves the 100 t from S at 100 % of purchases in 'cut'."""
+    raw = _capped_two_suppliers()
     plan = {"v_signed": {"O": 1.0, "P": 1.0},
             "v_volume_t": {("O", "B", 2026): 50, ("P", "B", 2026): 50}}
     res = evaluate_plan(build_data(instance(raw)), plan)
@@ -97,18 +104,7 @@ def test_evaluate_names_the_rule_that_breaks_the_plan_and_by_how_much(tmp_path):
     from offtake.apps.cli import app
     from offtake.results.tables import plan_to_json
 
-    raw = copy.deepcopy(TWO_STAGE)
-    del raw["offers"][0]["take_or_pay_share"]
-    raw["facilities"].append({"id": "T", "company": "T", "country": "US", "stage": "MAGNET",
-                              "product": "MAG", "capacity_t": 1000})
-    raw["offers"].append({**raw["offers"][0], "id": "P", "supplier": "T"})
-    raw["spot_markets"] = []
-    raw["rules"] = [{"id": "CAP", "kind": "max_supplier_share", "max_share": 0.6}]
-    raw["scenarios"] = [
-        {"id": "open", "probability": 0.5},
-        {"id": "cut", "probability": 0.5,
-         "capacity": [{"facilities": ["T"], "multiplier": 0.1}]},
-    ]
+    raw = _capped_two_suppliers()
     src = tmp_path / "cap.yaml"
     src.write_text(yaml.safe_dump(raw, sort_keys=False))
     plan = tmp_path / "plan.json"

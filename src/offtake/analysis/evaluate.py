@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ from offtake.results.tables import read_plan
 from offtake.runtime import Executor, highs_threads, make_executor, worker_cache
 from offtake.solvers.highs import ArrayLp, objective_scale_for
 from offtake.solvers.linear import compile_linear
+
+if TYPE_CHECKING:
+    from offtake.pipeline.diagnose import Diagnosis
 
 
 class EvaluationError(RuntimeError):
@@ -346,7 +349,8 @@ EXPLAINED_SCENARIOS = 20
 """At most this many of the scenarios where a plan fails are diagnosed (`explain_plan`)."""
 
 
-def explain_plan(inst: Instance, plan_path: str | Path, scenarios: list[str]) -> Any:
+def explain_plan(inst: Instance, plan_path: str | Path, scenarios: list[str]
+                 ) -> Diagnosis:
     """Why a saved portfolio cannot be carried out: the hard rules that must move, and by
     how much, in the scenarios where it fails (the first EXPLAINED_SCENARIOS of them, their
     probabilities scaled to sum to 1), by the elastic re-solve of `offtake solve` with the

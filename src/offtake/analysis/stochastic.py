@@ -95,14 +95,10 @@ def stochastic_value(inst: Instance, options: SolveOptions | None = None,
     eev_unmet: float | None = None
     if ev_out.has_solution:
         plan = first_stage_values(ev_model)
-        eev_value, eev_costs, status["EEV"] = _eev(d, plan, run_)
-        if eev_value is not None:  # the penalty's part: the plan held in the extensive form
-            fixed_out, fixed_model = run_(d, plan)
-            if fixed_out.has_solution:
-                eev_unmet = float(pyo_value(fixed_model.cost_unmet_demand_penalty))
+        eev_value, eev_costs, status["EEV"], eev_unmet = _eev(d, plan, run_, unmet=True)
         other = _other_optimum(ev_data, plan, ev_out.objective, options)
         if other is not None:
-            eev_other, _, status["EEV_alternative"] = _eev(d, other, run_)
+            eev_other, _, status["EEV_alternative"], _ = _eev(d, other, run_)
     ws_total, ws_ok = 0.0, True
     for s in d.SCENARIOS:
         out, _ = run_(scenario_view(d, {s: 1.0}, s))
@@ -113,8 +109,7 @@ def stochastic_value(inst: Instance, options: SolveOptions | None = None,
                            ws_total if ws_ok else None, status, dict(d.probability),
                            _scenario_costs(rp_model) if rp.has_solution else {}, eev_costs,
                            ev, eev_other,
-                           float(pyo_value(rp_model.cost_unmet_demand_penalty))
-                           if rp.has_solution else None, eev_unmet)
+                           _unmet_penalty(rp_model) if rp.has_solution else None, eev_unmet)
 
 
 def _at_average_indices(inst: Instance, ev_data: ModelData, label: str) -> ModelData:
@@ -169,18 +164,29 @@ def _other_optimum(ev_data: ModelData, plan: dict, ev_objective: float | None,
     return first_stage_values(m)
 
 
-def _eev(d: ModelData, plan: dict, run_) -> tuple[float | None, dict[str, float], str]:
+def _eev(d: ModelData, plan: dict, run_, unmet: bool = False
+         ) -> tuple[float | None, dict[str, float], str, float | None]:
     """The EV plan's expected cost over the scenarios: one LP per scenario from a compiled
     template (offtake.analysis.evaluate); with rules in expectation, which couple the scenarios, the
-    extensive form with the plan fixed."""
+    extensive form with the plan fixed. With `unmet`, also the expected unmet-demand penalty
+    inside it, read from the extensive form with the plan fixed (solved once either way)."""
     if any(d.rule_in_expectation.values()):
         out, model = run_(d, plan)
         costs = _scenario_costs(model) if out.has_solution else {}
-        return out.objective, costs, out.status
+        return out.objective, costs, out.status, (
+            _unmet_penalty(model) if unmet and out.has_solution else None)
     res = evaluate_plan(d, plan)
     failed = sorted(s for s, st in res.status.items() if st != "optimal")
     status = "optimal" if not failed else f"infeasible in {', '.join(failed)}"
-    return res.expected, res.cost, status
+    penalty = None
+    if unmet and res.expected is not None:
+        out, model = run_(d, plan)
+        penalty = _unmet_penalty(model) if out.has_solution else None
+    return res.expected, res.cost, status, penalty
+
+
+def _unmet_penalty(model) -> float:
+    return float(pyo_value(model.cost_unmet_demand_penalty))
 
 
 def _scenario_costs(model) -> dict[str, float]:

@@ -178,14 +178,7 @@ class SweepStore:
         options or code). A point is its sweep, its place in it, its changes and the
         instance they change: points of one sweep that differ in their options alone (a
         CVaR front's) stay apart, and so do the unchanged base points of two sweeps."""
-        if latest:
-            present = set(self._query("SELECT * FROM points LIMIT 0").columns)
-            by = ", ".join(f'"{c}"' for c in POINT_COLUMNS if c in present)
-            sql = ("SELECT * FROM points QUALIFY row_number() OVER "
-                   f"(PARTITION BY {by} ORDER BY finished_at DESC) = 1")
-        else:
-            sql = "SELECT * FROM points"
-        sql = f"SELECT * FROM ({sql})"
+        sql = f"SELECT * FROM {'latest' if latest else 'points'}"
         if where:
             sql += f" WHERE {where}"
         sql += " ORDER BY sweep, \"index\", finished_at"
@@ -226,8 +219,10 @@ class SweepStore:
         raise AssertionError("unreachable")
 
     def _run(self, sql: str, files: list[Path], frame: bool = True) -> Any:
-        """`sql` with the views `records` (every row of `files`) and `points` (the newest
-        record of each key); a DataFrame, or (frame=False) the first value of the result."""
+        """`sql` with the views `records` (every row of `files`), `points` (the newest
+        record of each key) and `latest` (the newest record of each point, POINT_COLUMNS,
+        of those the records have); a DataFrame, or (frame=False) the first value of the
+        result."""
         import duckdb
 
         con = duckdb.connect()
@@ -236,6 +231,10 @@ class SweepStore:
             con.execute(f"CREATE VIEW records AS SELECT * FROM read_parquet([{listed}], "
                         "union_by_name = true)")
             con.execute(f"CREATE VIEW points AS {_LATEST}")
+            present = {d[0] for d in con.execute("SELECT * FROM records LIMIT 0").description}
+            by = ", ".join(f'"{c}"' for c in POINT_COLUMNS if c in present)
+            con.execute("CREATE VIEW latest AS SELECT * FROM points QUALIFY row_number() "
+                        f"OVER (PARTITION BY {by} ORDER BY finished_at DESC) = 1")
             try:
                 result = con.execute(sql)
                 if frame:

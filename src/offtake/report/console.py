@@ -56,9 +56,9 @@ def text(x: Any) -> str:
     if isinstance(x, int):
         return f"{x:,}"
     if isinstance(x, float):
-        if abs(x) < 100 and x != round(x):
-            return f"{x:.4g}"
-        return f"{x:,.0f}".replace("-0", "0") if round(x) == 0 else f"{x:,.0f}"
+        if x == 0:
+            return "0"  # also -0.0
+        return f"{x:.4g}" if abs(x) < 100 and x != round(x) else f"{x:,.0f}"
     return str(x)
 
 
