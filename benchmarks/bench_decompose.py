@@ -55,6 +55,7 @@ def one(n: int, workers: int, gap: float, time_limit: float, compare: bool,
         out["ef_s"] = time.perf_counter() - t
         out["ef_objective"] = ef.objective
         out["ef_status"] = ef.status
+        out["ef_gap"] = ef.mip_gap
     out["peak_mib"] = peak_mib()
     return out
 
@@ -95,8 +96,10 @@ def main() -> None:
         if "ef_objective" in r:
             diff = (r["objective"] - r["ef_objective"]) / abs(r["ef_objective"]) \
                 if r["ef_objective"] is not None else float("nan")
+            ef_gap = r.get("ef_gap")
             notes += (f"; extensive form {r['ef_s']:.1f} s, {r['ef_status']}, "
-                      f"objective {r['ef_objective']:,.2f} (relative difference {diff:.1e})")
+                      f"objective {r['ef_objective']:,.2f} (relative difference {diff:.1e}), "
+                      f"gap {'-' if ef_gap is None else f'{ef_gap:.3%}'}")
         print(f"{r['scenarios']:>5} {r['iterations']:>4} {s['setup']:>7.1f} {s['master']:>8.1f} "
               f"{s['scenarios']:>6.1f} {s['total']:>7.1f} {per:>6.2f} {per / base:>5.2f} "
               f"{r['peak_mib']:>8.0f} {r['objective']:>17,.2f} {r['gap']:>8.1e}  {notes}")

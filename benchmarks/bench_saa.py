@@ -22,16 +22,19 @@ gave the same bounds. No assertion on time: the machine is shared with other wor
 cores give at most 2x.
 
 The defaults are the run that met the issue's width: M = 6 replications of N = 10, the
-candidate's 10 scenarios kept by forward selection from 400 draws (`--candidate-pool`), 1,000
-out-of-sample draws. Measured 2026-12-02 on the 2-core project machine under a load average
-of 7-9 (other sessions' tests): 960 s in all (solves 914 s, out-of-sample 36 s), 213 s per
-replication in its worker (100-471 s; candidate 463 s); paired 95 % gap interval up to 0.431 %
-of the upper bound (3,935.3M USD; lower bound 3,906.3M), the independent one up to 1.76 %
-(upper minus lower estimate 0.74 %, plus the two limits' margins: 23.4M on the lower bound,
-t(0.975, 5) = 2.57 times a standard error of 9.1M, and 17.0M on the upper one, whose
-standard error over 1,000 draws is 8.7M, 0.22 %). Without the pool (M = 10, N = 5, candidate from 5
-draws): 954 s, paired interval 10.5 %, independent 12.1 % (the 5-scenario plan is poor out of
-sample: 4,305.5M against the lower bound's 3,882.0M).
+candidate's 10 scenarios kept by forward selection from 400 draws (`--candidate-pool`),
+1,000 out-of-sample draws. Measured 2026-12-02 11:29 on the 2-core project machine with
+nothing else running: 142.5 s in all (solves 130.9 s, out-of-sample 9.7 s), 30.4 s per
+replication in its worker (16.7-55.6 s; candidate 59.1 s), the same bounds and intervals as
+below. Under a load average of 7-9 (other sessions' tests) the same run took 960 s in all
+(solves 914 s, out-of-sample 36 s), 213 s per replication in its worker (100-471 s;
+candidate 463 s); paired 95 % gap interval up to 0.431 % of the upper bound (3,935.3M USD;
+lower bound 3,906.3M), the independent one up to 1.76 % (upper minus lower estimate 0.74 %,
+plus the two limits' margins: 23.4M on the lower bound, t(0.975, 5) = 2.57 times a standard
+error of 9.1M, and 17.0M on the upper one, whose standard error over 1,000 draws is 8.7M,
+0.22 %). Without the pool (M = 10, N = 5, candidate from 5 draws): 954 s, paired interval
+10.5 %, independent 12.1 % (the 5-scenario plan is poor out of sample: 4,305.5M against the
+lower bound's 3,882.0M).
 
 Speed-up, `-M 5 -N 3 --evaluation 300 --speedup --dask` (6 solves, so at most 2x on 2
 workers), load average 1.4-2.6: process pool of 2 68.5 s (solves 59.9 s, 17.6 s per

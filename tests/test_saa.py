@@ -200,3 +200,49 @@ def test_cli_writes_the_files_and_refuses_an_instance_without_a_spec(tmp_path: P
     bare.write_text(yaml.safe_dump(RAW, sort_keys=False))
     res = runner.invoke(app, ["saa", str(bare), "--out", str(out), "--executor", "serial"])
     assert res.exit_code == 1 and "no scenario_spec" in res.output
+
+
+def test_the_folder_reads_back_and_reports_what_it_holds(tmp_path: Path):
+    """`offtake saa` then `offtake report`: read_saa gives back exactly what saa.json holds
+    (every figure read, none recomputed), and the HTML report shows the plan and its
+    certified gap with the figures of summary.json: two rounds (N = 5, then 10, the largest),
+    the candidate signs O (q* > 0: a contract at 60 beats spot at 100 for the demand below
+    the critical fractile), its contracted tonnes are plan.json's v_volume_t."""
+    from offtake.analysis.saa import read_saa
+    from offtake.report.html import build_report
+
+    path = tmp_path / "newsvendor.yaml"
+    path.write_text(yaml.safe_dump({**RAW, "scenario_spec": SPEC}, sort_keys=False))
+    out = tmp_path / "out"
+    runner = CliRunner()
+    res = runner.invoke(app, ["saa", str(path), "--out", str(out), "-M", "4", "-N", "5",
+                              "--evaluation", "60", "--executor", "serial", "--seed", "3",
+                              "--grow-to", "1e-12", "--max-sample", "10",
+                              "--method", "monte_carlo"])
+    assert res.exit_code == 0, res.output
+    written = json.loads((out / "saa.json").read_text())
+    back = read_saa(out)
+    assert json.loads(json.dumps(back.as_dict(), default=str)) == written
+    assert back.summary() == {k: v for k, v in json.loads(
+        (out / "summary.json").read_text()).items()
+        if k not in ("command", "instance", "instance_sha256", "currency")}
+    assert [r.sample for r in back.rounds] == [5, 10]
+    volume = back.plan["v_volume_t"][("O", "B", 2026)]
+    assert back.final.signed == ["O"] and volume > 0
+
+    report = build_report(out)
+    s = written["summary"]
+    text = report.html
+    assert "certified gap" in text and "Rounds (N grown" in text
+    assert f"{s['upper_bound']:,.0f}" in text and f"{s['paired_gap_ci'][1]:,.0f}" in text
+    assert f"{volume:,.1f}" in text or f"{volume:,.0f}" in text
+    assert set(report.figures) == {"saa_replications", "saa_out_of_sample"}
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0 and (out / "report.html").exists(), res.output
+
+    lines = (out / "evaluation.csv").read_text().splitlines()
+    lines[3] = lines[3].split(",")[0] + ",lots"
+    (out / "evaluation.csv").write_text("\n".join(lines) + "\n")
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "evaluation.csv: line 4" in res.output and "lots" in res.output

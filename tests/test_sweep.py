@@ -613,6 +613,40 @@ def test_compare_puts_stored_runs_and_points_side_by_side(tmp_path):
     assert res.exit_code == 1 and "no single point 'x9'" in res.output
 
 
+def test_compare_warns_when_runs_come_from_different_instances(tmp_path):
+    """A run of the small instance beside a run of tiny_two_offers: compare still puts them
+    side by side (exit 0) but says they were solved from two instance files, naming each
+    with its hash, and compare.csv's first rows hold the instance and its SHA-256. Money in
+    two currencies is refused (nothing converts it)."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from offtake.analysis.comparison import Item, check_currencies, instance_note
+    from offtake.analysis.store import StoreError
+    from offtake.apps.cli import app
+
+    runner = CliRunner()
+    for name in ("us_ev_oem_small", "tiny_two_offers"):
+        res = runner.invoke(app, ["solve", str(ROOT / "instances" / f"{name}.yaml"), "--out",
+                                  str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["compare", "--run", str(tmp_path / "us_ev_oem_small"), "--run",
+                              str(tmp_path / "tiny_two_offers"), "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "solved from 2 different instance files" in text
+    shas = [json.loads((tmp_path / n / "summary.json").read_text())["instance_sha256"]
+            for n in ("us_ev_oem_small", "tiny_two_offers")]
+    rows = pd.read_csv(tmp_path / "c" / "compare.csv").set_index("measure")
+    assert rows.loc["instance SHA-256", "us_ev_oem_small"] == shas[0][:12]
+    assert rows.loc["instance SHA-256", "tiny_two_offers"] == shas[1][:12]
+    same = [Item("a", {}, instance="x", instance_sha256="1" * 64),
+            Item("b", {}, instance="x", instance_sha256="1" * 64)]
+    assert instance_note(same) is None
+    with pytest.raises(StoreError, match="a in USD, b in EUR"):
+        check_currencies([Item("a", {}), Item("b", {}, currency="EUR")])
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "docs" / "sweeps").glob("*.yaml")))
 def test_the_shipped_specs_load_and_name_paths_their_instance_has(name):
     from offtake.analysis.spec import check_paths

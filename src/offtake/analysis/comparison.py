@@ -2,9 +2,11 @@
 Pareto points (records of a results store) compared on their key figures and their plans.
 
 `item_from_run(folder)` and `items_from_store(store, refs)` read what is stored (nothing is
-solved again); `key_figures(items)` is one row per measure (status, objective, bound, gap,
-every cost term, fiscal cost per payer, signed offers) and one column per item, with each
-item's difference from the first; `signed_differences(items)` names the offers signed in
+solved again); `key_figures(items)` is one row per measure (the instance and its SHA-256,
+status, objective, bound, gap, every cost term, fiscal cost per payer, signed offers) and one
+column per item, with each item's difference from the first; `instance_note(items)` warns
+when they come from different instance files, `check_currencies` refuses money in different
+currencies; `signed_differences(items)` names the offers signed in
 some items and not in others; `volume_differences(items)` the contracted tonnes per offer and
 year (summed over buyers) where the items differ.
 
@@ -34,6 +36,32 @@ class Item:
     figures: dict[str, Any]
     plan: dict[str, dict] = field(default_factory=dict)
     currency: str = "USD"
+    instance: str = ""
+    """The instance it was solved from (a run: its meta.name; a point: the sweep's file)."""
+    instance_sha256: str = ""
+
+
+def instance_note(items: list[Item]) -> str | None:
+    """A warning when the items were not solved from one instance file (their SHA-256
+    differ): their differences are then partly the data's, not only the decisions'. None
+    when they share one (points of a sweep differ by their --set changes, which their labels
+    name)."""
+    shas = {it.instance_sha256 for it in items if it.instance_sha256}
+    if len(shas) <= 1:
+        return None
+    parts = [f"{it.label}: {it.instance or '?'} ({it.instance_sha256[:12] or 'no hash'})"
+             for it in items]
+    return (f"these were solved from {len(shas)} different instance files, so their "
+            "differences are also differences of data, not only of decisions: "
+            + "; ".join(parts))
+
+
+def check_currencies(items: list[Item]) -> None:
+    """StoreError when the items' money is in different currencies (nothing converts it)."""
+    currencies = {it.currency for it in items}
+    if len(currencies) > 1:
+        raise StoreError("cannot put money side by side in different currencies: "
+                         + ", ".join(f"{it.label} in {it.currency}" for it in items))
 
 
 def item_from_run(folder: str | Path, label: str | None = None) -> Item:
@@ -49,7 +77,8 @@ def item_from_run(folder: str | Path, label: str | None = None) -> Item:
     figures.update({f"fiscal:{k}": v for k, v in res.fiscal_costs().items()})
     signed = sorted(o for o, x in res.plan.get("v_signed", {}).items() if round(x or 0) == 1)
     figures["signed offers"] = len(signed)
-    return Item(label or folder.name, figures, res.plan, res.currency)
+    return Item(label or folder.name, figures, res.plan, res.currency, res.instance_name,
+                res.instance_sha256 or "")
 
 
 def items_from_store(store: SweepStore, refs: list[str] | None = None) -> list[Item]:
@@ -79,7 +108,9 @@ def items_from_store(store: SweepStore, refs: list[str] | None = None) -> list[I
             plan = store.plan(row["key"])
         except StoreError:
             plan = {}
-        items.append(Item(label, figures, plan, str(row.get("currency") or "USD")))
+        items.append(Item(label, figures, plan, str(row.get("currency") or "USD"),
+                          str(row.get("instance") or ""),
+                          str(row.get("instance_sha256") or "")))
     return items
 
 
@@ -105,14 +136,17 @@ def _find(frame: pd.DataFrame, ref: str, store: SweepStore) -> pd.Series:
 
 
 def key_figures(items: list[Item]) -> pd.DataFrame:
-    """One row per measure, one column per item, then each item's difference from the
-    first (for numbers)."""
-    measures: list[str] = []
+    """One row per measure (first the instance each was solved from and the start of its
+    SHA-256), one column per item, then each item's difference from the first (for
+    numbers)."""
+    measures: list[str] = ["instance", "instance SHA-256"]
     for it in items:
         measures += [m for m in it.figures if m not in measures]
     frame = pd.DataFrame({"measure": measures})
     for it in items:
-        frame[it.label] = pd.Series([it.figures.get(m) for m in measures], dtype=object)
+        given = {"instance": it.instance or None,
+                 "instance SHA-256": it.instance_sha256[:12] or None, **it.figures}
+        frame[it.label] = pd.Series([given.get(m) for m in measures], dtype=object)
     first = items[0].label
     for it in items[1:]:
         frame[f"{it.label} - {first}"] = pd.Series(

@@ -29,6 +29,7 @@ given; builds no constraint of its own and starts no process itself.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -171,6 +172,9 @@ class SaaRound:
     """Replication scenarios where the candidate could not be carried out (a hard rule)."""
     reduction: dict[str, Any] | None = None
     """With a candidate pool: its size, the Kantorovich distance of the reduced sample."""
+    signed: list[str] = field(default_factory=list)
+    """The offers the candidate signs (kept when its plan is not: `read_saa` of an earlier
+    round)."""
 
     @property
     def in_sample(self) -> float | None:
@@ -265,7 +269,7 @@ class SaaResult:
                 "lower": _estimate_dict(r.lower), "paired_gap": _estimate_dict(r.paired_gap),
                 "candidate_infeasible_in": r.failed_in,
                 "candidate_reduction": r.reduction,
-                "signed": signed_offers(r.candidate_plan)})
+                "signed": r.signed})
         costs = list(self.evaluation_costs.values())
         return {"summary": self.summary(), "options": asdict(self.options),
                 "upper": _estimate_dict(self.upper),
@@ -278,6 +282,80 @@ class SaaResult:
                                "worst": max(costs) if costs else None,
                                "not_carried_out": self.evaluation_failed},
                 "seconds": self.seconds, "executor": self.executor}
+
+
+def read_saa(folder: str | Path) -> SaaResult:
+    """The SaaResult of an `offtake saa` output folder (saa.json, evaluation.csv, plan.json),
+    as `as_dict` wrote it: the figures are read, never recomputed. The final candidate's plan
+    comes from plan.json; earlier rounds keep only the offers they signed. A ValueError names
+    the file and the entry that cannot be read."""
+    from offtake.results.tables import read_plan
+
+    folder = Path(folder)
+    path = folder / "saa.json"
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable SAA result ({exc})") from exc
+    where = [str(path)]
+    try:
+        options = SaaOptions(**raw["options"])
+        rounds = []
+        for i, r in enumerate(raw["rounds"]):
+            where[1:] = [f"rounds[{i}]"]
+            rounds.append(SaaRound(
+                r["sample"], _replication(r["candidate"]),
+                [_replication(x) for x in r["replications"]], _estimate(r["lower"]),
+                _estimate(r["paired_gap"]), r["seconds"], {},
+                list(r["candidate_infeasible_in"]), r["candidate_reduction"],
+                list(r["signed"])))
+        where[1:] = ["evaluation"]
+        failed = dict(raw["evaluation"]["not_carried_out"])
+        res = SaaResult(options, rounds, _estimate(raw["upper"]), {}, failed, raw["seeds"],
+                        raw["seconds"], raw["executor"], raw["summary"]["stopped"])
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"{': '.join(where)}: missing or malformed entry {exc}") from exc
+    if not rounds:
+        raise ValueError(f"{path}: no rounds")
+    res.evaluation_costs = _evaluation_costs(folder / "evaluation.csv", set(failed))
+    res.rounds[-1].candidate_plan = read_plan(folder / "plan.json")
+    return res
+
+
+def _evaluation_costs(path: Path, failed: set[str]) -> dict[str, float]:
+    """evaluation.csv: `scenario,cost`, the cost empty where the plan cannot be carried out
+    (those scenarios must be the ones saa.json lists)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc})") from exc
+    if not lines or lines[0].strip() != "scenario,cost":
+        raise ValueError(f"{path}: line 1 must be the header 'scenario,cost'")
+    costs: dict[str, float] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        scenario, _, cost = line.rpartition(",")
+        if not scenario:
+            raise ValueError(f"{path}: line {number}: expected 'scenario,cost', got {line!r}")
+        if cost == "":
+            if scenario not in failed:
+                raise ValueError(f"{path}: line {number}: scenario {scenario} has no cost "
+                                 "but saa.json does not list it as not carried out")
+            continue
+        try:
+            costs[scenario] = float(cost)
+        except ValueError:
+            raise ValueError(f"{path}: line {number}: cost of scenario {scenario} is not a "
+                             f"number: {cost!r}") from None
+    return costs
+
+
+def _replication(d: dict[str, Any]) -> Replication:
+    return Replication(d["index"], d["seed"], d["status"], d["objective"], d["bound"],
+                       d["mip_gap"], d["seconds"], d["candidate_cost"])
+
+
+def _estimate(d: dict[str, Any] | None) -> Estimate | None:
+    return None if d is None else Estimate(**d)
 
 
 def _replication_dict(r: Replication) -> dict[str, Any]:
@@ -492,7 +570,7 @@ def _round(sampler: Sampler, options: SaaOptions, solve_options: SolveOptions, e
     gaps = [r.gap for r in replications if r.gap is not None]
     paired = gap_estimate(gaps, level_one) if len(gaps) == len(replications) else None
     return SaaRound(n, candidate, replications, lower, paired, time.perf_counter() - start,
-                    plan, sorted(failed), reduction)
+                    plan, sorted(failed), reduction, signed_offers(plan))
 
 
 def _price(sampler: Sampler, ex: Executor, plan: dict[str, dict], scenarios: list[dict]

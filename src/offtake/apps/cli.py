@@ -373,18 +373,24 @@ def solve(
 
 @app.command()
 def report(
-    out: Annotated[Path, typer.Argument(help="folder written by `offtake solve`")],
+    out: Annotated[Path, typer.Argument(help="folder written by `offtake solve` or "
+                                        "`offtake saa`")],
     html: Annotated[Path | None, typer.Option(
         help="HTML file to write (default DIR/report.html)")] = None,
 ) -> None:
-    """One self-contained HTML report (pictures embedded) of a solved folder, for readers
-    without the tool, and its figures as PNG files in DIR."""
+    """One self-contained HTML report (pictures embedded) of a solved folder, or of a sample
+    average approximation's, for readers without the tool, and its figures as PNG files in
+    DIR."""
     if not (out / "summary.json").exists():
         console.print(f"[red]{out}: no summary.json; run `offtake solve INSTANCE --out "
                       f"{out}` first[/]")
         raise typer.Exit(EXIT["invalid"])
     from offtake.report.html import write_report
-    path, pngs = write_report(out, html)
+    try:
+        path, pngs = write_report(out, html)
+    except ValueError as exc:  # a folder whose files cannot be read back (names the file)
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT["invalid"]) from exc
     console.print(f"written {path} ({path.stat().st_size / 1024:,.0f} kB, {len(pngs)} "
                   f"figures, also as {out}/report_*.png)")
 
@@ -648,7 +654,7 @@ def saa(
     write_plan(out / "plan.json", res.plan)
     console.print(saa_table(res, loaded.instance.meta.currency))
     console.print(f"written to {out}/ (saa.json, summary.json, replications.csv, "
-                  "evaluation.csv, plan.json)")
+                  f"evaluation.csv, plan.json); `offtake report {out}` makes the HTML report")
     raise typer.Exit(0 if summary["status"] == "ok" else EXIT["no_solution"])
 
 
@@ -796,6 +802,8 @@ def compare(
 def _compare_stored(runs: list[Path], store: Path | None, points: list[str],
                     out: Path | None) -> None:
     from offtake.analysis.comparison import (
+        check_currencies,
+        instance_note,
         item_from_run,
         items_from_store,
         key_figures,
@@ -809,12 +817,16 @@ def _compare_stored(runs: list[Path], store: Path | None, points: list[str],
         items = [item_from_run(r) for r in runs]
         if store is not None:
             items += items_from_store(_store_or_exit(store), points)
+        check_currencies(items)
     except StoreError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(EXIT["invalid"]) from exc
     if len(items) < 2:
         console.print("[red]compare needs at least two runs or points[/]")
         raise typer.Exit(EXIT["invalid"])
+    note = instance_note(items)
+    if note:
+        console.print(f"[yellow]Note: {note}[/]")
     frames = {"compare": key_figures(items), "signed": signed_differences(items),
               "volumes": volume_differences(items)}
     for frame in frames.values():

@@ -9,6 +9,11 @@ concentration (HHI by stage over countries and companies, the largest single sou
 cost per payer. Renders the frames of `offtake.report.tables` and the figures of
 `offtake.report.plots`; reads only the output folder (`Results.read`); computes nothing of
 its own. Pictures are embedded as base64 PNG, so the file opens anywhere, offline.
+
+The folder of `offtake saa` gets its own report (`build_saa_report`): the candidate plan and
+its certified quality (lower and upper bounds with their confidence limits, both MMW gap
+intervals), the replications, the out-of-sample cost distribution and the rounds, read back
+from saa.json, evaluation.csv and plan.json (`analysis.saa.read_saa`).
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -27,6 +33,9 @@ from offtake.report import plots, tables
 from offtake.report.workbook import number_format
 from offtake.results.folder import value_of_run
 from offtake.results.tables import Results
+
+if TYPE_CHECKING:
+    from offtake.analysis.saa import SaaResult
 
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 1000px;
@@ -57,6 +66,13 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def _embed(figs: dict[str, bytes], name: str, fig: Figure, alt: str) -> str:
+    """Keep the figure's PNG under `name` and return it as an embedded <img>."""
+    figs[name] = _png(fig)
+    data = base64.b64encode(figs[name]).decode("ascii")
+    return f"<p><img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'/></p>"
+
+
 def _money(x: float | None, currency: str) -> str:
     return "-" if x is None else f"{x / 1e6:,.1f} million {currency}"
 
@@ -75,6 +91,10 @@ def _table(frame: pd.DataFrame, currency: str, limit: int | None = None) -> str:
             v = row[col]
             fmt = None if record else number_format(str(col), currency,
                                                     frame.attrs.get("title", ""))
+            if record and col == "value" and str(row["unit"]).startswith("of "):
+                fmt = "0.000%"  # a share of something: 'of upper bound'
+            elif not record and col == "relative":
+                fmt = "0.000%"
             if _is_year(col, v):
                 cells.append(f"<td class='num'>{int(v)}</td>")  # 2026, not 2,026
                 continue
@@ -101,6 +121,8 @@ def _cell(v: Any, fmt: str | None, tonnes: bool) -> str:
         return f"<td>{html.escape(str(v))}</td>"
     if fmt == "0.0%":
         text = f"{v:.1%}"
+    elif fmt == "0.000%":
+        text = f"{v:.3%}"
     elif fmt in ("0.000",):
         text = f"{v:.3f}"
     elif fmt == "#,##0" or abs(v) >= 1000:
@@ -171,8 +193,10 @@ def _decision(r: Results, plan: pd.DataFrame, value: dict | None) -> str:
 
 def build_report(out_dir: str | Path) -> Report:
     """The report of the output folder of `offtake solve` (value.json of `offtake value`
-    in the same folder is used when present)."""
+    in the same folder is used when present), or of `offtake saa` (`build_saa_report`)."""
     out = Path(out_dir)
+    if _command(out) == "saa":
+        return build_saa_report(out)
     r = Results.read(out)
     cur = r.currency
     value, stale = value_of_run(out, r.instance_sha256, r.options)
@@ -180,9 +204,7 @@ def build_report(out_dir: str | Path) -> Report:
     parts: list[str] = []
 
     def figure(name: str, fig: Figure, alt: str) -> str:
-        figs[name] = _png(fig)
-        data = base64.b64encode(figs[name]).decode("ascii")
-        return (f"<p><img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'/></p>")
+        return _embed(figs, name, fig, alt)
 
     plan = tables.plan_frame(r)
     parts.append(f"<h1>{html.escape(r.instance_name)}: which contracts to sign</h1>")
@@ -279,9 +301,125 @@ def build_report(out_dir: str | Path) -> Report:
     return Report(_page(r, parts), figs)
 
 
+def _command(out: Path) -> str | None:
+    """The command that wrote the folder (summary.json's `command`; None for a solve's)."""
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return summary.get("command") if isinstance(summary, dict) else None
+
+
+def build_saa_report(out_dir: str | Path) -> Report:
+    """The report of the output folder of `offtake saa`: what to sign, how good that plan is
+    proven to be, and the evidence (replications, out-of-sample distribution, rounds)."""
+    from offtake.analysis.saa import read_saa
+
+    out = Path(out_dir)
+    res = read_saa(out)
+    summary = json.loads((out / "summary.json").read_text())
+    cur = str(summary.get("currency") or "USD")
+    name = Path(str(summary.get("instance") or out.name)).stem
+    figs: dict[str, bytes] = {}
+
+    def figure(key: str, fig: Figure, alt: str) -> str:
+        return _embed(figs, key, fig, alt)
+
+    s = res.summary()
+    parts = [f"<h1>{html.escape(name)}: which contracts to sign, with a certified gap</h1>",
+             f"<p class='note'>sample average approximation (Mak-Morton-Wood); status "
+             f"{html.escape(s['status'])}; {s['replications']} replications of {s['sample']} "
+             f"scenarios, {s['evaluation']:,} out of sample; seed {s['seed']}; instance "
+             f"SHA-256 {html.escape(str(summary.get('instance_sha256', '')))[:12]}</p>",
+             f"<p class='lead'>{_saa_decision(res, cur)}</p>"]
+    parts.append("<h2>Bounds and the optimality gap</h2>")
+    parts.append(_table(tables.saa_frame(res, cur), cur))
+    reps = tables.saa_replications_frame(res)
+    last = reps[reps["sample"] == res.final.sample]
+    parts.append(figure("saa_replications", plots.saa_replications(
+        last, None if res.final.lower is None else res.final.lower.estimate,
+        None if res.upper is None else res.upper.estimate, cur), "SAA replications"))
+    parts.append("<h3>Replications</h3>")
+    parts.append(_table(reps, cur))
+    if len(res.rounds) > 1:
+        parts.append("<h3>Rounds (N grown until the target, the largest sample or the "
+                     "budget)</h3>")
+        parts.append(_table(tables.saa_rounds_frame(res), cur))
+
+    parts.append("<h2>The candidate out of sample</h2>")
+    n_eval = len(res.evaluation_costs) + len(res.evaluation_failed)
+    prob = {sc: 1.0 / n_eval for sc in [*res.evaluation_costs, *res.evaluation_failed]}
+    if res.evaluation_costs:
+        parts.append(figure("saa_out_of_sample", plots.cost_distribution(
+            prob, {"candidate plan": res.evaluation_costs}, cur,
+            f"Cost of the candidate in {n_eval:,} out-of-sample scenarios"),
+            "out-of-sample cost distribution"))
+    if res.evaluation_failed:
+        shown = list(res.evaluation_failed.items())[:20]
+        parts.append("<p class='missing'>The plan cannot be carried out in "
+                     f"{len(res.evaluation_failed)} out-of-sample scenario(s); the upper bound "
+                     "is not defined: " + "; ".join(
+                         f"{html.escape(k)} ({html.escape(v)})" for k, v in shown) + "</p>")
+
+    parts.append("<h2>The plan</h2>")
+    reduction = res.final.reduction
+    if reduction:
+        parts.append(f"<p class='note'>The candidate's {reduction['kept']} scenarios were "
+                     f"kept by forward selection from {reduction['pool']} draws "
+                     f"(Kantorovich distance {reduction['distance']:,.0f}, "
+                     f"{reduction['relative_distance']:.1%} of the pool's spread).</p>")
+    parts.append(_table(tables.saa_plan_frame(res.plan), cur))
+    others = tables.first_stage_frame(res.plan)
+    if not others.empty:
+        parts.append(_table(others, cur, limit=60))
+    parts.append(_table(tables.record(
+        [(f"seconds: {k}", v, "s") for k, v in res.seconds.items()]
+        + [(f"executor: {k}", v, "") for k, v in res.executor.items()],
+        "How it ran"), cur))
+    return Report(_html_page(name, parts), figs)
+
+
+def _saa_decision(res: SaaResult, cur: str) -> str:
+    """The SAA result in one paragraph."""
+    s = res.summary()
+    signed = res.final.signed
+    text = (f"Sign <b>{len(signed)}</b> contract(s): "
+            f"{', '.join(html.escape(o) for o in signed) or 'none'} (the optimum of a "
+            f"sample of {s['candidate_sample']} scenarios). ")
+    if res.upper is not None:
+        text += (f"Its expected cost is <b>{_money(res.upper.estimate, cur)}</b> out of sample "
+                 f"(at most {_money(res.upper.limit, cur)} at "
+                 f"{res.upper.confidence:.1%} confidence). ")
+    else:
+        text += ("<span class='missing'>Its expected cost is not defined: the plan cannot be "
+                 "carried out in every out-of-sample scenario.</span> ")
+    if res.final.lower is not None:
+        text += (f"No plan can be expected to cost less than "
+                 f"{_money(res.final.lower.limit, cur)} (lower bound "
+                 f"{_money(res.final.lower.estimate, cur)}, {res.final.lower.confidence:.1%}). ")
+    paired = res.final.paired_gap
+    if paired is not None:
+        rel = res.relative(paired.limit)
+        text += (f"With {res.options.confidence:.0%} confidence this plan is within "
+                 f"<b>{_money(paired.limit, cur)}</b>"
+                 f"{f' ({rel:.2%})' if rel is not None else ''} of the best possible "
+                 "(paired gap interval)")
+        if res.gap is not None:
+            rel2 = res.relative(res.gap[1])
+            text += (f"; the independent interval, from the two limits, says "
+                     f"{_money(res.gap[1], cur)}"
+                     f"{f' ({rel2:.2%})' if rel2 is not None else ''}")
+        text += "."
+    return text
+
+
 def _page(r: Results, parts: list[str]) -> str:
+    return _html_page(r.instance_name, parts)
+
+
+def _html_page(title: str, parts: list[str]) -> str:
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(r.instance_name)}: offtake report</title>"
+            f"<title>{html.escape(title)}: offtake report</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 

@@ -303,3 +303,37 @@ def allocations(frame: pd.DataFrame, currency: str, title: str) -> Figure:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return fig
+
+
+def saa_replications(frame: pd.DataFrame, lower: float | None, upper: float | None,
+                     currency: str) -> Figure:
+    """The replications of a sample average approximation (`tables.saa_replications_frame`
+    of one round, candidate row excluded): each replication's dual bound b_i and the
+    candidate's average cost on the same scenarios f_Ni(x^), joined by the paired gap
+    G_i; dashed lines at the lower bound (mean of b_i) and the out-of-sample upper bound."""
+    fig = Figure(figsize=(7, 4.2), dpi=120, layout="tight")
+    ax = fig.add_subplot()
+    rows = frame[frame["replication"] >= 0]
+    if rows.empty:
+        return _empty(fig, ax, "no replication was solved")
+    x = rows["replication"].to_numpy()
+    bound = rows["bound"].astype(float) / MILLION
+    cost = rows["candidate_cost"].astype(float) / MILLION
+    ax.vlines(x, bound, cost, color="0.6", linewidth=1.5, label="paired gap G_i")
+    ax.scatter(x, bound, marker="v", color="tab:blue", zorder=3,
+               label="dual bound of the sample (b_i)")
+    ax.scatter(x, cost, marker="^", color="tab:red", zorder=3,
+               label="candidate on the same sample (f_Ni)")
+    if lower is not None:
+        ax.axhline(lower / MILLION, color="tab:blue", linestyle="--", linewidth=1,
+                   label="lower bound (mean of b_i)")
+    if upper is not None:
+        ax.axhline(upper / MILLION, color="tab:red", linestyle="--", linewidth=1,
+                   label="upper bound (out of sample)")
+    ax.set_xticks(x)
+    ax.set_xlabel("replication")
+    ax.set_ylabel(f"expected cost (million {currency}, discounted)")
+    ax.set_title("Replications: sample bounds and the candidate's cost")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return fig

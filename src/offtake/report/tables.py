@@ -297,6 +297,63 @@ def saa_frame(res: SaaResult, currency: str) -> pd.DataFrame:
                   f"{', '.join(res.as_dict()['rounds'][-1]['signed']) or 'nothing'}")
 
 
+def saa_rounds_frame(res: SaaResult) -> pd.DataFrame:
+    """One row per round of `analysis.saa` (more than one when growing N): N, the lower
+    bound and its limit, the paired gap estimate and the upper end of its interval, also
+    relative to the round's in-sample cost of the candidate (what `grow_to` compares), the
+    offers the round's candidate signs and its seconds."""
+    rows = []
+    for r in res.rounds:
+        ref = r.in_sample
+        paired = r.paired_gap
+        rows.append({"N": r.sample, "lower bound": None if r.lower is None else r.lower.estimate,
+                     "lower limit": None if r.lower is None else r.lower.limit,
+                     "paired gap": None if paired is None else paired.estimate,
+                     "paired gap CI upper end": None if paired is None else paired.limit,
+                     "relative": (None if paired is None or not ref
+                                  else paired.limit / abs(ref)),
+                     "candidate signs": ", ".join(r.signed) or "nothing",
+                     "seconds": r.seconds})
+    return _titled(pd.DataFrame(rows), "SAA rounds",
+                   f"stopped: {res.stopped}; relative to the candidate's in-sample cost")
+
+
+def saa_plan_frame(plan: dict[str, dict]) -> pd.DataFrame:
+    """The contracted volumes of a plan (`v_volume_t` of the signed offers) as offer and buyer
+    x year, t per year."""
+    signed = {k[0] if isinstance(k, tuple) else k for k, v in plan.get("v_signed", {}).items()
+              if v is not None and v > 0.5}
+    rows: dict[tuple[str, str], dict[int, float]] = {}
+    for key, v in plan.get("v_volume_t", {}).items():
+        offer, buyer, year = key
+        if offer in signed:
+            rows.setdefault((str(offer), str(buyer)), {})[int(year)] = float(v or 0.0)
+    years = sorted({y for vols in rows.values() for y in vols})
+    frame = pd.DataFrame([[o, b, *[vols.get(y, 0.0) for y in years]]
+                          for (o, b), vols in sorted(rows.items())],
+                         columns=["offer", "buyer", *years])
+    return _titled(frame, "Plan: contracted tonnes per signed offer and year",
+                   "first-stage volumes, the same in every scenario; what is delivered may "
+                   "be less where a scenario curtails a contract (force majeure)")
+
+
+def first_stage_frame(plan: dict[str, dict], skip: Sequence[str] = ("v_signed", "v_volume_t")
+                      ) -> pd.DataFrame:
+    """The other first-stage decisions of a plan that are not zero (starts, tiers, builds,
+    stockpile orders, ...): variable, index, value."""
+    rows = []
+    for name, values in plan.items():
+        if name in skip:
+            continue
+        for key, v in values.items():
+            if v is not None and abs(v) > 1e-9:
+                index = key if isinstance(key, tuple) else (key,)
+                rows.append({"decision": name, "index": ", ".join(str(i) for i in index),
+                             "value": float(v)})
+    return _titled(pd.DataFrame(rows, columns=["decision", "index", "value"]),
+                   "Other first-stage decisions (not zero)")
+
+
 def reduction_frame(red: Reduction) -> pd.DataFrame:
     """Forward selection (`analysis.reduce`): each kept scenario in the order chosen, its new
     probability, how many scenarios were merged into it, and the Kantorovich distance to the
