@@ -285,6 +285,25 @@ def test_all_problems_of_a_file_reported_at_once():
     assert not any(f.code == "unknown_reference" and "S1" in f.message for f in res.findings)
 
 
+def test_a_row_with_a_bad_number_still_has_its_references_checked():
+    """Offer O1 has a negative max (a field error) and an unknown supplier: both are
+    reported in one run, the supplier at its own field with the nearest ID. O2's material is
+    not text (a field error): the placeholder that lets the rest of the row be checked is
+    never reported as an unknown material, while O2's unknown supplier is."""
+    raw = base()
+    raw["offers"][0]["max_t_per_year"] = -5
+    raw["offers"][0]["supplier"] = "S3"
+    raw["offers"][1]["material"] = 5
+    raw["offers"][1]["supplier"] = "S9"
+    res = check(raw)
+    by_loc = {(f.location, f.code) for f in res.findings}
+    assert ("offers[O1].max_t_per_year", "schema.greater_than_equal") in by_loc
+    assert ("offers[O1].supplier", "unknown_reference") in by_loc
+    assert ("offers[O2].supplier", "unknown_reference") in by_loc
+    assert not any(f.location == "offers[O2].material" and f.code == "unknown_reference"
+                   for f in res.findings)
+
+
 def test_probabilities_must_sum_to_one():
     raw = base()
     raw["scenarios"] = [{"id": "a", "probability": 0.5}, {"id": "b", "probability": 0.4}]

@@ -106,6 +106,20 @@ def test_a_negative_capacity_fails_naming_sheet_and_cell(tmp_path):
     assert f.file == str(path) and f"facilities!{cell}" in str(f)
 
 
+def test_two_errors_on_one_row_are_both_named_by_cell(tmp_path):
+    """OFF-MP-10X gets a negative max and an unknown supplier on the same row: the field
+    error and the unknown reference are reported in one run, each at its own cell."""
+    path = _book(load_or_raise(INSTANCES / "us_ev_oem_small.yaml"), tmp_path)
+    high = _cell_of(path, "offers", "max_t_per_year", "OFF-MP-10X")
+    who = _cell_of(path, "offers", "supplier", "OFF-MP-10X")
+    _edit(path, "offers", high, -5)
+    res = load_instance(_edit(path, "offers", who, "NOPE"))
+    assert not res.ok
+    assert _only(res, "schema.greater_than_equal").cell == f"offers!{high}"
+    f = _only(res, "unknown_reference")
+    assert f.cell == f"offers!{who}" and f.location == "offers[OFF-MP-10X].supplier"
+
+
 def test_a_negative_capacity_in_a_year_names_the_by_year_cell(tmp_path):
     path = _book(load_or_raise(INSTANCES / "us_ev_oem_small.yaml"), tmp_path)
     ws = openpyxl.load_workbook(path)["by_year"]

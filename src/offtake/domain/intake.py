@@ -19,15 +19,15 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
-from typing import IO, Any, get_args
+from typing import IO, Annotated, Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from offtake.domain.findings import Finding, errors, format_loc, nearest
 from offtake.domain.scenarios import expand_raw
 from offtake.domain.schema import LIST_SECTIONS, SECTION_MODELS, Instance, rule_adapter
-from offtake.domain.validation import check_instance
+from offtake.domain.validation import check_instance, check_references
 
 _FREE_TEXT_KEYS = {"name", "description", "source", "notes", "company"}
 
@@ -171,6 +171,7 @@ def _validate_mapping(raw: Any) -> tuple[LoadResult, Any]:
                                     nearest(str(key), known) or f"expected one of {sorted(known)}"))
     parts: dict[str, Any] = {"unparsed_ids": set()}
     positions: dict[str, list[int]] = {}
+    repaired: dict[str, list[tuple[int, tuple[Any, set]]]] = {}
     for name, finfo in Instance.model_fields.items():
         if name not in raw:
             if finfo.is_required():
@@ -181,13 +182,14 @@ def _validate_mapping(raw: Any) -> tuple[LoadResult, Any]:
                 parts[name] = finfo.get_default(call_default_factory=True)
             continue
         parts[name] = _validate_section(name, raw[name], findings, parts["unparsed_ids"],
-                                        positions)
+                                        positions, repaired)
     if parts.get("meta") is None or parts.get("horizon") is None:
         return LoadResult(None, findings), raw
     failed = {k.split(":", 1)[1] for k in positions if k.startswith("failed:")}
     whole = check_instance(SimpleNamespace(**_stand_ins(parts), failed_sections=failed),
                            partial=bool(errors(findings)))
     findings += [_at_document_position(f, positions) for f in whole]
+    findings += _references_of_repaired(parts, positions, repaired)
     if errors(findings):
         return LoadResult(None, findings), raw
     try:
@@ -239,9 +241,11 @@ def name_items(findings: Iterable[Finding], doc: dict[str, Any]) -> list[Finding
 
 
 def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: set,
-                      positions: dict[str, list[int]]) -> Any:
+                      positions: dict[str, list[int]],
+                      repaired: dict[str, list[tuple[int, tuple[Any, set]]]]) -> Any:
     """The section's model (None if it fails), or for a list section the items that pass;
-    `positions[name]` records where each kept item stands in the document."""
+    `positions[name]` records where each kept item stands in the document, `repaired[name]`
+    the failed items that pass without their failing fields (position, model)."""
     if name in LIST_SECTIONS:
         if value is None:
             return []
@@ -263,12 +267,84 @@ def _validate_section(name: str, value: Any, findings: list[Finding], unparsed: 
                 findings += _pydantic_findings(exc, [name, i], kind)
                 if isinstance(item, dict) and isinstance(item.get("id"), str):
                     unparsed.add(item["id"])
+                trial = _without_failing(name, item, exc)
+                if trial is not None:
+                    repaired.setdefault(name, []).append((i, trial))
         return out
     try:
         return SECTION_MODELS[name].model_validate(value)
     except ValidationError as exc:
         findings += _pydantic_findings(exc, [name])
         return None
+
+
+_PLACEHOLDERS: tuple[Any, ...] = (0, 1, "X0", [])
+"""Values tried, in order, for a required field that failed (the first its type accepts)."""
+
+
+def _without_failing(name: str, item: Any, exc: ValidationError) -> tuple[Any, set] | None:
+    """The item validated with the top-level fields its errors name left out (optional
+    ones) or replaced by a placeholder of their type (required ones), and the names of those
+    fields; None when it still fails (or is not a mapping, or a rule: its kind decides its
+    fields)."""
+    if not isinstance(item, dict) or name == "rules":
+        return None
+    model = SECTION_MODELS[name]
+    bad = {err["loc"][0] for err in exc.errors(include_url=False)
+           if err["loc"] and isinstance(err["loc"][0], str)}
+    if not bad or not bad <= set(model.model_fields) or "id" in bad:
+        return None
+    trial = {k: v for k, v in item.items() if k not in bad}
+    for key in bad:
+        finfo = model.model_fields[key]
+        if finfo.is_required():
+            kind = finfo.annotation
+            adapter: TypeAdapter[Any] = TypeAdapter(
+                Annotated[(kind, *finfo.metadata)] if finfo.metadata else kind)
+            trial[key] = next((v for v in _PLACEHOLDERS if _accepts(adapter, v)), None)
+            if trial[key] is None:
+                return None
+    try:
+        return model.model_validate(trial), bad
+    except ValidationError:
+        return None
+
+
+def _accepts(adapter: TypeAdapter[Any], value: Any) -> bool:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _references_of_repaired(parts: dict[str, Any], positions: dict[str, list[int]],
+                            repaired: dict[str, list[tuple[int, tuple[Any, set]]]]
+                            ) -> list[Finding]:
+    """The unknown references of the items that failed field validation but pass without
+    their failing fields: their other fields are checked too (one run reports a bad number
+    and an unknown supplier of the same row). Only findings located at those items count:
+    they are appended after the parsed items and moved back to their document position."""
+    if not repaired:
+        return []
+    sections = _stand_ins(parts)
+    where: dict[str, dict[int, tuple[int, set]]] = {}
+    for name, items in repaired.items():
+        base = list(sections[name])
+        where[name] = {len(base) + j: (i, bad) for j, (i, (_, bad)) in enumerate(items)}
+        sections[name] = base + [model for _, (model, _) in items]
+    ids = {getattr(m, "id", None) for items in repaired.values() for _, (m, _) in items}
+    unparsed = parts["unparsed_ids"] - ids
+    out = []
+    for f in check_references(SimpleNamespace(**sections), unparsed):
+        m = re.match(r"^(\w+)\[(\d+)\]\.?(\w*)", f.location)
+        if not m or int(m.group(2)) not in where.get(m.group(1), {}):
+            continue
+        doc, bad = where[m.group(1)][int(m.group(2))]
+        if m.group(3) not in bad:  # not a placeholder's finding
+            rest = f.location[m.end(2) + 1:]
+            out.append(replace(f, location=f"{m.group(1)}[{doc}]{rest}"))
+    return out
 
 
 _SCALAR_TYPE_ERRORS = {"float_type", "int_type", "string_type", "bool_type", "is_instance_of"}

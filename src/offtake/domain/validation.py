@@ -77,6 +77,16 @@ def check_instance(inst: Any, partial: bool = False) -> list[Finding]:
     return c.items
 
 
+def check_references(inst: Any, unparsed_ids: Iterable[str] = ()) -> list[Finding]:
+    """Only the reference checks of `check_instance` (unknown IDs with the nearest known
+    one); references to `unparsed_ids` are not reported. The loader runs them on the items
+    that failed field validation, with the failing fields left out, so that a row with a bad
+    number and an unknown supplier reports both."""
+    c = _Collector(frozenset(unparsed_ids))
+    _check_references(inst, c)
+    return c.items
+
+
 # --- identifiers -----------------------------------------------------------------------------
 def _check_ids(inst: Any, c: _Collector) -> None:
     namespaces = {
