@@ -98,13 +98,12 @@ def render(frame: pd.DataFrame, *, title: str | None = None, caption: str | None
 
 def render_record(frame: pd.DataFrame, *, lines: Sequence[Line] | None = None,
                   formats: Mapping[str, Format] | None = None,
-                  label: Callable[[str], str] | None = None,
                   justify: JustifyMethod = "right",
                   title: str | None = None, caption: str | None = None) -> Table:
     """A measure/value record as a two-column Rich table without header.
 
     `lines`: the lines to show (label, measures, separator), a line whose measures are not all
-    in the record being left out; default one line per measure, labelled by `label`.
+    in the record being left out; default one line per measure, labelled by its name.
     `formats`: measure -> how its value is written (default `text`).
     """
     t = Table(title=title if title is not None else frame.attrs.get("title"),
@@ -114,8 +113,7 @@ def render_record(frame: pd.DataFrame, *, lines: Sequence[Line] | None = None,
     t.add_column("value", justify=justify)
     values = dict(zip(frame["measure"], frame["value"], strict=True))
     formats = formats or {}
-    name = label or (lambda m: m)
-    for text_, measures, sep in lines or [(name(m), [m], "") for m in values]:
+    for text_, measures, sep in lines or [(m, [m], "") for m in values]:
         if all(m in values for m in measures):
             t.add_row(text_, sep.join(formats.get(m, text)(values[m]) for m in measures))
     return t
@@ -300,9 +298,7 @@ def evaluation_table(report: dict, currency: str) -> Table:
     frame = tables.evaluation_frame(report, currency)
     formats: dict[str, Format] = {m: _amount() for m in frame["measure"]}
     formats["cannot be carried out in"] = scenarios
-    short = {"VaR": "var", "CVaR": "cvar"}
-    return render_record(frame, formats=formats,
-                         label=lambda m: short.get(m.split()[0], m))
+    return render_record(frame, formats=formats)  # 'VaR 95%', as the solve's risk table
 
 
 def saa_table(res: SaaResult, currency: str) -> Table:
