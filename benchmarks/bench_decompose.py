@@ -10,7 +10,18 @@ Prints scenarios, iterations, seconds (setup, master, scenario LPs, total), peak
 process and its workers), objective, bound and gap, and the seconds per scenario relative to
 the smallest run, and where phase 1 (the LP master) ended: its iterations, seconds and bound.
 For the sizes named in --compare the extensive form is solved too (same
-mip gap) and the objectives are compared. Each run is a fresh subprocess. No assertion.
+mip gap) and the objectives are compared, with the extensive form's certified gap. Each run
+is a fresh subprocess. No assertion.
+
+Measured 2026-12-02 11:33, a quiet 2-core machine (nothing else running), `--sizes 100
+--time-limit 600 --compare 100`: the decomposition stopped at its limit after 92 iterations
+(phase 1: 45 LP-master iterations, 78.5 s; master 532.5 s in all, scenario LPs 66.2 s on 2
+workers; master 17,326 rows x 20,575 columns, 2 representatives, 16 cost variables) with the
+best plan at 3,879,584,911.84 USD and a certified gap of 0.021 % (the figure to beat was
+0.078 %, measured earlier on a loaded machine). The extensive form with the same 600 s on its
+MIP: 650.7 s in all (build and read-back around the MIP; no shadow prices, the MIP used the
+time), a feasible plan at 3,879,676,334.64 (2.4e-5 dearer) and a certified gap of 0.145 %.
+Peak memory 5,272 MiB (the extensive form's).
 """
 
 from __future__ import annotations
