@@ -97,6 +97,16 @@ def test_results_in_input_order_and_a_raising_task_reported(kind, shared_executo
     assert out[2].attempts == 1
 
 
+def test_dask_without_a_scheduler_starts_a_local_cluster_of_its_own():
+    """`--executor dask` without `--scheduler` (what a user types first): the executor makes
+    its own local cluster and closes it. The other tests give a scheduler address; this path
+    broke unseen when distributed 2026 started refusing Client(timeout=None)."""
+    with make_executor("dask", workers=1) as ex:
+        assert ex.kind == "dask" and ex.workers == 1
+        out = ex.map(_task, [4, 7], shared={"k": 3})
+    assert [r.value for r in out] == [12, 21]
+
+
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_on_result_sees_each_item_once_as_it_finishes(kind, shared_executors):
     """A caller can save results as they come (sweeps): every item reported once, with the

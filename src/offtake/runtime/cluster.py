@@ -95,9 +95,11 @@ class DaskExecutor(Executor):
             # half-made object would hang for a minute when it is garbage collected
             resolve_address(scheduler)
         self._cluster = local_cluster(workers) if scheduler is None else None
+        # Dask's own connect timeout for a local cluster; passing None is refused by
+        # distributed >= 2026 ("None is an invalid value for global client timeout")
+        connect = {"timeout": CONNECT_SECONDS} if scheduler is not None else {}
         self._client = Client(self._cluster if scheduler is None else scheduler,
-                              set_as_default=False,
-                              timeout=CONNECT_SECONDS if scheduler is not None else None)
+                              set_as_default=False, **connect)
         nthreads = self._client.nthreads()
         super().__init__(max(1, sum(nthreads.values())), timeout,
                          note="a local cluster of its own" if scheduler is None else "")
