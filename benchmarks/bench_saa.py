@@ -37,10 +37,12 @@ error of 9.1M, and 17.0M on the upper one, whose standard error over 1,000 draws
 lower bound's 3,882.0M).
 
 Speed-up, `-M 5 -N 3 --evaluation 300 --speedup --dask` (6 solves, so at most 2x on 2
-workers), load average 1.4-2.6: process pool of 2 68.5 s (solves 59.9 s, 17.6 s per
-replication), 1 worker 112.3 s (102.2 s, 16.7 s): x1.64 wall, x1.71 solves; Dask LocalCluster
-of 2 132.5 s (120.7 s, 36.9 s per replication: each solve took twice as long as in the pool,
-other sessions' work not told apart): x1.93 slower than the pool. Same bounds in all three.
+workers), measured 2026-12-02 11:57 with nothing else running: process pool of 2 40.1 s
+(solves 36.0 s, 10.7 s per replication in its worker), 1 worker 70.4 s (65.6 s, 10.7 s):
+x1.76 wall, x1.82 solves. Dask LocalCluster of 2 (run with `--dask` after the fix of its own
+local cluster): 43.6 s (38.9 s, 11.5 s per replication), x1.09 the pool's 39.8 s in the same
+run (a LocalCluster's start and its task round trips). Same bounds in every run. Earlier,
+under a load average of 1.4-2.6: pool 68.5 s, 1 worker 112.3 s, Dask 132.5 s.
 """
 
 from __future__ import annotations
