@@ -364,10 +364,13 @@ def build_saa_report(out_dir: str | Path) -> Report:
     parts.append("<h2>The plan</h2>")
     reduction = res.final.reduction
     if reduction:
+        rel = reduction.get("relative_distance")
         parts.append(f"<p class='note'>The candidate's {reduction['kept']} scenarios were "
                      f"kept by forward selection from {reduction['pool']} draws "
-                     f"(Kantorovich distance {reduction['distance']:,.0f}, "
-                     f"{reduction['relative_distance']:.1%} of the pool's spread).</p>")
+                     f"(Kantorovich distance {reduction['distance']:.3g} over the "
+                     "standardised scenario data"
+                     + ("" if rel is None else f", {rel:.1%} of the distance with one "
+                        "scenario kept") + ").</p>")
     parts.append(_table(tables.saa_plan_frame(res.plan), cur))
     others = tables.first_stage_frame(res.plan)
     if not others.empty:
