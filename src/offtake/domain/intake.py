@@ -3,12 +3,13 @@ with every problem reported at once as a located `Finding`.
 
 Owns the project's YAML dialect (`YamlLoader`: only true/false are booleans, so NO stays
 Norway), field-level validation section by section and item by item (one bad row does not hide
-the others), the translation of pydantic errors into findings (`offers[3].supplier`, the bad
-value, a did-you-mean hint), the whole-instance checks on what parsed, and the naming of items
-by ID in every location (`offers[OFF-MP-IND].max_t_per_year`, see `name_items`). Used by the file
-loader (`offtake.io.loader`, which adds files, includes and hashes) and by the instance
-transforms (`offtake.domain.transforms`), so that an edited instance goes through exactly the
-same checks as a loaded one.
+the others, nor its own unknown references: see `_without_failing`), the translation of
+pydantic errors into findings (`offers[3].supplier`, the bad value, a did-you-mean hint), the
+whole-instance checks on what parsed, and the naming of items by ID in every location
+(`offers[OFF-MP-IND].max_t_per_year`, see `name_items`). Used by the file loader
+(`offtake.io.loader`, which adds files, includes and hashes) and by the instance transforms
+(`offtake.domain.transforms`), so that an edited instance goes through exactly the same checks
+as a loaded one.
 
 Pure Python over the schema: no files, no Pyomo.
 """
@@ -189,7 +190,7 @@ def _validate_mapping(raw: Any) -> tuple[LoadResult, Any]:
     whole = check_instance(SimpleNamespace(**_stand_ins(parts), failed_sections=failed),
                            partial=bool(errors(findings)))
     findings += [_at_document_position(f, positions) for f in whole]
-    findings += _references_of_repaired(parts, positions, repaired)
+    findings += _references_of_repaired(parts, repaired)
     if errors(findings):
         return LoadResult(None, findings), raw
     try:
@@ -318,7 +319,7 @@ def _accepts(adapter: TypeAdapter[Any], value: Any) -> bool:
     return True
 
 
-def _references_of_repaired(parts: dict[str, Any], positions: dict[str, list[int]],
+def _references_of_repaired(parts: dict[str, Any],
                             repaired: dict[str, list[tuple[int, tuple[Any, set]]]]
                             ) -> list[Finding]:
     """The unknown references of the items that failed field validation but pass without
