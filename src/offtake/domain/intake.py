@@ -299,7 +299,7 @@ def _without_failing(name: str, item: Any, exc: ValidationError) -> tuple[Any, s
     for key in bad:
         finfo = model.model_fields[key]
         if finfo.is_required():
-            kind = finfo.annotation
+            kind: Any = finfo.annotation
             adapter: TypeAdapter[Any] = TypeAdapter(
                 Annotated[(kind, *finfo.metadata)] if finfo.metadata else kind)
             trial[key] = next((v for v in _PLACEHOLDERS if _accepts(adapter, v)), None)
