@@ -142,7 +142,8 @@ def test_evaluation_and_decomposition_records():
     assert frame.attrs == {"title": "Portfolio over 7 scenarios (USD, discounted)",
                            "caption": "evaluated in 2.2 s"}
     text = _rendered(console.evaluation_table(report, "USD"))
-    assert "var" in text and "cannot be carried out in" in text and "s1, s2" in text
+    assert "VaR 90%" in text and "CVaR 90%" in text and "cannot be carried out in" in text
+    assert "s1, s2" in text
 
     res = DecomposeResult("optimal", 8e6, 7.99e6, 3, {}, {}, ["low", "high"],
                           {"total": 1.5}, {})

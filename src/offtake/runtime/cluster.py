@@ -57,7 +57,11 @@ def local_cluster(workers: int | None = None, **kwargs: Any) -> Any:
 
     options: dict[str, Any] = {"n_workers": workers or default_workers(),
                                "threads_per_worker": 1, "processes": True,
-                               "dashboard_address": None, "env": worker_environment()}
+                               "dashboard_address": None, "env": worker_environment(),
+                               # the scheduler's HTTP endpoint (health, metrics) runs even
+                               # without a dashboard: on a free port, not 8787, which a
+                               # second cluster (or anything else) may hold
+                               "scheduler_kwargs": {"dashboard_address": ":0"}}
     options.update(kwargs)
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         return LocalCluster(**options)
