@@ -309,6 +309,31 @@ def test_a_stockpile_release_carries_the_stockpile_factor(tmp_path):
     assert c.loc[(2027, "ban", "country"), "hhi"] == approx(1)
 
 
+@pytest.mark.parametrize("release, released", [(None, 39.3), (1.2, 40.0)])
+def test_the_release_arc_takes_its_own_transport_factor_or_the_default(tmp_path, release,
+                                                                       released):
+    """The same case with a transport factor of 0.5 kg/kg on every default arc. Spot tonnes
+    reach B on default arcs: 38.8 + 0.5 = 39.3 kg/kg, 393 t CO2e in 2026 (both scenarios) and
+    in 2027 open. The 10 t released in the 2027 ban cross the arc SP -> B: without
+    `release_emission_kg_per_kg` it is a default arc (38.8 + 0.5 = 39.3 kg/kg, 393 t); with
+    1.2 it is 38.8 + 1.2 = 40.0 kg/kg, 400 t. The optimum stays 7.8M (no carbon price)."""
+    from test_stockpiles import BAN
+
+    r = copy.deepcopy(BAN)
+    r["network"] = {"default_emission_kg_per_kg": 0.5}
+    r["spot_markets"][0]["emission_kg_per_kg"] = 38.8
+    r["spot_markets"][1]["emission_kg_per_kg"] = 22.0
+    r["stockpiles"][0]["emission_kg_per_kg"] = 38.8
+    if release is not None:
+        r["stockpiles"][0]["release_emission_kg_per_kg"] = release
+    res = solve_checked(instance(r), tmp_path / "out")
+    assert res.objective == approx(7_800_000)
+    e = res.tables["emissions"].groupby(["year", "scenario"])["emissions_t"].sum()
+    assert e[2026, "open"] == approx(393) and e[2026, "ban"] == approx(393)
+    assert e[2027, "open"] == approx(393)
+    assert e[2027, "ban"] == approx(10 * released)
+
+
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_instances_a_tighter_cap_or_a_carbon_price_never_lowers_the_cost(data):

@@ -35,11 +35,15 @@ class Factors:
     spot: dict[str, float]
     """Market or stockpile -> cradle-to-gate per t bought or released."""
     arc: dict[tuple[str, str], float]
-    """(from, to) -> transport per t carried (listed arc, else the default)."""
+    """(from, to) -> transport per t carried (listed arc or a stockpile's release arc with
+    its own factor, else the default)."""
 
     @classmethod
     def of(cls, c: Ctx) -> Factors:
         listed = {(a.from_, a.to): a.emission_kg_per_kg for a in c.inst.network.arcs}
+        for sp in c.inst.stockpiles:  # its release arc: its own factor, else the default
+            if sp.release_emission_kg_per_kg is not None:
+                listed[(sp.id, sp.location)] = sp.release_emission_kg_per_kg
         default = c.inst.network.default_emission_kg_per_kg
         return cls(
             sale={f.id: f.feed_emission_kg_per_kg + f.emission_kg_per_kg

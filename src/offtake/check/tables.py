@@ -89,7 +89,8 @@ def _emits(inst: Instance) -> bool:
             or any(k.emission_kg_per_kg for k in inst.spot_markets)
             or any(a.emission_kg_per_kg for a in inst.network.arcs)
             or inst.network.default_emission_kg_per_kg > 0
-            or any(sp.emission_kg_per_kg for sp in inst.stockpiles))
+            or any(sp.emission_kg_per_kg or sp.release_emission_kg_per_kg
+                   for sp in inst.stockpiles))
 
 
 def _cuts(inst: Instance) -> bool:

@@ -460,6 +460,9 @@ class Stockpile(_Strict):
     """What a buyer pays a government per kg released to it (0 for a buyer's own stock)."""
     release_freight_per_kg: PricePerKg = 0.0
     """Freight on the arc stockpile -> location."""
+    release_emission_kg_per_kg: EmissionFactor | None = None
+    """Transport kg CO2e per kg on the arc stockpile -> location (None: the network's
+    `default_emission_kg_per_kg`, as on a default arc)."""
     emission_kg_per_kg: EmissionFactor = 0.0
     """Cradle-to-gate kg CO2e per kg of the stocked material, carried by every released tonne
     (formulation.md, Emissions and concentration)."""

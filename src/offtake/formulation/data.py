@@ -449,6 +449,8 @@ def _emission_data(src: _Sources) -> EmissionData:
     the carbon price by year; factors of 0 are left out."""
     inst = src.inst
     listed = {(a.from_, a.to): a.emission_kg_per_kg for a in inst.network.arcs}
+    listed.update({(sp.id, sp.location): sp.release_emission_kg_per_kg
+                   for sp in inst.stockpiles if sp.release_emission_kg_per_kg is not None})
     spot = {k.id: k.emission_kg_per_kg for k in inst.spot_markets}
     spot.update({sp.id: sp.emission_kg_per_kg for sp in inst.stockpiles})
     flows = {(a.from_node, a.to_node): listed.get((a.from_node, a.to_node),
