@@ -640,6 +640,23 @@ def test_compare_warns_when_runs_come_from_different_instances(tmp_path):
     rows = pd.read_csv(tmp_path / "c" / "compare.csv").set_index("measure")
     assert rows.loc["instance SHA-256", "us_ev_oem_small"] == shas[0][:12]
     assert rows.loc["instance SHA-256", "tiny_two_offers"] == shas[1][:12]
+    # folders of one name are told apart by path, and one folder given twice gets '(2)'
+    import shutil
+    for where, name in (("a", "us_ev_oem_small"), ("b", "tiny_two_offers")):
+        shutil.copytree(tmp_path / name, tmp_path / where / "run")
+    res = runner.invoke(app, ["compare", "--run", str(tmp_path / "a" / "run"), "--run",
+                              str(tmp_path / "b" / "run"), "--run", str(tmp_path / "b" / "run"),
+                              "--out", str(tmp_path / "c2")])
+    assert res.exit_code == 0, res.output
+    cols = list(pd.read_csv(tmp_path / "c2" / "compare.csv").columns)
+    a, b = str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")
+    assert cols[:4] == ["measure", a, b, f"{b} (2)"]
+    # a folder another command wrote is refused by name, not with a traceback
+    saa = tmp_path / "saa"
+    saa.mkdir()
+    (saa / "summary.json").write_text(json.dumps({"command": "saa"}))
+    res = runner.invoke(app, ["compare", "--run", str(saa), "--run", a])
+    assert res.exit_code == 1 and "written by offtake saa" in " ".join(res.output.split())
     same = [Item("a", {}, instance="x", instance_sha256="1" * 64),
             Item("b", {}, instance="x", instance_sha256="1" * 64)]
     assert instance_note(same) is None

@@ -16,7 +16,7 @@ Reads stored results only (`results.tables.Results.read`, `analysis.store.SweepS
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,13 @@ def item_from_run(folder: str | Path, label: str | None = None) -> Item:
     if not (folder / "summary.json").exists():
         raise StoreError(f"{folder} is not an output folder of offtake solve (no "
                          "summary.json)")
+    try:
+        command = json.loads((folder / "summary.json").read_text()).get("command")
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise StoreError(f"{folder}/summary.json cannot be read: {exc}") from exc
+    if command is not None:
+        raise StoreError(f"{folder} was written by offtake {command}, not offtake solve: "
+                         "compare puts solved runs and store points side by side")
     res = Results.read(folder)
     figures: dict[str, Any] = {"status": res.status, "objective": res.objective,
                                "bound": res.bound, "gap": res.mip_gap}
@@ -133,6 +140,17 @@ def _find(frame: pd.DataFrame, ref: str, store: SweepStore) -> pd.Series:
         return hits.iloc[0]
     raise StoreError(f"no single point {ref!r} in {store.root} (give its index, "
                      "SWEEP:INDEX or a key)")
+
+
+def distinct_labels(items: list[Item]) -> list[Item]:
+    """The items, each label made unique: folders of the same name (a/run, b/run) would
+    otherwise share one column and hide each other; a repeated label gets ' (2)', ' (3)'."""
+    seen: dict[str, int] = {}
+    out = []
+    for it in items:
+        n = seen[it.label] = seen.get(it.label, 0) + 1
+        out.append(it if n == 1 else replace(it, label=f"{it.label} ({n})"))
+    return out
 
 
 def key_figures(items: list[Item]) -> pd.DataFrame:

@@ -803,6 +803,7 @@ def _compare_stored(runs: list[Path], store: Path | None, points: list[str],
                     out: Path | None) -> None:
     from offtake.analysis.comparison import (
         check_currencies,
+        distinct_labels,
         instance_note,
         item_from_run,
         items_from_store,
@@ -814,9 +815,10 @@ def _compare_stored(runs: list[Path], store: Path | None, points: list[str],
     from offtake.report.console import render
     from offtake.report.sweep import value_text
     try:
-        items = [item_from_run(r) for r in runs]
+        items = [item_from_run(r, _run_label(r, runs)) for r in runs]
         if store is not None:
             items += items_from_store(_store_or_exit(store), points)
+        items = distinct_labels(items)
         check_currencies(items)
     except StoreError as exc:
         console.print(f"[red]{exc}[/]")
@@ -839,6 +841,12 @@ def _compare_stored(runs: list[Path], store: Path | None, points: list[str],
         for name, frame in frames.items():
             frame.to_csv(out / f"{name}.csv", index=False)
         console.print(f"written to {out}/ (compare.csv, signed.csv, volumes.csv)")
+
+
+def _run_label(run: Path, runs: list[Path]) -> str:
+    """A run's column: its folder's name, or its path where two runs' folders share a
+    name (a/run and b/run)."""
+    return str(run) if sum(r.name == run.name for r in runs) > 1 else run.name
 
 
 # --- sweeps and Pareto fronts ------------------------------------------------------------
