@@ -619,6 +619,10 @@ def saa(
     from offtake.report.tables import saa_replications_frame
     from offtake.results.tables import write_plan
     _solver_or_exit()
+    if (out / "summary.json").exists() and not (out / "saa.json").exists():
+        console.print(f"[red]{out} holds the output of offtake solve; choose another --out "
+                      "(the SAA files would sit beside an unrelated plan)[/]")
+        raise typer.Exit(EXIT["invalid"])
     kind, workers, scheduler = _executor_options(executor, workers, scheduler, 2)
     options = SaaOptions(replications=replications, sample=sample,
                          candidate_sample=candidate_sample, candidate_pool=candidate_pool,

@@ -433,6 +433,9 @@ def write_report(out_dir: str | Path, html_path: str | Path | None = None
     rep = build_report(out)
     target = Path(html_path) if html_path is not None else out / "report.html"
     target.write_text(rep.html, encoding="utf-8")
+    for old in out.glob("report_*.png"):  # an earlier report's figures this one lacks
+        if old.name[len("report_"):-len(".png")] not in rep.figures:
+            old.unlink()
     pngs = []
     for name, data in rep.figures.items():
         p = out / f"report_{name}.png"

@@ -7,7 +7,9 @@ marker again only when the block ends without an error. A run killed half way th
 leaves a folder without the marker, which `offtake check` refuses, instead of an older run's
 summary beside newer tables. `write_text` and `write_frame` replace a file whole (a temporary
 file in the same folder, then a rename), so no file is ever half written. Files the run does
-not write (the user's own, a later command's) are left alone.
+not write (the user's own, a later command's) are left alone, except the views made from an
+older run's tables (`DERIVED`: results.xlsx, the HTML report and its figures), which a new run
+removes.
 """
 
 from __future__ import annotations
@@ -83,12 +85,23 @@ def is_complete(out_dir: str | Path) -> bool:
     return (Path(out_dir) / MARKER).exists()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+"""What a file opened the ordinary way gets (mkstemp's temporary files are 0600)."""
+
+
 def write_text(path: Path, text: str) -> None:
-    """Replace `path` whole with `text`."""
+    """Replace `path` whole with `text` (with the mode an ordinary new file gets)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -98,6 +111,18 @@ def write_text(path: Path, text: str) -> None:
 def write_frame(path: Path, frame: pd.DataFrame) -> None:
     """Replace `path` whole with the frame as CSV."""
     write_text(path, frame.to_csv(index=False))
+
+
+DERIVED = ("results.xlsx", "report.html", "report_*.png")
+"""Views of a run that later steps write from its tables (the workbook after a solve, the
+HTML report and its figures): a new run removes them, so they never describe an older run."""
+
+
+def remove_derived(out_dir: str | Path) -> None:
+    """Remove the views of an older run (`DERIVED`) from the folder."""
+    for pattern in DERIVED:
+        for path in Path(out_dir).glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 VALUE_FILE = "value.json"

@@ -26,7 +26,7 @@ from offtake.results.concentration import COLUMNS as CONCENTRATION_COLUMNS
 from offtake.results.concentration import concentration_table
 from offtake.results.emissions import COLUMNS as EMISSION_COLUMNS
 from offtake.results.emissions import emission_table, source_factors
-from offtake.results.folder import write_frame, write_text, writing
+from offtake.results.folder import remove_derived, write_frame, write_text, writing
 from offtake.results.stockpiles import COLUMNS as STOCKPILE_COLUMNS
 from offtake.results.stockpiles import FISCAL_TERM as STOCKPILE_FISCAL
 from offtake.results.stockpiles import fiscal_stockpile, stockpile_tables
@@ -176,7 +176,9 @@ class Results:
 
     def write_files(self, out: Path) -> None:
         """The tables, summary.json and plan.json into a folder the caller holds, each file
-        replaced whole; tables and a plan of an older run are removed."""
+        replaced whole; tables, a plan and the views (results.xlsx, the HTML report) of an
+        older run are removed."""
+        remove_derived(out)
         for name in TABLE_COLUMNS:
             stale = out / f"{name}.csv"
             if stale.exists() and name not in self.tables:
