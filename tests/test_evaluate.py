@@ -406,3 +406,15 @@ def test_the_time_limit_reaches_into_a_master_mip(tmp_path):
         master.solve(integer=True)
     with pytest.raises(DecompositionError, match="time or iteration limit"):
         solve_decomposed(d, DecomposeOptions(workers=1, time_limit=1e-9))
+
+
+def test_a_plan_value_a_hair_outside_its_bound_is_held_at_the_bound():
+    """HiGHS returns volumes like -3.6e-15 for 0: holding such a plan fixes the variable at
+    its bound (Pyomo warned W1001 for every one of them in `offtake evaluate`); a value
+    clearly outside stays as it is, for the model to refuse."""
+    from offtake.formulation.readback import _within_bounds
+
+    assert _within_bounds(-3.6e-15, 0.0, None) == 0.0
+    assert _within_bounds(500.0 + 1e-8, 0.0, 500.0) == 500.0
+    assert _within_bounds(-0.5, 0.0, None) == -0.5
+    assert _within_bounds(7.25, 0.0, 10.0) == 7.25

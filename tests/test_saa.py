@@ -246,3 +246,26 @@ def test_the_folder_reads_back_and_reports_what_it_holds(tmp_path: Path):
     res = runner.invoke(app, ["report", str(out)])
     assert res.exit_code == 1, res.output
     assert "evaluation.csv: line 4" in res.output and "lots" in res.output
+
+
+def test_the_console_says_where_the_candidate_cannot_be_carried_out(capsys):
+    """A result whose candidate fails in 2 of 100 out-of-sample scenarios and in one
+    replication scenario: the console names the counts, the first scenarios with HiGHS's
+    reason, that the upper bound and the gap intervals are undefined, and how to look
+    closer (evaluate on plan.json). Nothing is printed when it fails nowhere."""
+    from types import SimpleNamespace
+
+    from offtake.apps import cli
+
+    res = SimpleNamespace(evaluation_failed={"e7": "Infeasible", "e41": "Infeasible"},
+                          final=SimpleNamespace(failed_in=["r1-3"]),
+                          options=SimpleNamespace(evaluation=100))
+    cli._say_where_the_candidate_fails(res, Path("inst.yaml"), Path("out"))
+    text = " ".join(capsys.readouterr().out.split())
+    assert "cannot be carried out in 2 of 100 out-of-sample scenarios" in text
+    assert "e7: Infeasible" in text and "upper bound and both gap intervals are undefined" in text
+    assert "in 1 scenario(s) (e.g. r1-3)" in text
+    assert "evaluate inst.yaml --plan out/plan.json" in text
+    res.evaluation_failed, res.final.failed_in = {}, []
+    cli._say_where_the_candidate_fails(res, Path("inst.yaml"), Path("out"))
+    assert capsys.readouterr().out == ""

@@ -19,9 +19,10 @@ average approximation").
    the second (independent) gap interval.
 
 With `grow_to`, rounds with N doubled follow until the paired gap's interval is narrower than
-the target (relative to the upper estimate), the largest sample is reached or the time budget
-would be exceeded. Expected cost only (lambda = 0); rules in expectation are refused (the
-evaluation prices scenarios one at a time).
+the target (relative to the candidate's in-sample cost, the mean of f_Ni(x^) over the
+replications: the upper estimate comes only after the last round), the largest sample is
+reached or the time budget would be exceeded. Expected cost only (lambda = 0); rules in
+expectation are refused (the evaluation prices scenarios one at a time).
 
 Orchestrates domain (draws) -> pipeline (solves) -> evaluate (pricing) on one executor it is
 given; builds no constraint of its own and starts no process itself.
@@ -89,8 +90,9 @@ class SaaOptions:
     time_limit: float | None = None
     """Seconds per extensive-form solve (a solve cut short still gives its dual bound)."""
     grow_to: float | None = None
-    """Target width of the paired gap's interval relative to the upper estimate (e.g. 0.005);
-    None: one round."""
+    """Target width of the paired gap's interval relative to the round's in-sample cost of the
+    candidate (`SaaRound.in_sample`; the out-of-sample upper estimate, which the final report
+    divides by, is made only after the last round) (e.g. 0.005); None: one round."""
     max_sample: int = 1000
     """Largest N that growing may reach."""
     budget: float | None = None

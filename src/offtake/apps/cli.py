@@ -591,7 +591,8 @@ def saa(
     time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
     grow_to: Annotated[float | None, typer.Option(
         "--grow-to", metavar="GAP",
-        help="double N until the paired gap's interval is below GAP (relative, e.g. 0.005)")]
+        help="double N until the paired gap's interval is below GAP, relative to the "
+        "candidate's in-sample cost (e.g. 0.005)")]
     = None,
     max_sample: Annotated[int, typer.Option(help="largest N when growing")] = 1000,
     budget: Annotated[float | None, typer.Option(help="seconds for the run when growing")]
@@ -657,9 +658,32 @@ def saa(
     (out / "evaluation.csv").write_text("\n".join(rows) + "\n")
     write_plan(out / "plan.json", res.plan)
     console.print(saa_table(res, loaded.instance.meta.currency))
+    _say_where_the_candidate_fails(res, instance, out)
     console.print(f"written to {out}/ (saa.json, summary.json, replications.csv, "
                   f"evaluation.csv, plan.json); `offtake report {out}` makes the HTML report")
     raise typer.Exit(0 if summary["status"] == "ok" else EXIT["no_solution"])
+
+
+def _say_where_the_candidate_fails(res: Any, instance: Path, out: Path) -> None:
+    """Why the upper bound or a replication's paired gap is missing: the scenarios where the
+    candidate cannot be carried out (a hard rule, or a contract it cannot take), with the
+    reason HiGHS gave, and how to find out more."""
+    failed = res.evaluation_failed
+    inside = res.final.failed_in
+    if not failed and not inside:
+        return
+    if failed:
+        shown = "; ".join(f"{s}: {why}" for s, why in list(failed.items())[:3])
+        console.print(f"[yellow]The candidate cannot be carried out in {len(failed)} of "
+                      f"{res.options.evaluation} out-of-sample scenarios (e.g. {shown}): its "
+                      "expected cost, the upper bound and both gap intervals are undefined.[/]")
+    if inside:
+        console.print(f"[yellow]In the replications it cannot be carried out in "
+                      f"{len(inside)} scenario(s) (e.g. {', '.join(inside[:3])}): those "
+                      "replications have no paired gap.[/]")
+    console.print(f"[yellow]`offtake evaluate {instance} --plan {out}/plan.json` on such "
+                  "scenarios names the rules that break it; a larger sample (-N, "
+                  "--candidate-pool) gives a candidate that has seen them.[/]")
 
 
 @app.command()

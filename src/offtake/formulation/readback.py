@@ -138,4 +138,22 @@ def fix_first_stage(m: pyo.ConcreteModel, values: dict[str, dict]) -> None:
         var = getattr(m, name)
         for k in var:
             x = vals.get(k)
-            var[k].fix(round(x) if var[k].is_integer() and x is not None else (x or 0.0))
+            v = var[k]
+            if v.is_integer() and x is not None:
+                v.fix(round(x))
+            else:
+                v.fix(_within_bounds(x or 0.0, v.lb, v.ub))
+
+
+SNAP = 1e-9
+"""A solver's value this close outside a bound (absolute, or relative to the bound) is the
+bound: HiGHS returns -3.6e-15 for a volume at 0 (feasibility tolerance 1e-7)."""
+
+
+def _within_bounds(x: float, lb: float | None, ub: float | None) -> float:
+    """x, or the bound it passes by no more than SNAP (farther: x, for the model to refuse)."""
+    if lb is not None and x < lb and lb - x <= SNAP * max(1.0, abs(lb)):
+        return float(lb)
+    if ub is not None and x > ub and x - ub <= SNAP * max(1.0, abs(ub)):
+        return float(ub)
+    return x

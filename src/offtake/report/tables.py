@@ -315,7 +315,9 @@ def saa_rounds_frame(res: SaaResult) -> pd.DataFrame:
                      "candidate signs": ", ".join(r.signed) or "nothing",
                      "seconds": r.seconds})
     return _titled(pd.DataFrame(rows), "SAA rounds",
-                   f"stopped: {res.stopped}; relative to the candidate's in-sample cost")
+                   f"stopped: {res.stopped}; relative: the paired interval's upper end over "
+                   "the candidate's in-sample cost (its mean cost on the replications' "
+                   "samples), what --grow-to compares")
 
 
 def saa_plan_frame(plan: dict[str, dict]) -> pd.DataFrame:
