@@ -690,7 +690,9 @@ def test_processing_chain_wrong_recipe_ratio():
 
 def test_production_without_inputs_and_at_own_feed_facility():
     """OX has no recipe: its 'production' (combination '', tag = its own-feed tag) breaks the
-    input balance and adds 100 t to its own-feed outflow."""
+    input balance; the 100 t it adds to OX's own-feed output may stay at the gate (free
+    disposal: outflow <= made + bought), but 10 t more leaving OX than it made and sold is
+    flagged by that amount."""
     inst = make(CHAIN)
     t = chain_plan(inst, 50.0)
     extra = t["production"].iloc[[0]].assign(facility="OX", inputs="", tag="SEP_L:AU",
@@ -698,7 +700,13 @@ def test_production_without_inputs_and_at_own_feed_facility():
     t["production"] = pd.concat([t["production"], extra], ignore_index=True)
     report = check_tables(inst, t, None, None)
     assert found(report, "facility_input_balance", "OX,OEM,2026,base").amount == 100
-    assert found(report, "facility_output_balance", "OX,OEM,SEP_L:AU,2026,base").amount == 100
+    assert not [v for v in report.violations if v.constraint == "facility_output_balance"]
+    t = chain_plan(inst, 50.0)
+    out_of_ox = t["flows"].index[t["flows"]["from_node"] == "OX"][0]
+    t["flows"].loc[out_of_ox, "flow_t"] += 10
+    report = check_tables(inst, t, None, None)
+    assert found(report, "facility_output_balance", "OX,OEM,SEP_L:AU,2026,base").amount \
+        == pytest.approx(10)
 
 
 def test_flow_material_must_be_the_senders():

@@ -246,9 +246,14 @@ def test_a_rule_of_one_member_is_dropped_from_coalitions_without_it():
 
 
 def test_the_shipped_consortium_needs_pooling_for_both_plants():
-    """instances/allied_consortium.yaml: no member alone builds either candidate plant;
+    """instances/allied_consortium.yaml (results of the shipped instance, recomputed by the
+    checker in its pin, not derived by hand): no member alone builds either candidate plant;
     the magnet factory needs at least two members (four of the six pairs and every triple
-    build it); only the four together also build the heavy-RE line. Pooling saves money."""
+    build it); only the four together build both. The heavy-RE line is also built by the
+    defence anchor with KR-EV or with JP-ELEC: they carry its 80 % bankability commitment
+    and leave the Dy/Tb oxide they cannot use at the line's gate (free disposal of an
+    intermediate, formulation.md facility_output); no triple builds it (each builds the
+    magnet factory instead). Pooling saves money."""
     from conftest import INSTANCES
 
     from offtake.io.loader import load_or_raise
@@ -259,5 +264,7 @@ def test_the_shipped_consortium_needs_pooling_for_both_plants():
     assert all(not built[s] for s in built if len(s) == 1)
     assert sum("G-CONS-MAG-BUILD" in built[s] for s in built if len(s) == 2) == 4
     assert all("G-CONS-MAG-BUILD" in built[s] for s in built if len(s) == 3)
-    assert [s for s in built if "S-CONS-HRE-BUILD" in built[s]] == [res.members]
+    assert [s for s in built if "S-CONS-HRE-BUILD" in built[s]] == [
+        ("US-DOD", "KR-EV"), ("US-DOD", "JP-ELEC"), res.members]
+    assert [s for s in built if len(built[s]) == 2] == [res.members]
     assert res.savings() > 0 and len(res.coalitions) == 15

@@ -154,3 +154,51 @@ def test_no_cut_no_change_of_the_model():
     raw["scenarios"] = [{"id": "base", "probability": 1.0}]
     d = build_data(instance(raw))
     assert d.CURTAILED == () and d.offer_available_share == {}
+
+
+TOLL: dict = {
+    "meta": {"name": "toll", "currency": "USD", "price_year": 2025},
+    "horizon": {"first_year": 2026, "last_year": 2026},
+    "materials": [{"id": "OX", "form": "oxide"}, {"id": "MAG", "form": "magnet"}],
+    "facilities": [
+        {"id": "SEP", "company": "S", "country": "US", "stage": "SEP_H", "product": "OX",
+         "capacity_t": 1000},
+        {"id": "TOLL", "company": "T", "country": "US", "stage": "MAGNET", "product": "MAG",
+         "capacity_t": 1000, "recipe": {"OX": 1.0}, "opex_per_kg": 10}],
+    "buyers": [{"id": "B", "country": "US", "demand_t": {"MAG": 50}}],
+    "offers": [{"id": "O", "supplier": "SEP", "material": "OX", "first_year": 2026,
+                "last_year": 2026, "max_t_per_year": 100, "price_per_kg": 50}],
+    "spot_markets": [{"id": "SPOT", "material": "MAG", "origin": "JP", "price_per_kg": 100,
+                      "unlimited": True}],
+    "scenarios": [
+        {"id": "normal", "probability": 0.9},
+        {"id": "outage", "probability": 0.1,
+         "capacity": [{"facilities": ["TOLL"], "multiplier": 0, "cause": "other"}]}],
+}
+"""B needs 50 t of magnets: oxide under contract O (50 USD/kg, delivered in full: SEP is not
+cut) tolled at TOLL (10 USD/kg, 1 t oxide per t magnet), or magnets on spot at 100 USD/kg.
+In `outage` (p = 0.1) the toll plant is down."""
+
+
+def test_a_contracted_oxide_that_cannot_be_processed_is_left_unused_not_infeasible(tmp_path):
+    """Committing q <= 50 t of oxide: `normal` costs 50,000 q + 10,000 q + 100,000 (50 - q)
+    = 5.0M - 40,000 q; in `outage` the q t are paid for but cannot be tolled: they are left
+    at SEP's gate (facility_output: outflow <= what B bought) and all 50 t come from spot:
+    5.0M + 50,000 q. E = 5.0M - 0.9 x 40,000 q + 0.1 x 50,000 q = 5.0M - 31,000 q, so
+    q* = 50 (more oxide would only be left unused): E = 3.45M; normal 3.0M, outage 7.5M.
+    Were every bought tonne bound to leave the gate, q > 0 could not be carried out in
+    `outage` and the optimum would be q = 0, E = 5.0M. The same plan evaluated alone has a
+    cost in both scenarios."""
+    res = solve_checked(instance(TOLL), tmp_path)
+    assert res.objective == approx(3_450_000)
+    costs = res.tables["scenario_costs"].groupby("scenario")["value"].sum()
+    assert costs["normal"] == approx(3_000_000) and costs["outage"] == approx(7_500_000)
+    flows = res.tables["flows"]
+    out_of_sep = flows[(flows["from_node"] == "SEP") & (flows["scenario"] == "outage")]
+    assert out_of_sep["flow_t"].sum() == approx(0)
+    c = res.tables["contracts"].set_index("scenario")
+    assert c.loc["outage", "delivered_t"] == approx(50)
+    d = build_data(instance(TOLL))
+    ev = evaluate_plan(d, res.plan)
+    assert set(ev.status.values()) == {"optimal"} and ev.expected == approx(3_450_000)
+    assert ev.cost["outage"] == approx(7_500_000)

@@ -77,8 +77,9 @@ def contract_from(c: Ctx, plan: Plan) -> dict[tuple[str, str, int, str], float]:
 
 @family_check("facility_output")
 def check_facility_output_balance(c: Ctx, plan: Plan) -> None:
-    """facility_output_balance: per (f,b,tag,t,s), outflow = production into that tag +
-    (tag = own-feed tag) contract volume delivered from f."""
+    """facility_output_balance: per (f,b,tag,t,s), outflow vs production into that tag +
+    (tag = own-feed tag) contract volume delivered from f: equal when b demands f's product
+    (in some year and scenario), at most that otherwise (the rest is left at the gate)."""
     outflow: dict[tuple[str, str, str, int, str], float] = defaultdict(float)
     for (b, i, _j, tag, year, s), x in plan.flow.items():
         if i in c.facilities:
@@ -88,10 +89,14 @@ def check_facility_output_balance(c: Ctx, plan: Plan) -> None:
         made[(f, b, plan.production_tag[(f, comb)], year, s)] += p
     bought = {(f, b, c.own_tag[f], year, s): d
               for (f, b, year, s), d in contract_from(c, plan).items()}
+    demanded = {(b.id, k) for b in c.inst.buyers for k in b.demand_t
+                if any(c.demand(b.id, k, t, s) > 0 for t in c.years for s in c.scenarios)}
     for key in sorted(set(outflow) | set(made) | set(bought)):
-        c.equal("facility_output_balance", index_of(*key), outflow.get(key, 0.0),
-                made.get(key, 0.0) + bought.get(key, 0.0),
-                "outflow vs production into the tag + contract deliveries (own-feed tag)")
+        f, b = key[0], key[1]
+        test = c.equal if (b, c.facilities[f].product) in demanded else c.at_most
+        test("facility_output_balance", index_of(*key), outflow.get(key, 0.0),
+             made.get(key, 0.0) + bought.get(key, 0.0),
+             "outflow vs production into the tag + contract deliveries (own-feed tag)")
 
 
 @family_check("facility_input")

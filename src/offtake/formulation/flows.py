@@ -42,15 +42,17 @@ def add_facility_capacity(m: pyo.ConcreteModel, d: ModelData) -> None:
 
 @family_builder("facility_output")
 def add_facility_output(m: pyo.ConcreteModel, d: ModelData) -> None:
-    """What leaves a facility for a buyer, by origin tag, equals what it made for that buyer
-    with that tag plus (for its own-feed tag) what the buyer bought from it under contract.
+    """What leaves a facility for a buyer, by origin tag, is what it made for that buyer with
+    that tag plus (for its own-feed tag) what the buyer bought from it under contract; at
+    most that for a product the buyer does not demand (the rest is left unused at the gate:
+    free disposal), exactly that for one it demands (a surplus may arrive: demand_balance).
 
-    .. math:: \\sum_{j} x_{b,f\\to j,\\tau,ts} \\;=\\; \\sum_{c:\\,\\tau(c)=\\tau} p_{fbcts} +
+    .. math:: \\sum_{j} x_{b,f\\to j,\\tau,ts} \\;\\le\\; \\sum_{c:\\,\\tau(c)=\\tau} p_{fbcts} +
         [\\tau = \\tau_f] \\sum_{o:\\,\\mathrm{supplier}(o)=f} d_{obts} \\qquad \\forall
         (f,b,\\tau,t,s)
 
     Reads arcs, offers, recipes. Dual: value of a tonne of the facility's product of that
-    origin at its gate, for that buyer (currency per t).
+    origin at its gate, for that buyer (currency per t; 0 where tonnes are left unused).
     """
     out_arcs = group_by(d.BUYER_ARC_TAGS, lambda k: (k[1], k[0], k[3]), lambda k: k[2])
     made = group_by(d.COMBOS, lambda k: (k[0], k[1], d.combo_output[k[0], k[2]]), lambda k: k[2])
@@ -60,13 +62,20 @@ def add_facility_output(m: pyo.ConcreteModel, d: ModelData) -> None:
     m.OUTPUT_YEARS = pyo.Set(initialize=[(f, b, t, y, s) for f, b, t in d.OUTPUT_TAGS
                                          for y in d.YEARS for s in d.SCENARIOS],
                              dimen=5, ordered=True)
-    m.facility_output_balance = pyo.Constraint(
-        m.OUTPUT_YEARS,
-        rule=lambda _, f, b, t, y, s:
-        sum(m.v_flow_t[b, f, j, t, y, s] for j in out_arcs.get((f, b, t), []))
-        == sum(m.v_production_t[f, b, c, y, s] for c in made.get((f, b, t), []))
-        + (sum(delivered(m, o, b, y, s) for o in sold.get((f, b, y), [])) if own.get(f) == t
-           else 0))
+    product = {i: k for (i, _j), k in d.arc_material.items()}
+    demanded = {(b, k) for b, k, _y, _s in d.DEMANDS}
+
+    def balance(_, f, b, t, y, s):
+        out = sum(m.v_flow_t[b, f, j, t, y, s] for j in out_arcs.get((f, b, t), []))
+        made_or_bought = (
+            sum(m.v_production_t[f, b, c, y, s] for c in made.get((f, b, t), []))
+            + (sum(delivered(m, o, b, y, s) for o in sold.get((f, b, y), []))
+               if own.get(f) == t else 0))
+        if (b, product.get(f)) in demanded:  # a surplus of it may arrive at the buyer
+            return out == made_or_bought
+        return out <= made_or_bought
+
+    m.facility_output_balance = pyo.Constraint(m.OUTPUT_YEARS, rule=balance)
 
 
 @family_builder("facility_input")
