@@ -21,23 +21,26 @@ bound); then the speed-ups (1 worker over 2 workers, pool over Dask) and whether
 gave the same bounds. No assertion on time: the machine is shared with other work, and 2
 cores give at most 2x.
 
-The defaults are the run that met the issue's width: M = 6 replications of N = 10, the
-candidate's 10 scenarios kept by forward selection from 400 draws (`--candidate-pool`),
-1,000 out-of-sample draws. Measured 2026-12-02 11:29 on the 2-core project machine with
-nothing else running: 142.5 s in all (solves 130.9 s, out-of-sample 9.7 s), 30.4 s per
-replication in its worker (16.7-55.6 s; candidate 59.1 s), the same bounds and intervals as
-below. Under a load average of 7-9 (other sessions' tests) the same run took 960 s in all
-(solves 914 s, out-of-sample 36 s), 213 s per replication in its worker (100-471 s;
-candidate 463 s); paired 95 % gap interval up to 0.431 % of the upper bound (3,935.3M USD;
-lower bound 3,906.3M), the independent one up to 1.76 % (upper minus lower estimate 0.74 %,
-plus the two limits' margins: 23.4M on the lower bound, t(0.975, 5) = 2.57 times a standard
-error of 9.1M, and 17.0M on the upper one, whose standard error over 1,000 draws is 8.7M,
-0.22 %). Without the pool (M = 10, N = 5, candidate from 5 draws): 954 s, paired interval
-10.5 %, independent 12.1 % (the 5-scenario plan is poor out of sample: 4,305.5M against the
-lower bound's 3,882.0M).
+The defaults are the run that meets the issue's width: M = 6 replications of N = 10, the
+candidate's 20 scenarios kept by forward selection from 400 draws (`--candidate-pool`),
+1,000 out-of-sample draws, seed 17. Measured 2026-12-02 13:05 on the 2-core project machine
+with nothing else running, after free disposal of intermediates (formulation.md,
+facility_output): 170.2 s in all (solves 159.6 s, out-of-sample 8.5 s), 36.2 s per
+replication in its worker (22.1-70.4 s; candidate 77.8 s); lower bound 3,906,311,571 (limit
+3,882,948,994), upper bound 3,933,909,920 (limit 3,950,644,937); paired 95 % gap interval up
+to 0.399 % of the upper bound, the independent one up to 1.721 %. With a 10-scenario
+candidate (`--candidate-sample 10`, the default before) the same seeds gave 176.8 s and a
+paired interval of 0.520 % (the candidate out of sample 3,938.6M against 3,933.9M): the
+width is mostly the candidate's own shortfall, which a larger candidate sample shrinks.
+Before free disposal, the 10-scenario candidate gave 0.431 % in 142.5 s (quiet) and 960 s
+under a load average of 7-9, where each replication took 213 s in its worker (100-471 s).
+Without the pool (M = 10, N = 5, candidate from 5 draws, before free disposal): 954 s under
+load, paired interval 10.5 %, independent 12.1 % (the 5-scenario plan is poor out of sample:
+4,305.5M against the lower bound's 3,882.0M).
 
-Speed-up, `-M 5 -N 3 --evaluation 300 --speedup --dask` (6 solves, so at most 2x on 2
-workers), measured 2026-12-02 11:57 with nothing else running: process pool of 2 40.1 s
+Speed-up, `-M 5 -N 3 --candidate-sample 3 --evaluation 300 --speedup --dask` (6 solves, so
+at most 2x on 2 workers), measured 2026-12-02 11:57 (before free disposal) with nothing else
+running: process pool of 2 40.1 s
 (solves 36.0 s, 10.7 s per replication in its worker), 1 worker 70.4 s (65.6 s, 10.7 s):
 x1.76 wall, x1.82 solves. Dask LocalCluster of 2 (run with `--dask` after the fix of its own
 local cluster): 43.6 s (38.9 s, 11.5 s per replication), x1.09 the pool's 39.8 s in the same
@@ -119,7 +122,8 @@ def main() -> None:
     parser.add_argument("--instance", type=Path, default=INSTANCE)
     parser.add_argument("-M", type=int, default=6, help="replications")
     parser.add_argument("-N", type=int, default=10, help="scenarios per replication")
-    parser.add_argument("--candidate-sample", type=int, default=None)
+    parser.add_argument("--candidate-sample", type=int, default=20,
+                        help="scenarios of the candidate's sample (kept from the pool)")
     parser.add_argument("--candidate-pool", type=int, default=400,
                         help="draws reduced to the candidate's sample by forward selection")
     parser.add_argument("--evaluation", type=int, default=1000)
