@@ -13,15 +13,19 @@ For the sizes named in --compare the extensive form is solved too (same
 mip gap) and the objectives are compared, with the extensive form's certified gap. Each run
 is a fresh subprocess. No assertion.
 
-Measured 2026-12-02 11:33, a quiet 2-core machine (nothing else running), `--sizes 100
---time-limit 600 --compare 100`: the decomposition stopped at its limit after 92 iterations
-(phase 1: 45 LP-master iterations, 78.5 s; master 532.5 s in all, scenario LPs 66.2 s on 2
+Measured on a quiet 2-core machine (nothing else running), `--sizes 100 --time-limit 600
+--compare 100`. On the final model (2026-12-02 13:08, with free disposal of intermediates,
+formulation.md facility_output): the decomposition stopped at 556.3 s, when its master MIP
+reported its time limit 44 s before the run's (not explained yet), after 80 iterations
+(phase 1: 56 LP-master iterations, 104.6 s; master 496.7 s in all, scenario LPs 58.3 s on 2
 workers; master 17,326 rows x 20,575 columns, 2 representatives, 16 cost variables) with the
-best plan at 3,879,584,911.84 USD and a certified gap of 0.021 % (the figure to beat was
-0.078 %, measured earlier on a loaded machine). The extensive form with the same 600 s on its
-MIP: 650.7 s in all (build and read-back around the MIP; no shadow prices, the MIP used the
-time), a feasible plan at 3,879,676,334.64 (2.4e-5 dearer) and a certified gap of 0.145 %.
-Peak memory 5,272 MiB (the extensive form's).
+best plan at 3,880,680,421.96 USD and a certified gap of 0.086 %; the extensive form with
+the same 600 s on its MIP: 652.1 s in all (build and read-back around it), a plan at
+3,879,783,160.20 (2.3e-4 cheaper) and a certified gap of 0.072 %. The figure to beat was
+0.078 %. Before free disposal (11:33, same code otherwise): decomposition 0.021 % (92
+iterations, master 532.5 s), extensive form 0.145 % (650.7 s): which method wins at 600 s
+moves with the model, as branch and bound does. Peak memory about 5,260 MiB (the extensive
+form's).
 """
 
 from __future__ import annotations

@@ -154,7 +154,8 @@ def _decision(r: Results, plan: pd.DataFrame, value: dict | None) -> str:
     terms = r.cost_terms()
     buyer = sum(v for k, v in terms.items() if k != "risk_cvar")
     text = (f"Sign <b>{len(offers)}</b> contract(s): {', '.join(offers) or 'none'}"
-            f" (tonnes over {years[0]}-{years[-1]}{', expected' if n_sc > 1 else ''}). "
+            f" (tonnes delivered over {years[0]}-{years[-1]}"
+            f"{', expected' if n_sc > 1 else ''}). "
             if years else "Sign no contract. ")
     text += (f"The buyers' cost is <b>{_money(buyer, cur)}</b> (discounted"
              f"{', expected over ' + str(n_sc) + ' scenarios' if n_sc > 1 else ''}")
