@@ -40,12 +40,12 @@ load, paired interval 10.5 %, independent 12.1 % (the 5-scenario plan is poor ou
 
 Speed-up, `-M 5 -N 3 --candidate-sample 3 --evaluation 300 --speedup --dask` (6 solves, so
 at most 2x on 2 workers), measured 2026-12-02 11:57 (before free disposal) with nothing else
-running: process pool of 2 40.1 s
-(solves 36.0 s, 10.7 s per replication in its worker), 1 worker 70.4 s (65.6 s, 10.7 s):
-x1.76 wall, x1.82 solves. Dask LocalCluster of 2 (run with `--dask` after the fix of its own
-local cluster): 43.6 s (38.9 s, 11.5 s per replication), x1.09 the pool's 39.8 s in the same
-run (a LocalCluster's start and its task round trips). Same bounds in every run. Earlier,
-under a load average of 1.4-2.6: pool 68.5 s, 1 worker 112.3 s, Dask 132.5 s.
+running: process pool of 2 40.1 s (solves 36.0 s, 10.7 s per replication in its worker), 1
+worker 70.4 s (65.6 s, 10.7 s): x1.76 wall, x1.82 solves. Dask LocalCluster of 2 (run with
+`--dask` after the fix of its own local cluster): 43.6 s (38.9 s, 11.5 s per replication),
+x1.09 the pool's 39.8 s in the same run (a LocalCluster's start and its task round trips).
+Same bounds in every run. Earlier, under a load average of 1.4-2.6: pool 68.5 s, 1 worker
+112.3 s, Dask 132.5 s.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from offtake.analysis.store import StoreError, SweepStore
+from offtake.results.folder import written_by
 from offtake.results.tables import Results
 
 TOL = 1e-6
@@ -67,14 +68,11 @@ def check_currencies(items: list[Item]) -> None:
 def item_from_run(folder: str | Path, label: str | None = None) -> Item:
     """A folder written by `offtake solve` (summary.json, costs.csv, plan.json)."""
     folder = Path(folder)
-    if not (folder / "summary.json").exists():
-        raise StoreError(f"{folder} is not an output folder of offtake solve (no "
+    command = written_by(folder)
+    if command is None:
+        raise StoreError(f"{folder} is not an output folder of offtake solve (no readable "
                          "summary.json)")
-    try:
-        command = json.loads((folder / "summary.json").read_text()).get("command")
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
-        raise StoreError(f"{folder}/summary.json cannot be read: {exc}") from exc
-    if command is not None:
+    if command != "solve":
         raise StoreError(f"{folder} was written by offtake {command}, not offtake solve: "
                          "compare puts solved runs and store points side by side")
     res = Results.read(folder)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 
+from offtake.results.folder import TEMP_PREFIX, write_atomically, write_text
 from offtake.results.tables import plan_to_json, read_plan
 
 FORMAT = 1
@@ -80,7 +80,7 @@ class SweepStore:
         self.segments.mkdir(parents=True, exist_ok=True)
         self.plans.mkdir(parents=True, exist_ok=True)
         if not meta.exists():
-            _atomic_text(meta, json.dumps({"format": FORMAT}) + "\n")
+            write_text(meta, json.dumps({"format": FORMAT}) + "\n")
         elif json.loads(meta.read_text()).get("format") != FORMAT:
             raise StoreError(f"{meta}: store format {json.loads(meta.read_text())} is not "
                              f"{FORMAT}")
@@ -116,7 +116,7 @@ class SweepStore:
     def _clean(self) -> None:
         """Temporary files of a writer that was killed (only under the lock)."""
         for folder in (self.points, self.segments, self.plans, self.root):
-            for tmp in folder.glob(".tmp-*"):
+            for tmp in folder.glob(f"{TEMP_PREFIX}*"):
                 tmp.unlink(missing_ok=True)
 
     def write(self, record: dict[str, Any], plan: dict[str, dict] | None = None) -> None:
@@ -127,10 +127,10 @@ class SweepStore:
 
         key = record["key"]
         if plan:
-            _atomic_text(self.plans / f"{key}.json", json.dumps(plan_to_json(plan)) + "\n")
+            write_text(self.plans / f"{key}.json", json.dumps(plan_to_json(plan)) + "\n")
         table = pa.Table.from_pylist([record])
-        _atomic(self.points / f"{key}.parquet",
-                lambda path: pq.write_table(table, path, compression="zstd"))
+        write_atomically(self.points / f"{key}.parquet",
+                         lambda path: pq.write_table(table, path, compression="zstd"))
         if len(self._point_files()) >= self.compact_at:
             self.compact()
 
@@ -145,19 +145,19 @@ class SweepStore:
         self.segments.mkdir(exist_ok=True)
         rows: list[int] = []
 
-        def merge(tmp: str) -> None:
-            target = tmp.replace("'", "''")
+        def merge(tmp: Path) -> None:
+            target = str(tmp).replace("'", "''")
             counted = self._run(f"COPY ({_LATEST}) TO '{target}' (FORMAT parquet, "
                                 "COMPRESSION zstd)", [*old, *points], frame=False)
             rows.append(int(counted))
 
-        _atomic(self.segments / f"{uuid.uuid4().hex}.parquet", merge)
+        write_atomically(self.segments / f"{uuid.uuid4().hex}.parquet", merge)
         for path in [*points, *old]:
             path.unlink(missing_ok=True)
         return rows[0]
 
     def save_spec(self, text: str) -> None:
-        _atomic_text(self.root / "spec.yaml", text)
+        write_text(self.root / "spec.yaml", text)
 
     # --- reading ---------------------------------------------------------------------------
     def spec_text(self) -> str | None:
@@ -256,17 +256,3 @@ _LATEST = ("SELECT * FROM records QUALIFY row_number() OVER "
 """The newest record of each key (a key is in two files after a merge that was cut short)."""
 
 
-def _atomic(path: Path, write: Any) -> None:
-    """`write(temporary path)`, then rename it to `path` (same folder, so same file system)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -31,6 +31,7 @@ from offtake.domain.findings import InvalidInstance
 from offtake.solvers.options import DEFAULT_MIP_GAP
 
 if TYPE_CHECKING:
+    from offtake.analysis.saa import SaaResult
     from offtake.runtime import Executor
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -618,10 +619,12 @@ def saa(
     )
     from offtake.report.console import saa_table
     from offtake.report.tables import saa_replications_frame
+    from offtake.results.folder import written_by
     from offtake.results.tables import write_plan
     _solver_or_exit()
-    if (out / "summary.json").exists() and not (out / "saa.json").exists():
-        console.print(f"[red]{out} holds the output of offtake solve; choose another --out "
+    held = written_by(out)
+    if held not in (None, "saa"):
+        console.print(f"[red]{out} holds the output of offtake {held}; choose another --out "
                       "(the SAA files would sit beside an unrelated plan)[/]")
         raise typer.Exit(EXIT["invalid"])
     kind, workers, scheduler = _executor_options(executor, workers, scheduler, 2)
@@ -664,7 +667,7 @@ def saa(
     raise typer.Exit(0 if summary["status"] == "ok" else EXIT["no_solution"])
 
 
-def _say_where_the_candidate_fails(res: Any, instance: Path, out: Path) -> None:
+def _say_where_the_candidate_fails(res: SaaResult, instance: Path, out: Path) -> None:
     """Why the upper bound or a replication's paired gap is missing: the scenarios where the
     candidate cannot be carried out (a hard rule, or a contract it cannot take), with the
     reason HiGHS gave, and how to find out more."""

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 
 from offtake.report import plots, tables
 from offtake.report.workbook import number_format
-from offtake.results.folder import value_of_run
+from offtake.results.folder import value_of_run, written_by
 from offtake.results.tables import Results
 
 if TYPE_CHECKING:
@@ -93,8 +93,6 @@ def _table(frame: pd.DataFrame, currency: str, limit: int | None = None) -> str:
                                                     frame.attrs.get("title", ""))
             if record and col == "value" and str(row["unit"]).startswith("of "):
                 fmt = "0.000%"  # a share of something: 'of upper bound'
-            elif not record and col == "relative":
-                fmt = "0.000%"
             if _is_year(col, v):
                 cells.append(f"<td class='num'>{int(v)}</td>")  # 2026, not 2,026
                 continue
@@ -196,7 +194,7 @@ def build_report(out_dir: str | Path) -> Report:
     """The report of the output folder of `offtake solve` (value.json of `offtake value`
     in the same folder is used when present), or of `offtake saa` (`build_saa_report`)."""
     out = Path(out_dir)
-    if _command(out) == "saa":
+    if written_by(out) == "saa":
         return build_saa_report(out)
     r = Results.read(out)
     cur = r.currency
@@ -300,15 +298,6 @@ def build_report(out_dir: str | Path) -> Report:
         parts.append("<h2>Stockpiles</h2>")
         parts.append(_table(stock, cur))
     return Report(_page(r, parts), figs)
-
-
-def _command(out: Path) -> str | None:
-    """The command that wrote the folder (summary.json's `command`; None for a solve's)."""
-    try:
-        summary = json.loads((out / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return summary.get("command") if isinstance(summary, dict) else None
 
 
 def build_saa_report(out_dir: str | Path) -> Report:

@@ -45,6 +45,8 @@ def number_format(column: str, currency: str, title: str = "") -> str | None:
     name = column.lower()
     if "share" in name:
         return "0.0%"
+    if name == "relative":  # a share of a reference (SAA rounds: gap over in-sample cost)
+        return "0.000%"
     if name == "hhi":
         return "0.000"
     if name in ("probability",):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,27 +85,37 @@ def is_complete(out_dir: str | Path) -> bool:
     return (Path(out_dir) / MARKER).exists()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def written_by(out_dir: str | Path) -> str | None:
+    """The command whose output the folder holds: summary.json's `command` ('saa', ...),
+    'solve' for a solve's summary (it has none), None without a readable summary.json."""
+    try:
+        summary = json.loads((Path(out_dir) / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return str(summary.get("command") or "solve") if isinstance(summary, dict) else None
 
 
-FILE_MODE = 0o666 & ~_umask()
-"""What a file opened the ordinary way gets (mkstemp's temporary files are 0600)."""
+TEMP_PREFIX = ".tmp-"
+"""How a temporary file of `write_atomically` starts (a killed writer's are found by it)."""
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(temporary path)` in the same folder, then rename it to `path`, so that `path` is
+    never half written. The temporary file is created as an ordinary file is (mode 0666 less
+    the umask; mkstemp's would be 0600 and stay so after the rename)."""
+    tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(8)}"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_text(path: Path, text: str) -> None:
-    """Replace `path` whole with `text` (with the mode an ordinary new file gets)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace `path` whole with `text`."""
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_frame(path: Path, frame: pd.DataFrame) -> None:
